@@ -1,0 +1,145 @@
+"""The ``lancer`` command line. Bad input ends here as one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from agent.config import RunConfig, load_config
+from agent.errors import LancerError
+from agent.secrets import redact
+from agent.tasks import Task, load_task
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends the run like Ctrl-C
+    try:
+        return int(args.handler(args))
+    except LancerError as e:
+        console.print(f"lancer: error: {redact(str(e))}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("lancer: interrupted")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lancer", description="Run a model on a freelance software task and grade the result.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run an agent on a task, then grade its patch")
+    run.add_argument("task", help="a task folder (task.yaml, repo/, tests/) or a SWE-Lancer task id")
+    run.add_argument("--model", required=True, help="provider:model, e.g. openai:gpt-4o or scripted:turns.yaml")
+    _common(run)
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<task>-<time>)")
+    run.add_argument("--max-steps", type=int, help="stop after this many model calls")
+    run.add_argument("--cost-limit", type=float, help="stop before spending more than this many USD")
+    run.add_argument("--time-limit", type=float, help="stop after this many seconds")
+    run.set_defaults(handler=_run)
+
+    grade = commands.add_parser("grade", help="grade a patch against a task's hidden tests")
+    grade.add_argument("task", help="a task folder or a SWE-Lancer task id")
+    grade.add_argument("patch", type=Path, help="a patch.diff (git diff against the task's repo)")
+    _common(grade)
+    grade.add_argument("--proposal", type=int, help="manager tasks: the chosen proposal id")
+    grade.set_defaults(handler=_grade)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sandbox", choices=["local", "docker"], help="where the task runs (default: local)")
+    parser.add_argument("--config", type=Path, help="YAML run configuration (see README)")
+    parser.add_argument("--dataset", type=Path, help="SWE-Lancer tasks CSV, when TASK is a task id")
+
+
+def _load(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Task, RunConfig]:
+    config = load_config(args.config, {"sandbox.kind": args.sandbox, **overrides})
+    task = load_task_arg(args.task, args.dataset)
+    return task, config
+
+
+def load_task_arg(task_arg: str, dataset: Path | None) -> Task:
+    path = Path(task_arg)
+    if path.exists() or dataset is None:
+        return load_task(path)
+    from agent.swelancer import load_swelancer_task
+
+    return load_swelancer_task(task_arg, dataset)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agent.models import create_model
+    from agent.runner import run_task
+
+    task, config = _load(args, {
+        "limits.max_steps": args.max_steps,
+        "limits.cost_limit_usd": args.cost_limit,
+        "limits.time_limit_s": args.time_limit,
+    })
+    model = create_model(args.model, config.model)
+    out = args.out or Path("runs") / f"{task.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    console.print(f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) with {model.name} in a {config.sandbox.kind} sandbox")
+    result = run_task(task, model, config, out, _print_step)
+    _print_summary(result, out)
+    return 0 if result["exit_status"] != "error" else 1
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from grader import grade
+
+    task, config = _load(args, {})
+    if not args.patch.is_file():
+        raise LancerError(f"patch file {args.patch} does not exist")
+    answer = {"proposal_id": args.proposal} if args.proposal is not None else None
+    verdict = grade(task, args.patch.read_bytes(), config, answer)
+    earned = task.price if verdict.resolved else 0.0
+    print(json.dumps({"task_id": task.id, "resolved": verdict.resolved, "earned": earned, "grade": verdict.to_dict()}, indent=2))
+    return 0
+
+
+def _print_step(record: dict[str, Any]) -> None:
+    calls = record["tool_calls"] or [{"name": "(no tool call)", "arguments": {}}]
+    for call in calls:
+        console.print(f"  step {record['step']:>3}  {call['name']:<8} {_short(call.get('arguments'))}  [dim]{record['duration_s']:.1f}s[/]", markup=True)
+
+
+def _short(arguments: dict[str, Any] | None) -> str:
+    if not arguments:
+        return ""
+    value = next(iter(arguments.values()))
+    text = " ".join(str(value).split())
+    return (text[:60] + "…") if len(text) > 60 else text
+
+
+def _print_summary(result: dict[str, Any], out: Path) -> None:
+    verdict = "[green]RESOLVED[/]" if result["resolved"] else "[red]NOT RESOLVED[/]"
+    cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.4f}"
+    console.print(
+        f"{verdict}  earned ${result['earned']:,.2f} of ${result['price']:,.2f}  "
+        f"exit: {result['exit_status']}  steps: {result['steps']}  cost: {cost}  "
+        f"tokens: {result['input_tokens']} in / {result['output_tokens']} out"
+    )
+    if result["grade"]:
+        console.print(f"grade: {result['grade']['status']} ({result['grade']['detail']})", markup=False)
+    if result["detail"] and result["exit_status"] != "submitted":
+        console.print(f"why the run ended: {result['detail']}", markup=False)
+    console.print(f"run directory: {out}", markup=False)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""``replay:TRAJECTORY``: plays back the model turns of a recorded trajectory.jsonl.
+
+The tools run for real against a fresh sandbox, so a replay shows whether a recorded
+run reproduces; the model costs nothing the second time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.config import ModelConfig
+from agent.errors import ConfigError
+from agent.models.scripted import ScriptedCall, ScriptedModel, ScriptedTurn
+from agent.trajectory import read_trajectory
+
+
+class ReplayModel(ScriptedModel):
+    def __init__(self, model_name: str, config: ModelConfig | None = None) -> None:
+        path = Path(model_name)
+        if not path.is_file():
+            raise ConfigError(f"trajectory {path} does not exist (replay takes a run's trajectory.jsonl)")
+        steps = [r for r in read_trajectory(path) if r.get("type") == "step"]
+        if not steps:
+            raise ConfigError(f"{path} has no recorded steps to replay")
+        turns = [
+            ScriptedTurn(
+                content=step.get("content", ""),
+                tool_calls=[ScriptedCall(name=c["name"], arguments=c.get("arguments") or {}) for c in step.get("tool_calls", [])],
+            )
+            for step in steps
+        ]
+        super().__init__(model_name, config, turns)
+        self.name = f"replay:{model_name}"

@@ -1,0 +1,69 @@
+"""``scripted:FILE``: a model that plays turns from a YAML file (DESIGN.md's format).
+
+Used for examples, tests and reproducing a run exactly; ``replay`` builds on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from agent.config import ModelConfig, StrictModel, describe_validation_error
+from agent.errors import ConfigError, ModelError
+from agent.models.base import Message, ModelResponse, ToolCall, ToolSpec, Usage
+
+
+class ScriptedCall(StrictModel):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScriptedUsage(StrictModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class ScriptedTurn(StrictModel):
+    content: str = ""
+    tool_calls: list[ScriptedCall] = Field(default_factory=list)
+    # Lets a script exercise token and cost accounting and the cost limit.
+    usage: ScriptedUsage = Field(default_factory=ScriptedUsage)
+
+
+class ScriptedScript(StrictModel):
+    turns: list[ScriptedTurn]
+
+
+def load_turns(path: Path) -> list[ScriptedTurn]:
+    """Read a turns file; raises ConfigError naming the file and the bad field."""
+    if not path.is_file():
+        raise ConfigError(f"scripted model file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+        return ScriptedScript.model_validate(data).turns
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {describe_validation_error(e)}") from None
+
+
+class ScriptedModel:
+    supports_images = False
+
+    def __init__(self, model_name: str, config: ModelConfig | None = None, turns: list[ScriptedTurn] | None = None) -> None:
+        self.name = f"scripted:{model_name}"
+        self._turns = turns if turns is not None else load_turns(Path(model_name))
+        self._next = 0
+
+    def query(self, messages: list[Message], tools: list[ToolSpec]) -> ModelResponse:
+        if self._next >= len(self._turns):
+            raise ModelError(f"{self.name} has no turn left after {len(self._turns)} turns")
+        turn = self._turns[self._next]
+        self._next += 1
+        calls = [ToolCall(f"call_{self._next}_{i}", c.name, c.arguments) for i, c in enumerate(turn.tool_calls)]
+        usage = Usage(turn.usage.input_tokens, turn.usage.output_tokens, cost_usd=turn.usage.cost_usd)
+        return ModelResponse(turn.content, calls, usage)

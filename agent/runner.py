@@ -1,0 +1,114 @@
+"""One run: sandbox -> agent loop -> patch -> grade -> result.json.
+
+Whatever happens (a limit, a model error, Ctrl-C, a crash), the run directory ends up
+with trajectory.jsonl, patch.diff and result.json, and the sandbox is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.config import RunConfig
+from agent.loop import Agent, Outcome
+from agent.models.base import Message, Model
+from agent.secrets import redact
+from agent.tasks import Task
+from agent.trajectory import TrajectoryWriter
+from grader import Grade, grade
+from prompts import render
+from sandbox import Sandbox, create_sandbox, run_setup
+from sandbox.git import diff
+from tools import Toolbox, build_toolbox
+
+
+
+def run_task(
+    task: Task,
+    model: Model,
+    config: RunConfig,
+    out_dir: Path,
+    on_step: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> dict[str, Any]:
+    """Run ``model`` on ``task``; writes and returns result.json's content."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
+    trajectory = TrajectoryWriter(out_dir / "trajectory.jsonl", {
+        "lancer_version": __version__,
+        "task": task.public_summary(),
+        "model": model.name,
+        "config": config.model_dump(mode="json"),
+        "started_at": started_at,
+    })
+    outcome, patch = Outcome("error"), b""
+    sandbox: Sandbox | None = None
+    toolbox: Toolbox | None = None
+    try:
+        sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True))
+        run_setup(sandbox, task.setup)
+        toolbox = build_toolbox(task, sandbox, config)
+        outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(first_messages(task, sandbox, toolbox))
+        patch = diff(sandbox)
+    except KeyboardInterrupt:
+        outcome.exit_status, outcome.detail = "interrupted", "interrupted by the user"
+    except Exception as e:  # the run ends, but its outputs are still written below
+        outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
+    finally:
+        if toolbox is not None:
+            toolbox.close()
+        if sandbox is not None:
+            sandbox.close()
+    (out_dir / "patch.diff").write_bytes(patch)
+
+    verdict: Grade | None = None
+    if outcome.exit_status not in ("interrupted", "error"):
+        try:
+            verdict = grade(task, patch, config, outcome.answer)
+        except KeyboardInterrupt:
+            outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
+    result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
+    trajectory.final({k: result[k] for k in ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")})
+    trajectory.close()
+    (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
+    return result
+
+
+def first_messages(task: Task, sandbox: Sandbox, toolbox: Toolbox) -> list[Message]:
+    workdir = sandbox.workdir
+    system = render("system.j2", workdir=workdir, tools=toolbox.specs())
+    user = render(f"{task.variant}.j2", task=task, workdir=workdir)
+    return [Message("system", system), Message("user", user)]
+
+
+def build_result(
+    task: Task, model: Model, config: RunConfig, outcome: Outcome, verdict: Grade | None, seconds: float, started_at: str
+) -> dict[str, Any]:
+    resolved = verdict.resolved if verdict else False
+    usage = outcome.usage
+    return {
+        "task_id": task.id,
+        "variant": task.variant,
+        "price": task.price,
+        "resolved": resolved,
+        "earned": task.price if resolved else 0.0,
+        "exit_status": outcome.exit_status,
+        "detail": outcome.detail,
+        "steps": outcome.steps,
+        "cost_usd": None if usage.cost_usd is None else round(usage.cost_usd, 6),
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "model": model.name,
+        "sandbox": config.sandbox.kind,
+        "answer": outcome.answer,
+        "grade": verdict.to_dict() if verdict else None,
+        "duration_s": round(seconds, 2),
+        "started_at": started_at,
+        "lancer_version": __version__,
+    }

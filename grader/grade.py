@@ -1,0 +1,87 @@
+"""Grading per DESIGN.md: test exit 0 passed, 1 failed, anything else an error (a harness
+fault told apart from a wrong fix); up to N runs, any pass counts. A manager task is
+resolved when the chosen proposal is the correct one.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent.config import RunConfig
+from agent.tasks import Task
+from sandbox import create_sandbox, run_setup
+from sandbox.git import PatchError, apply_patch
+
+Status = Literal["passed", "failed", "error"]
+_TAIL_CHARS = 4000
+
+
+@dataclass
+class Grade:
+    status: Status
+    resolved: bool
+    attempts: int = 0
+    detail: str = ""
+    output_tail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "detail": self.detail,
+            "output_tail": self.output_tail,
+        }
+
+
+def grade(task: Task, patch: bytes, config: RunConfig, answer: dict[str, Any] | None = None) -> Grade:
+    if task.variant == "swe_manager":
+        return _grade_manager(task, answer)
+    return _grade_ic(task, patch, config)
+
+
+def _grade_manager(task: Task, answer: dict[str, Any] | None) -> Grade:
+    chosen = (answer or {}).get("proposal_id")
+    if chosen is None:
+        return Grade("failed", False, detail="no proposal was chosen")
+    resolved = chosen == task.correct_proposal
+    return Grade("passed" if resolved else "failed", resolved, detail=f"chose proposal {chosen}")
+
+
+def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
+    if task.tests_dir is None:
+        return Grade("error", False, detail=f"task {task.id} has no tests/ folder to grade with")
+    sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False))
+    try:
+        run_setup(sandbox, task.setup)
+        try:
+            apply_patch(sandbox, patch)
+        except PatchError as e:
+            return Grade("failed", False, detail=f"the patch does not apply: {e}")
+        # Only now, after the patch, do the hidden tests enter the working tree.
+        sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
+        command = task.test_command or default_test_command(task)
+        last = Grade("error", False)
+        for attempt in range(1, config.grader.attempts + 1):
+            result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s)
+            tail = result.text[-_TAIL_CHARS:]
+            if result.timed_out:
+                last = Grade("error", False, attempt, f"the tests timed out after {config.grader.timeout_s:g} s", tail)
+            elif result.exit_code == 0:
+                return Grade("passed", True, attempt, "the hidden tests passed", tail)
+            elif result.exit_code == 1:
+                last = Grade("failed", False, attempt, "the hidden tests failed", tail)
+            else:
+                last = Grade("error", False, attempt, f"the test command exited {result.exit_code}", tail)
+        return last
+    finally:
+        sandbox.close()
+
+
+def default_test_command(task: Task) -> str:
+    """pytest on the hidden test files alone (not on tests the repo itself carries)."""
+    assert task.tests_dir is not None
+    files = sorted(p.relative_to(task.tests_dir).as_posix() for p in task.tests_dir.rglob("test_*.py"))
+    targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"
+    return f"python3 -m pytest -q -p no:cacheprovider {targets}"

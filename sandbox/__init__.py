@@ -1,0 +1,31 @@
+"""Sandboxes: where a task's code lives and the agent's commands run."""
+
+from sandbox.base import ExecResult, Sandbox, SandboxSpec, ShellProcess
+
+__all__ = ["ExecResult", "Sandbox", "SandboxSpec", "ShellProcess", "create_sandbox", "run_setup"]
+
+
+def create_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
+    """Build a sandbox of the named backend; raises agent.errors.SandboxError if it cannot."""
+    if kind == "local":
+        from sandbox.local import LocalSandbox
+
+        return LocalSandbox(spec)
+    if kind == "docker":
+        from sandbox.docker import DockerSandbox  # type: ignore[import-not-found,unused-ignore]
+
+        return DockerSandbox(spec)  # type: ignore[no-any-return,unused-ignore]
+    from agent.errors import ConfigError
+
+    raise ConfigError(f"unknown sandbox {kind!r}: use --sandbox local or --sandbox docker")
+
+
+def run_setup(sandbox: Sandbox, commands: list[str], timeout: float = 1800) -> None:
+    """Run a task's setup commands in order; raises SandboxError naming the one that failed."""
+    from agent.errors import SandboxError
+
+    for command in commands:
+        result = sandbox.exec(["bash", "-c", command], timeout=timeout)
+        if result.exit_code != 0:
+            why = "timed out" if result.timed_out else f"exited {result.exit_code}"
+            raise SandboxError(f"task setup command {command!r} {why}: {result.text.strip()[-300:]}")

@@ -1,0 +1,101 @@
+"""The Sandbox protocol: where the agent's commands run and its files live.
+
+Backends (``local``, ``docker``) implement a few primitives; everything built on them
+(the git baseline and diff, the persistent shell, the editor) is written once, against
+this protocol, in ``sandbox.git`` and ``tools``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+
+    @property
+    def text(self) -> str:
+        """stdout then stderr, decoded for people and models."""
+        return (self.stdout + self.stderr).decode("utf-8", errors="replace")
+
+
+@dataclass
+class SandboxSpec:
+    """What a backend needs to build a sandbox; filled from a task and the run config."""
+
+    # The task's code, copied in as the working tree (None: it is already in the image).
+    repo_dir: Path | None
+    # Host paths the agent must never see (the task's hidden tests).
+    hidden_paths: list[Path] = field(default_factory=list)
+    # Environment variables for every command run in the sandbox.
+    env: dict[str, str] = field(default_factory=dict)
+    # Docker: the image to run, or a Dockerfile to build it from.
+    image: str | None = None
+    dockerfile: Path | None = None
+    # Where the working tree lives inside the sandbox (docker; local picks a temp dir).
+    workdir: str = "/repo"
+    network: bool = False
+    label: str = ""  # for people reading `docker ps`: the task id
+
+
+@runtime_checkable
+class ShellProcess(Protocol):
+    """A long-lived ``bash`` in the sandbox, stdout and stderr merged, driven by its stdin."""
+
+    def send(self, data: bytes) -> None:
+        """Write to the shell's stdin. Raises BrokenPipeError if the shell has exited."""
+
+    def recv(self, timeout: float) -> bytes | None:
+        """Output that arrived within ``timeout`` seconds: b"" if none, None once the shell exited."""
+
+    def close(self) -> None:
+        """Kill the shell (and its session); idempotent."""
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """An isolated working tree plus a way to run commands in it.
+
+    ``workdir`` is the repo root as seen inside the sandbox. Paths given to the file
+    methods are absolute paths inside the sandbox. Every method raises
+    ``agent.errors.SandboxError`` when the sandbox itself fails (gone, engine down);
+    a command that fails or times out is not an error, it is an ``ExecResult``.
+    """
+
+    workdir: str
+
+    def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        """Run one command to completion (killed with its process group at ``timeout``)."""
+
+    def open_shell(self) -> ShellProcess:
+        """Start ``bash`` in ``workdir`` with the sandbox environment."""
+
+    def read_file(self, path: str) -> bytes:
+        """Raises FileNotFoundError or IsADirectoryError as Python's open() does."""
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Create or replace a file, creating missing parent directories."""
+
+    def copy_in(self, host_path: Path, dest: str) -> None:
+        """Copy a host file or directory tree to ``dest`` inside the sandbox."""
+
+    def copy_out(self, src: str, host_path: Path) -> None:
+        """Copy a file or directory tree from the sandbox to the host."""
+
+    def close(self) -> None:
+        """Stop every process and remove everything the sandbox made; idempotent."""

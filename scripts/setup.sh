@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up everything lancer and its tests need on a fresh Debian machine (run as root, or
+# with sudo available). Idempotent: what is already there is kept.
+#   - Python deps in .venv (lancer installed editable, with the dev tools)
+#   - Debian packages: git, Chromium (for the browser tools), Docker engine, debootstrap
+#   - a running Docker engine and the base image lancer's docker sandbox uses by default
+# Set LANCER_SETUP_SKIP_DOCKER=1 to skip the Docker engine and image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# --- Debian packages -------------------------------------------------------------------
+need=()
+command -v git >/dev/null || need+=(git)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ "${LANCER_SETUP_SKIP_DOCKER:-0}" != 1 ]; then
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- Python ------------------------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.lancer-installed ]; then
+  log "installing lancer and its Python dependencies into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[dev]'
+  touch .venv/.lancer-installed
+fi
+
+# --- Docker ------------------------------------------------------------------------------
+if [ "${LANCER_SETUP_SKIP_DOCKER:-0}" != 1 ]; then
+  bash scripts/docker-up.sh
+fi
+log "ready: .venv/bin/lancer --help"
