@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from agent.config import RunConfig, load_config
 from agent.errors import LancerError
@@ -111,14 +112,16 @@ def _grade(args: argparse.Namespace) -> int:
 def _print_step(record: dict[str, Any]) -> None:
     calls = record["tool_calls"] or [{"name": "(no tool call)", "arguments": {}}]
     for call in calls:
-        console.print(f"  step {record['step']:>3}  {call['name']:<8} {_short(call.get('arguments'))}  [dim]{record['duration_s']:.1f}s[/]", markup=True)
+        line = Text(f"  step {record['step']:>3}  {call['name']:<8} {_short(call.get('arguments'))}  ")
+        line.append(f"{record['duration_s']:.1f}s", style="dim")
+        console.print(line)
 
 
 def _short(arguments: dict[str, Any] | None) -> str:
     if not arguments:
         return ""
     value = next(iter(arguments.values()))
-    text = " ".join(str(value).split())
+    text = redact(" ".join(str(value).split()))  # before cutting, so no part of a key survives
     return (text[:60] + "…") if len(text) > 60 else text
 
 
