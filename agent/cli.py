@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lancer", description="Run a model on a freelance software task and grade the result.")
+    parser = argparse.ArgumentParser(
+        prog="lancer", description="Run a model on a freelance software task and grade the result."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run an agent on a task, then grade its patch")
@@ -83,14 +85,19 @@ def _run(args: argparse.Namespace) -> int:
     from agent.models import create_model
     from agent.runner import run_task
 
-    task, config = _load(args, {
-        "limits.max_steps": args.max_steps,
-        "limits.cost_limit_usd": args.cost_limit,
-        "limits.time_limit_s": args.time_limit,
-    })
+    task, config = _load(
+        args,
+        {
+            "limits.max_steps": args.max_steps,
+            "limits.cost_limit_usd": args.cost_limit,
+            "limits.time_limit_s": args.time_limit,
+        },
+    )
     model = create_model(args.model, config.model)
     out = args.out or Path("runs") / f"{task.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    console.print(f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) with {model.name} in a {config.sandbox.kind} sandbox")
+    console.print(
+        f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) with {model.name} in a {config.sandbox.kind} sandbox"
+    )
     result = run_task(task, model, config, out, _print_step)
     _print_summary(result, out)
     return 0 if result["exit_status"] != "error" else 1
@@ -105,7 +112,11 @@ def _grade(args: argparse.Namespace) -> int:
     answer = {"proposal_id": args.proposal} if args.proposal is not None else None
     verdict = grade(task, args.patch.read_bytes(), config, answer)
     earned = task.price if verdict.resolved else 0.0
-    print(json.dumps({"task_id": task.id, "resolved": verdict.resolved, "earned": earned, "grade": verdict.to_dict()}, indent=2))
+    print(
+        json.dumps(
+            {"task_id": task.id, "resolved": verdict.resolved, "earned": earned, "grade": verdict.to_dict()}, indent=2
+        )
+    )
     return 0
 
 

@@ -120,5 +120,9 @@ class Agent:
         spent = outcome.usage.cost_usd or 0.0
         estimate = getattr(self.model, "estimate_cost", None)
         upcoming = (estimate(self.messages, self.toolbox.specs()) or 0.0) if estimate else 0.0
-        if limits.cost_limit_usd is not None and (spent >= limits.cost_limit_usd or spent + upcoming > limits.cost_limit_usd):
-            raise RunEnded("cost_limit", f"spent ${spent:.4f}; the next call would pass the ${limits.cost_limit_usd:g} limit")
+        if limits.cost_limit_usd is not None and (
+            spent >= limits.cost_limit_usd or spent + upcoming > limits.cost_limit_usd
+        ):
+            raise RunEnded(
+                "cost_limit", f"spent ${spent:.4f}; the next call would pass the ${limits.cost_limit_usd:g} limit"
+            )

@@ -27,7 +27,6 @@ from sandbox.git import diff
 from tools import Toolbox, build_toolbox
 
 
-
 def run_task(
     task: Task,
     model: Model,
@@ -38,13 +37,16 @@ def run_task(
     """Run ``model`` on ``task``; writes and returns result.json's content."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
-    trajectory = TrajectoryWriter(out_dir / "trajectory.jsonl", {
-        "lancer_version": __version__,
-        "task": task.public_summary(),
-        "model": model.name,
-        "config": config.model_dump(mode="json"),
-        "started_at": started_at,
-    })
+    trajectory = TrajectoryWriter(
+        out_dir / "trajectory.jsonl",
+        {
+            "lancer_version": __version__,
+            "task": task.public_summary(),
+            "model": model.name,
+            "config": config.model_dump(mode="json"),
+            "started_at": started_at,
+        },
+    )
     outcome, patch = Outcome("error"), b""
     sandbox: Sandbox | None = None
     toolbox: Toolbox | None = None
@@ -72,7 +74,21 @@ def run_task(
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
     result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
-    trajectory.final({k: result[k] for k in ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")})
+    trajectory.final(
+        {
+            k: result[k]
+            for k in (
+                "exit_status",
+                "detail",
+                "steps",
+                "cost_usd",
+                "input_tokens",
+                "output_tokens",
+                "resolved",
+                "earned",
+            )
+        }
+    )
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result
@@ -86,7 +102,13 @@ def first_messages(task: Task, sandbox: Sandbox, toolbox: Toolbox) -> list[Messa
 
 
 def build_result(
-    task: Task, model: Model, config: RunConfig, outcome: Outcome, verdict: Grade | None, seconds: float, started_at: str
+    task: Task,
+    model: Model,
+    config: RunConfig,
+    outcome: Outcome,
+    verdict: Grade | None,
+    seconds: float,
+    started_at: str,
 ) -> dict[str, Any]:
     resolved = verdict.resolved if verdict else False
     usage = outcome.usage

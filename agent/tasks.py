@@ -49,8 +49,10 @@ class Task(StrictModel):
     env: dict[str, str] = Field(default_factory=dict)
     network: bool = False
 
-    # Filled by the loader, not read from task.yaml.
+    # Filled by the loader, not read from task.yaml: the task folder, and what the agent must
+    # never see (the folder with its hidden tests and answers, or a dataset file).
     folder: Path | None = Field(None, exclude=True)
+    source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _manager_fields(self) -> Task:
@@ -73,7 +75,7 @@ class Task(StrictModel):
 
     def sandbox_spec(self, for_agent: bool) -> SandboxSpec:
         """The sandbox for this task; the agent's hides the task folder (answers, hidden tests)."""
-        hidden = [self.folder] if for_agent and self.folder is not None else []
+        hidden = [self.source] if for_agent and self.source is not None else []
         return SandboxSpec(
             repo_dir=self.repo_dir,
             hidden_paths=hidden,
@@ -94,7 +96,9 @@ def load_task(folder: Path) -> Task:
     folder = Path(folder)
     spec = folder / "task.yaml"
     if not folder.is_dir():
-        raise TaskError(f"task folder {folder} does not exist (give a folder holding task.yaml, or a SWE-Lancer task id)")
+        raise TaskError(
+            f"task folder {folder} does not exist (give a folder holding task.yaml, or a SWE-Lancer task id)"
+        )
     if not spec.is_file():
         raise TaskError(f"{folder} has no task.yaml (a task folder holds task.yaml, repo/ and tests/)")
     try:
@@ -107,7 +111,7 @@ def load_task(folder: Path) -> Task:
         task = Task.model_validate(data)
     except ValidationError as e:
         raise TaskError(f"{spec}: {describe_validation_error(e)}") from None
-    task.folder = folder.resolve()
+    task.folder = task.source = folder.resolve()
     if task.variant == "ic_swe" and task.repo_dir is None and task.image is None and task.dockerfile is None:
         raise TaskError(f"{folder} has no repo/ folder and task.yaml names no image or dockerfile")
     return task

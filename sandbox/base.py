@@ -43,6 +43,23 @@ class SandboxSpec:
     workdir: str = "/repo"
     network: bool = False
     label: str = ""  # for people reading `docker ps`: the task id
+    # Docker: limits, so a fork bomb or a memory hog harms only its own container.
+    memory: str = "4g"
+    cpus: float = 2.0
+    pids_limit: int = 1024
+    # Docker: who runs commands. "auto": a non-root user made in the container (root if
+    # the image cannot have one); "root"; or a user name or uid[:gid] the image has.
+    user: str = "auto"
+    # Docker, for images that bring their own setup (SWE-Lancer's): run the image's own
+    # entrypoint instead of lancer's idle init, with the network on until that setup has
+    # written ``ready_file``; then run ``prepare`` (as root), remove ``remove_paths`` (the
+    # agent's sandbox: e.g. tests baked into the image) and make a fresh git baseline.
+    image_command: bool = False
+    ready_file: str | None = None
+    ready_timeout_s: float = 3600
+    setup_network: bool = False
+    prepare: list[str] = field(default_factory=list)
+    remove_paths: list[str] = field(default_factory=list)
 
 
 @runtime_checkable

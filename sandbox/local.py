@@ -8,6 +8,7 @@ allowed, lancer says so once and runs without that cover: use ``--sandbox docker
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import shlex
@@ -47,8 +48,10 @@ class LocalShell:
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
-        assert self._proc.stdout is not None
-        while chunk := self._proc.stdout.read1(65536):
+        stdout = self._proc.stdout
+        assert isinstance(stdout, io.BufferedReader)
+        # read1 returns what is there now instead of waiting for a full buffer.
+        while chunk := stdout.read1(65536):
             self._chunks.put(chunk)
         self._chunks.put(None)
 
@@ -94,7 +97,9 @@ class LocalSandbox:
             self._env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
             # The Python lancer runs with comes first, so `python3 -m pytest` finds pytest.
             self._env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), self._env.get("PATH", os.defpath)])
-            self._env.update(HOME=str(self._root / "home"), TERM="dumb", PAGER="cat", GIT_PAGER="cat", PYTHONDONTWRITEBYTECODE="1")
+            self._env.update(
+                HOME=str(self._root / "home"), TERM="dumb", PAGER="cat", GIT_PAGER="cat", PYTHONDONTWRITEBYTECODE="1"
+            )
             self._env.update(spec.env)
             make_baseline(Path(self.workdir))
         except Exception:
@@ -171,7 +176,6 @@ def _copy(src: Path, dest: Path) -> None:
 def _kill_session(sid: int) -> None:
     """SIGKILL a process and every process in its session (what it started, however deep)."""
     subprocess.run(["sh", "-c", KILL_SESSION_SCRIPT, "kill-session", str(sid), "include-leader"], check=False)
-
 
 
 def _unshare_argv() -> list[str]:

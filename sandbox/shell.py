@@ -20,15 +20,17 @@ from agent.errors import SandboxError
 from sandbox.base import Sandbox, ShellProcess
 
 # Kills every process whose session id is $1 (and $1 itself only if $2 is given). Plain
-# POSIX sh reading /proc, so the same script serves every backend.
+# POSIX sh reading /proc, so the same script serves every backend. It forks nothing (only
+# builtins), so it still works when a fork bomb has used up the container's process limit,
+# and it repeats its pass while it finds processes, since a dying fork bomb still forks.
 KILL_SESSION_SCRIPT = r"""
 sid=$1; leader=${2:-}
-for pass in 1 2 3; do
+for pass in 1 2 3 4 5 6 7 8 9 10; do
   found=
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
     [ "$p" = "$sid" ] && [ -z "$leader" ] && continue
-    s=$(cat "$d/stat" 2>/dev/null) || continue
+    read -r s 2>/dev/null < "$d/stat" || continue
     s=${s##*) }
     set -- $s
     if [ "$4" = "$sid" ]; then kill -9 "$p" 2>/dev/null; found=1; fi
@@ -115,8 +117,8 @@ class PersistentShell:
         self._shell.send(
             f"__lancer_c=$(printf %s {encoded} | base64 -d); "
             "if printf '%s' \"$__lancer_c\" | bash -n 2>&1; "
-            "then eval \"$__lancer_c\" < /dev/null 2>&1; else (exit 2); fi; "
-            f"printf '\\n%s %s %s\\n' {marker.decode()} \"$?\" \"$PWD\"\n".encode()
+            'then eval "$__lancer_c" < /dev/null 2>&1; else (exit 2); fi; '
+            f'printf \'\\n%s %s %s\\n\' {marker.decode()} "$?" "$PWD"\n'.encode()
         )
         capture = _Capture()
         if self._read_until(capture, marker, time.monotonic() + timeout):

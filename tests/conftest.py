@@ -50,7 +50,9 @@ def sandbox(sandbox_kind: str, tmp_path: Path, hidden_file_name: str) -> Iterato
         sb.close()
 
 
-def run_lancer(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_lancer(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it, in a child process."""
     return subprocess.run(
         [sys.executable, "-m", "agent.cli", *args],

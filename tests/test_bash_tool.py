@@ -114,7 +114,9 @@ def test_the_hidden_tests_are_out_of_reach(sandbox: Sandbox, hidden_file_name: s
         tool.close()
 
 
-def test_api_keys_in_lancers_environment_do_not_reach_the_sandbox(sandbox_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_keys_in_lancers_environment_do_not_reach_the_sandbox(
+    sandbox_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-should-not-leak-123456")
     sandbox = create_sandbox(sandbox_kind, SandboxSpec(repo_dir=make_repo(tmp_path), label="pytest"))
     tool = bash(sandbox)

@@ -31,9 +31,9 @@ def test_view_numbers_lines_and_honours_ranges(editor: EditorTool) -> None:
 
 
 def test_view_bad_range_and_missing_file(editor: EditorTool) -> None:
-    with pytest.raises(ToolError, match="outside the file's 1..3 lines"):
+    with pytest.raises(ToolError, match=r"outside the file's 1\.\.3 lines"):
         edit(editor, command="view", path="hello.txt", view_range=[2, 9])
-    with pytest.raises(ToolError, match="nope.txt does not exist"):
+    with pytest.raises(ToolError, match=r"nope\.txt does not exist"):
         edit(editor, command="view", path="nope.txt")
 
 
@@ -82,7 +82,7 @@ def test_undo_edit_reverts_edits_one_at_a_time_and_creations(editor: EditorTool,
     assert read(sandbox, "hello.txt") == "hello\nthere\n"
     edit(editor, command="undo_edit", path="hello.txt")
     assert read(sandbox, "hello.txt") == "hello\nworld\n"
-    with pytest.raises(ToolError, match="no edit of hello.txt to undo"):
+    with pytest.raises(ToolError, match=r"no edit of hello\.txt to undo"):
         edit(editor, command="undo_edit", path="hello.txt")
     edit(editor, command="create", path="new.txt", file_text="x")
     assert "no longer exists" in edit(editor, command="undo_edit", path="new.txt")
@@ -92,7 +92,7 @@ def test_undo_edit_reverts_edits_one_at_a_time_and_creations(editor: EditorTool,
 
 @pytest.mark.parametrize("path", ["../outside.txt", "src/../../outside.txt", "/etc/passwd"])
 def test_paths_outside_the_repository_are_refused(editor: EditorTool, path: str) -> None:
-    with pytest.raises(ToolError, match="outside the repository|is absolute"):
+    with pytest.raises(ToolError, match=r"outside the repository|is absolute"):
         edit(editor, command="view", path=path)
 
 

@@ -54,7 +54,9 @@ def test_a_patch_that_does_not_apply_fails_with_the_reason(tmp_path: Path) -> No
 def test_a_broken_test_command_is_an_error_not_a_failure(tmp_path: Path) -> None:
     task = tmp_path / "task"
     shutil.copytree(IC_TASK, task)
-    (task / "task.yaml").write_text((task / "task.yaml").read_text() + "test_command: python3 -c 'import sys; sys.exit(4)'\n")
+    (task / "task.yaml").write_text(
+        (task / "task.yaml").read_text() + "test_command: python3 -c 'import sys; sys.exit(4)'\n"
+    )
     result = grade(task, GOOD_PATCH, tmp_path)
     assert result["resolved"] is False
     assert result["grade"]["status"] == "error"  # type: ignore[index]

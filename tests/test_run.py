@@ -24,8 +24,17 @@ from tests.conftest import EXAMPLES, ROOT, run_lancer
 IC_TASK = EXAMPLES / "invoice-discount"
 MANAGER_TASK = EXAMPLES / "manager-date-format"
 RESULT_FIELDS = {
-    "task_id", "variant", "price", "resolved", "earned", "exit_status", "steps",
-    "cost_usd", "input_tokens", "output_tokens", "grade",
+    "task_id",
+    "variant",
+    "price",
+    "resolved",
+    "earned",
+    "exit_status",
+    "steps",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "grade",
 }
 
 
@@ -42,14 +51,23 @@ def bash_turn(command: str, **extra: Any) -> dict[str, Any]:
 
 SUBMIT = {"tool_calls": [{"name": "submit", "arguments": {}}]}
 WRONG_FIX = {
-    "tool_calls": [{"name": "editor", "arguments": {
-        "command": "str_replace", "path": "invoice.py",
-        "old_str": "return round(taxed - discount, 2)", "new_str": "return round(taxed - discount * 1.1, 2)",
-    }}]
+    "tool_calls": [
+        {
+            "name": "editor",
+            "arguments": {
+                "command": "str_replace",
+                "path": "invoice.py",
+                "old_str": "return round(taxed - discount, 2)",
+                "new_str": "return round(taxed - discount * 1.1, 2)",
+            },
+        }
+    ]
 }
 
 
-def run(tmp_path: Path, turns: list[dict[str, Any]], task: Path = IC_TASK, **limits: Any) -> tuple[dict[str, Any], Path]:
+def run(
+    tmp_path: Path, turns: list[dict[str, Any]], task: Path = IC_TASK, **limits: Any
+) -> tuple[dict[str, Any], Path]:
     config = load_config(None, {f"limits.{k}": v for k, v in limits.items()})
     out = tmp_path / "run"
     result = run_task(load_task(task), create_model(f"scripted:{script(tmp_path, turns)}"), config, out)
@@ -63,8 +81,13 @@ def test_the_readme_example_resolves_and_prints_the_dollars(tmp_path: Path) -> N
     assert "RESOLVED" in proc.stderr and "earned $250.00 of $250.00" in proc.stderr
     assert "Traceback" not in proc.stderr
     result = json.loads((out / "result.json").read_text())
-    assert RESULT_FIELDS <= result.keys()
-    assert (result["resolved"], result["earned"], result["exit_status"], result["steps"]) == (True, 250.0, "submitted", 5)
+    assert result.keys() >= RESULT_FIELDS
+    assert (result["resolved"], result["earned"], result["exit_status"], result["steps"]) == (
+        True,
+        250.0,
+        "submitted",
+        5,
+    )
     patch = (out / "patch.diff").read_text()
     assert "+    discounted = max(subtotal(items) - discount, 0.0)" in patch
     assert "__pycache__" not in patch
@@ -95,8 +118,14 @@ def test_manager_task_right_and_wrong_choice(tmp_path: Path) -> None:
 
 
 def test_manager_prompt_lists_the_proposals_but_never_the_answer(tmp_path: Path) -> None:
-    result, out = run(tmp_path, [{"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 7}}]},
-                                 {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 1}}]}], task=MANAGER_TASK)
+    result, out = run(
+        tmp_path,
+        [
+            {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 7}}]},
+            {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 1}}]},
+        ],
+        task=MANAGER_TASK,
+    )
     text = (out / "trajectory.jsonl").read_text()
     assert "correct_proposal" not in text
     records = read_trajectory(out / "trajectory.jsonl")
@@ -124,7 +153,7 @@ def test_time_limit(tmp_path: Path) -> None:
 
 
 def test_malformed_calls_go_back_to_the_model_then_end_the_run(tmp_path: Path) -> None:
-    turns = [
+    turns: list[dict[str, Any]] = [
         {"tool_calls": [{"name": "grep", "arguments": {"pattern": "x"}}]},
         {"tool_calls": [{"name": "bash", "arguments": {"cmd": "ls"}}]},
         {"content": "I think it is fixed."},
@@ -144,7 +173,7 @@ def test_a_good_call_resets_the_format_error_count(tmp_path: Path) -> None:
 
 
 def test_model_error_when_the_model_fails(tmp_path: Path) -> None:
-    result, out = run(tmp_path, [bash_turn("echo one")])
+    result, _ = run(tmp_path, [bash_turn("echo one")])
     assert result["exit_status"] == "model_error"
     assert "no turn left" in result["detail"]
     assert result["grade"]["status"] == "failed"  # an empty patch is still graded
@@ -152,7 +181,12 @@ def test_model_error_when_the_model_fails(tmp_path: Path) -> None:
 
 def test_replay_reproduces_a_recorded_run(tmp_path: Path) -> None:
     first = tmp_path / "first"
-    assert run_lancer("run", str(IC_TASK), "--model", f"scripted:{IC_TASK / 'solution.yaml'}", "--out", str(first)).returncode == 0
+    assert (
+        run_lancer(
+            "run", str(IC_TASK), "--model", f"scripted:{IC_TASK / 'solution.yaml'}", "--out", str(first)
+        ).returncode
+        == 0
+    )
     second = tmp_path / "second"
     proc = run_lancer("run", str(IC_TASK), "--model", f"replay:{first / 'trajectory.jsonl'}", "--out", str(second))
     assert proc.returncode == 0, proc.stderr
@@ -164,8 +198,15 @@ def test_secrets_never_reach_the_run_files(tmp_path: Path) -> None:
     key = "sk-live-abcdefghijklmnopqrstuvwxyz123456"
     turns = [{"content": f"my key is {key}", **bash_turn(f"echo {key}")}, SUBMIT]
     out = tmp_path / "run"
-    proc = run_lancer("run", str(IC_TASK), "--model", f"scripted:{script(tmp_path, turns)}", "--out", str(out),
-                      env={"OPENAI_API_KEY": key})
+    proc = run_lancer(
+        "run",
+        str(IC_TASK),
+        "--model",
+        f"scripted:{script(tmp_path, turns)}",
+        "--out",
+        str(out),
+        env={"OPENAI_API_KEY": key},
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ("trajectory.jsonl", "result.json", "patch.diff"):
         assert key not in (out / name).read_text()
@@ -176,8 +217,21 @@ def test_secrets_never_reach_the_run_files(tmp_path: Path) -> None:
 def _start_run(tmp_path: Path, turns: list[dict[str, Any]]) -> tuple[subprocess.Popen[str], Path]:
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", str(IC_TASK), "--model", f"scripted:{script(tmp_path, turns)}", "--out", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "run",
+            str(IC_TASK),
+            "--model",
+            f"scripted:{script(tmp_path, turns)}",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     return proc, out
 
@@ -198,7 +252,9 @@ def _sleepers(tag: str) -> list[str]:
 
 
 def test_kill_9_leaves_every_finished_step_readable(tmp_path: Path) -> None:
-    proc, out = _start_run(tmp_path, [bash_turn("echo first"), bash_turn("echo second"), bash_turn("sleep 77.5"), SUBMIT])
+    proc, out = _start_run(
+        tmp_path, [bash_turn("echo first"), bash_turn("echo second"), bash_turn("sleep 77.5"), SUBMIT]
+    )
     _wait_for_steps(out, 2)
     time.sleep(0.5)  # inside the third step's sleep
     proc.kill()
@@ -211,8 +267,19 @@ def test_kill_9_leaves_every_finished_step_readable(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_ends_the_run_as_interrupted_and_cleans_up(tmp_path: Path) -> None:
-    edit = {"tool_calls": [{"name": "editor", "arguments": {
-        "command": "str_replace", "path": "invoice.py", "old_str": "taxed - discount", "new_str": "taxed - 2 * discount"}}]}
+    edit = {
+        "tool_calls": [
+            {
+                "name": "editor",
+                "arguments": {
+                    "command": "str_replace",
+                    "path": "invoice.py",
+                    "old_str": "taxed - discount",
+                    "new_str": "taxed - 2 * discount",
+                },
+            }
+        ]
+    }
     proc, out = _start_run(tmp_path, [edit, bash_turn("sleep 88.5"), SUBMIT])
     _wait_for_steps(out, 1)
     time.sleep(1.0)
@@ -224,8 +291,11 @@ def test_ctrl_c_ends_the_run_as_interrupted_and_cleans_up(tmp_path: Path) -> Non
     assert "taxed - 2 * discount" in (out / "patch.diff").read_text()
     assert read_trajectory(out / "trajectory.jsonl")[-1]["exit_status"] == "interrupted"
     assert _sleepers("88.5") == []
-    assert not [p for p in Path("/tmp").glob("lancer-*") if (p / "repo" / "invoice.py").exists()
-                and "2 * discount" in (p / "repo" / "invoice.py").read_text()]
+    assert not [
+        p
+        for p in Path("/tmp").glob("lancer-*")
+        if (p / "repo" / "invoice.py").exists() and "2 * discount" in (p / "repo" / "invoice.py").read_text()
+    ]
 
 
 @pytest.mark.parametrize(
@@ -249,20 +319,31 @@ def test_bad_command_line_input_is_one_clear_line(tmp_path: Path, args: list[str
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("id: t\nvariant: ic_swe\nprice: 1\ntitle: t\ndescripton: typo\n", "description: Field required; descripton: Extra inputs are not permitted"),
-        ("id: t\nvariant: freelance\nprice: 1\ntitle: t\ndescription: d\n", "variant: Input should be 'ic_swe' or 'swe_manager'"),
+        (
+            "id: t\nvariant: ic_swe\nprice: 1\ntitle: t\ndescripton: typo\n",
+            "description: Field required; descripton: Extra inputs are not permitted",
+        ),
+        (
+            "id: t\nvariant: freelance\nprice: 1\ntitle: t\ndescription: d\n",
+            "variant: Input should be 'ic_swe' or 'swe_manager'",
+        ),
         ("id: t\nvariant: ic_swe\nprice: lots\ntitle: t\ndescription: d\n", "price: Input should be a valid number"),
         ("- just\n- a list\n", "must be a YAML mapping"),
         ("id: [unclosed\n", "is not valid YAML"),
-        ("id: t\nvariant: swe_manager\nprice: 1\ntitle: t\ndescription: d\nproposals: [{id: 1, content: c}]\ncorrect_proposal: 2\n",
-         "correct_proposal 2 is not one of the proposal ids"),
+        (
+            "id: t\nvariant: swe_manager\nprice: 1\ntitle: t\ndescription: d\n"
+            "proposals: [{id: 1, content: c}]\ncorrect_proposal: 2\n",
+            "correct_proposal 2 is not one of the proposal ids",
+        ),
     ],
 )
 def test_bad_task_yaml_names_the_file_and_the_field(tmp_path: Path, yaml_text: str, message: str) -> None:
     task = tmp_path / "task"
     (task / "repo").mkdir(parents=True)
     (task / "task.yaml").write_text(yaml_text)
-    proc = run_lancer("run", str(task), "--model", f"scripted:{IC_TASK / 'solution.yaml'}", "--out", str(tmp_path / "o"))
+    proc = run_lancer(
+        "run", str(task), "--model", f"scripted:{IC_TASK / 'solution.yaml'}", "--out", str(tmp_path / "o")
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and str(task / "task.yaml") in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -277,7 +358,9 @@ def test_a_config_typo_is_an_error_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_the_run_directory_defaults_under_runs(tmp_path: Path) -> None:
-    proc = run_lancer("run", str(IC_TASK.resolve()), "--model", f"scripted:{(IC_TASK / 'solution.yaml').resolve()}", cwd=tmp_path)
+    proc = run_lancer(
+        "run", str(IC_TASK.resolve()), "--model", f"scripted:{(IC_TASK / 'solution.yaml').resolve()}", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("invoice-discount-")

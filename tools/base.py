@@ -54,9 +54,7 @@ class Toolbox:
         self.tools = {tool.name: tool for tool in tools}
 
     def specs(self) -> list[ToolSpec]:
-        return [
-            ToolSpec(t.name, t.description, _schema(t.Args)) for t in self.tools.values()
-        ]
+        return [ToolSpec(t.name, t.description, _schema(t.Args)) for t in self.tools.values()]
 
     def run(self, call: ToolCall) -> ToolResult:
         """Run one call. Raises FormatError for a call that names no tool or has bad arguments."""

@@ -6,7 +6,6 @@ an absolute path, a symlink pointing out) is refused, so the agent edits only it
 
 from __future__ import annotations
 
-
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -20,7 +19,7 @@ _SNIPPET_CONTEXT = 4
 _STAT_SCRIPT = (
     'p=$(realpath -m -- "$1") || exit 1; '
     'if [ -d "$p" ]; then t=dir; elif [ -e "$p" ]; then t=file; else t=none; fi; '
-    "printf '%s\\n%s' \"$t\" \"$p\""
+    'printf \'%s\\n%s\' "$t" "$p"'
 )
 
 
@@ -143,7 +142,7 @@ class EditorTool:
         if count != 1:
             where = ""
             if count > 1:
-                lines = [str(text[: i].count("\n") + 1) for i in _find_all(text, args.old_str)]
+                lines = [str(text[:i].count("\n") + 1) for i in _find_all(text, args.old_str)]
                 where = f" (lines {', '.join(lines[:10])})"
             raise ToolError(
                 f"old_str occurs {count} times in {args.path}{where}; it must occur exactly once"
@@ -193,6 +192,3 @@ def _find_all(text: str, needle: str) -> list[int]:
         found.append(start)
         start = text.find(needle, start + 1)
     return found
-
-
-

@@ -43,7 +43,9 @@ class ManagerSubmitTool:
     def run(self, args: ManagerSubmitArgs) -> ToolResult:
         if args.proposal_id not in self._ids:
             raise ToolError(f"there is no proposal {args.proposal_id}; the proposals are {self._ids}")
-        return ToolResult(f"Submitted proposal {args.proposal_id}.", submitted=True, answer={"proposal_id": args.proposal_id})
+        return ToolResult(
+            f"Submitted proposal {args.proposal_id}.", submitted=True, answer={"proposal_id": args.proposal_id}
+        )
 
     def close(self) -> None:
         pass

@@ -32,9 +32,7 @@ def create_model(spec: str, config: ModelConfig | None = None) -> Model:
     """Build the model named by ``spec`` (``provider:model``); raises ConfigError if it cannot."""
     provider, sep, name = spec.partition(":")
     if not sep or not provider or not name:
-        raise ConfigError(
-            f"model spec {spec!r} is not provider:model (e.g. openai:gpt-4o, scripted:turns.yaml)"
-        )
+        raise ConfigError(f"model spec {spec!r} is not provider:model (e.g. openai:gpt-4o, scripted:turns.yaml)")
     factory = _find_provider(provider, name)
     if factory is None:
         known = ", ".join(sorted({*BUILTIN_PROVIDERS, *_plugin_names()}))

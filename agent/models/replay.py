@@ -25,7 +25,9 @@ class ReplayModel(ScriptedModel):
         turns = [
             ScriptedTurn(
                 content=step.get("content", ""),
-                tool_calls=[ScriptedCall(name=c["name"], arguments=c.get("arguments") or {}) for c in step.get("tool_calls", [])],
+                tool_calls=[
+                    ScriptedCall(name=c["name"], arguments=c.get("arguments") or {}) for c in step.get("tool_calls", [])
+                ],
             )
             for step in steps
         ]

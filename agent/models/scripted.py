@@ -40,8 +40,10 @@ class ScriptedScript(StrictModel):
 
 def load_turns(path: Path) -> list[ScriptedTurn]:
     """Read a turns file; raises ConfigError naming the file and the bad field."""
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"scripted model file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"scripted model file {path} is not a file (it should be a YAML turns file)")
     try:
         data = yaml.safe_load(path.read_text())
         return ScriptedScript.model_validate(data).turns
@@ -54,7 +56,9 @@ def load_turns(path: Path) -> list[ScriptedTurn]:
 class ScriptedModel:
     supports_images = False
 
-    def __init__(self, model_name: str, config: ModelConfig | None = None, turns: list[ScriptedTurn] | None = None) -> None:
+    def __init__(
+        self, model_name: str, config: ModelConfig | None = None, turns: list[ScriptedTurn] | None = None
+    ) -> None:
         self.name = f"scripted:{model_name}"
         self._turns = turns if turns is not None else load_turns(Path(model_name))
         self._next = 0
