@@ -17,6 +17,7 @@ from rich.text import Text
 from agent.config import RunConfig, load_config
 from agent.errors import LancerError
 from agent.secrets import redact
+from agent.study import compare_runs, render_run
 from agent.tasks import Task, load_task
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -25,6 +26,7 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends the run like Ctrl-C
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `lancer show RUN | head` ends quietly
     try:
         return int(args.handler(args))
     except LancerError as e:
@@ -57,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     _common(grade)
     grade.add_argument("--proposal", type=int, help="manager tasks: the chosen proposal id")
     grade.set_defaults(handler=_grade)
+
+    show = commands.add_parser("show", help="print a recorded run step by step")
+    show.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl)")
+    show.add_argument("--max-chars", type=int, default=800, help="cut each text and output to this length")
+    show.set_defaults(handler=lambda args: _print(render_run(args.run, args.max_chars)))
+
+    compare = commands.add_parser("compare", help="compare runs: verdicts, dollars earned, cost")
+    compare.add_argument("runs", type=Path, nargs="+", help="run directories")
+    compare.set_defaults(handler=lambda args: _print(compare_runs(args.runs)))
     return parser
 
 
@@ -117,6 +128,11 @@ def _grade(args: argparse.Namespace) -> int:
             {"task_id": task.id, "resolved": verdict.resolved, "earned": earned, "grade": verdict.to_dict()}, indent=2
         )
     )
+    return 0
+
+
+def _print(text: str) -> int:
+    print(text)
     return 0
 
 
