@@ -35,14 +35,76 @@ class ToolsConfig(StrictModel):
     max_output_chars: int = Field(10_000, ge=200)
 
 
+class BrowserConfig(StrictModel):
+    """The ``browser`` and ``user_tool`` tools of tasks with an app."""
+
+    viewport_width: int = Field(1280, ge=200)
+    viewport_height: int = Field(800, ge=200)
+    # Short on purpose: a selector that matches nothing should cost seconds, not 30.
+    action_timeout_s: float = Field(5, gt=0)
+    navigation_timeout_s: float = Field(15, gt=0)
+    # Pause after click/fill/press so the page's own handlers and requests can finish.
+    settle_ms: int = Field(100, ge=0)
+    # One user_tool call: the hidden browser tests with tracing, against the current code.
+    user_tool_timeout_s: float = Field(300, gt=0)
+
+
+class PriceConfig(StrictModel):
+    """USD per million tokens; replaces lancer's price table for the run's model."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    # Unset: billed like ordinary input tokens.
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+
+
 class ModelConfig(StrictModel):
+    # Overrides OPENAI_BASE_URL / ANTHROPIC_BASE_URL (any OpenAI-compatible server).
     base_url: str | None = None
+    # Name of the environment variable holding the key (default: OPENAI_API_KEY or
+    # ANTHROPIC_API_KEY). The key itself is never written in a config file.
+    api_key_env: str | None = None
     temperature: float | None = None
     max_output_tokens: int = Field(4096, ge=1)
+    # OpenAI reasoning models: none, minimal, low, medium, high, xhigh (as the model allows).
+    reasoning_effort: str | None = None
+    # Anthropic extended thinking: tokens the model may think for, on top of max_output_tokens.
+    thinking_budget: int | None = Field(None, ge=1024)
+    # Anthropic: cache_control breakpoints so each call re-reads its history from the cache.
+    prompt_caching: bool = True
+    # Receive the reply as server-sent events (long replies then never hit a read timeout).
+    stream: bool = False
+    # Retries of one model call (rate limits, overload, 5xx, timeouts, dropped connections):
+    # at most max_retries more attempts, all within retry_max_total_s from the first one.
+    max_retries: int = Field(8, ge=0)
+    retry_max_total_s: float = Field(300, gt=0)
+    # Exponential backoff with jitter: about initial, 2x, 4x ... capped at retry_max_wait_s.
+    # A server's Retry-After wins over the backoff.
+    retry_initial_wait_s: float = Field(1.0, ge=0)
+    retry_max_wait_s: float = Field(60, ge=0)
+    # One HTTP request, seconds.
+    request_timeout_s: float = Field(600, gt=0)
+    # Unset: lancer's table (agent/models/pricing.py); an unknown model's cost is null.
+    price: PriceConfig | None = None
+    # Tokens the model accepts per request; unset: lancer's table, else 128000.
+    context_window: int | None = Field(None, ge=1024)
 
 
 class SandboxConfig(StrictModel):
     kind: Literal["local", "docker"] = "local"
+    # The rest is for the docker sandbox. ``image`` (--image) replaces the task's image
+    # and dockerfile.
+    image: str | None = None
+    # Docker's notation: 512m, 4g ... Swap is off, so a memory hog is killed at this size.
+    memory: str = Field("4g", pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")
+    cpus: float = Field(2.0, gt=0)
+    pids_limit: int = Field(1024, ge=32)
+    # None: as the task says (no network unless it asks); true or false overrides the task.
+    network: bool | None = None
+    # auto: a non-root user made in the container (root if the image cannot have one);
+    # root; or a user name or uid[:gid] the image has.
+    user: str = Field("auto", min_length=1)
 
 
 class GraderConfig(StrictModel):
@@ -54,6 +116,7 @@ class GraderConfig(StrictModel):
 class RunConfig(StrictModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    browser: BrowserConfig = Field(default_factory=BrowserConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     grader: GraderConfig = Field(default_factory=GraderConfig)
@@ -87,6 +150,4 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> R
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming each bad field, e.g. ``limits.max_stepz: Extra inputs are not permitted``."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'top level'}: {err['msg']}" for err in error.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'top level'}: {err['msg']}" for err in error.errors())

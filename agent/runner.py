@@ -51,7 +51,7 @@ def run_task(
     sandbox: Sandbox | None = None
     toolbox: Toolbox | None = None
     try:
-        sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True))
+        sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
         run_setup(sandbox, task.setup)
         toolbox = build_toolbox(task, sandbox, config)
         outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(first_messages(task, sandbox, toolbox))

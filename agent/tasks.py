@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from agent.config import StrictModel, describe_validation_error
+from agent.config import SandboxConfig, StrictModel, describe_validation_error
 from agent.errors import TaskError
 from sandbox.base import SandboxSpec
 
@@ -24,6 +24,52 @@ class AppSpec(StrictModel):
     # Path polled until it answers, and for how long.
     ready_path: str = "/"
     ready_timeout_s: float = Field(60, gt=0)
+
+
+class ContainerSpec(StrictModel):
+    """Docker settings, chiefly for images that bring their repo and setup (SWE-Lancer's).
+
+    See docs/docker.md. The repo is the task's repo/ copied to ``workdir``, or, without a
+    repo/ folder, the one already in the image at ``workdir`` (given a fresh git baseline).
+    """
+
+    workdir: str = "/repo"
+    # None: the run config's sandbox.user (default auto: a non-root user where possible).
+    user: str | None = None
+    # Run the image's own ENTRYPOINT/CMD (its setup) instead of lancer's idle init.
+    image_command: bool = False
+    # Wait until the image's setup has written this file, at most ready_timeout_s.
+    ready_file: str | None = None
+    ready_timeout_s: float = Field(3600, gt=0)
+    # Network while the image's own setup runs; cut before the agent starts.
+    setup_network: bool = False
+    # Run as root after that setup, before the baseline (agent's and grader's sandbox).
+    prepare: list[str] = Field(default_factory=list)
+    # Removed from the agent's sandbox only (e.g. tests baked into the image); the grader's
+    # fresh container still has them.
+    hide: list[str] = Field(default_factory=list)
+
+    @field_validator("workdir", "ready_file")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        if path is not None and (not path.startswith("/") or path.rstrip("/") == ""):
+            raise ValueError(f"{path!r} must be an absolute path inside the container (not /)")
+        return path
+
+    @field_validator("hide")
+    @classmethod
+    def _absolute_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            cls._absolute(path)
+        return paths
+
+    @model_validator(mode="after")
+    def _hide_outside_workdir(self) -> ContainerSpec:
+        workdir = self.workdir.rstrip("/") + "/"
+        for path in self.hide:
+            if workdir.startswith(path.rstrip("/") + "/"):
+                raise ValueError(f"hide: {path} would remove the working tree {self.workdir}")
+        return self
 
 
 class Proposal(StrictModel):
@@ -48,6 +94,7 @@ class Task(StrictModel):
     correct_proposal: int | None = None
     env: dict[str, str] = Field(default_factory=dict)
     network: bool = False
+    container: ContainerSpec | None = None
 
     # Filled by the loader, not read from task.yaml: the task folder, and what the agent must
     # never see (the folder with its hidden tests and answers, or a dataset file).
@@ -63,6 +110,10 @@ class Task(StrictModel):
                 raise ValueError("a swe_manager task needs correct_proposal")
             if self.correct_proposal not in {p.id for p in self.proposals}:
                 raise ValueError(f"correct_proposal {self.correct_proposal} is not one of the proposal ids")
+        if self.image and self.dockerfile:
+            raise ValueError("give image or dockerfile, not both")
+        if self.container and self.container.image_command and not (self.image or self.dockerfile):
+            raise ValueError("container.image_command needs the task's image or dockerfile")
         return self
 
     @property
@@ -73,17 +124,35 @@ class Task(StrictModel):
     def tests_dir(self) -> Path | None:
         return self.folder / "tests" if self.folder and (self.folder / "tests").is_dir() else None
 
-    def sandbox_spec(self, for_agent: bool) -> SandboxSpec:
-        """The sandbox for this task; the agent's hides the task folder (answers, hidden tests)."""
+    def sandbox_spec(self, for_agent: bool, config: SandboxConfig | None = None) -> SandboxSpec:
+        """The sandbox for this task; the agent's hides the task folder (answers, hidden tests).
+
+        ``config`` (the run's sandbox section) sets the docker limits; its image replaces
+        the task's image and dockerfile, its network (when set) the task's.
+        """
+        config = config or SandboxConfig()
+        container = self.container or ContainerSpec()
         hidden = [self.source] if for_agent and self.source is not None else []
+        dockerfile = (self.folder / self.dockerfile) if self.dockerfile and self.folder else None
         return SandboxSpec(
             repo_dir=self.repo_dir,
             hidden_paths=hidden,
             env=dict(self.env),
-            image=self.image,
-            dockerfile=(self.folder / self.dockerfile) if self.dockerfile and self.folder else None,
-            network=self.network,
+            image=config.image or self.image,
+            dockerfile=None if config.image else dockerfile,
+            workdir=container.workdir,
+            network=self.network if config.network is None else config.network,
             label=self.id,
+            memory=config.memory,
+            cpus=config.cpus,
+            pids_limit=config.pids_limit,
+            user=container.user or config.user,
+            image_command=container.image_command,
+            ready_file=container.ready_file,
+            ready_timeout_s=container.ready_timeout_s,
+            setup_network=container.setup_network,
+            prepare=list(container.prepare),
+            remove_paths=list(container.hide) if for_agent else [],
         )
 
     def public_summary(self) -> dict[str, object]:

@@ -50,9 +50,11 @@ def _grade_manager(task: Task, answer: dict[str, Any] | None) -> Grade:
 
 
 def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
-    if task.tests_dir is None:
+    # SWE-Lancer's images carry their tests; the agent's container had them removed (container.hide).
+    tests_in_image = task.test_command is not None and task.container is not None and bool(task.container.hide)
+    if task.tests_dir is None and not tests_in_image:
         return Grade("error", False, detail=f"task {task.id} has no tests/ folder to grade with")
-    sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False))
+    sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False, config=config.sandbox))
     try:
         run_setup(sandbox, task.setup)
         try:
@@ -60,7 +62,8 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
         except PatchError as e:
             return Grade("failed", False, detail=f"the patch does not apply: {e}")
         # Only now, after the patch, do the hidden tests enter the working tree.
-        sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
+        if task.tests_dir is not None:
+            sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
         command = task.test_command or default_test_command(task)
         last = Grade("error", False)
         for attempt in range(1, config.grader.attempts + 1):

@@ -1,9 +1,16 @@
 """Model providers, found by name.
 
-``create_model("provider:model", config)`` resolves the provider from, in order: the
-built-ins below, the ``lancer.models`` entry-point group of installed packages, or a
-``package.module:Class`` path. Built-ins are imported only when used, so a missing SDK or
-a slow import never costs a run that does not need it.
+``create_model(spec, config)`` reads ``spec`` in one of two forms:
+
+- ``provider:MODEL``: a built-in provider below, else one registered by an installed
+  package in the ``lancer.models`` entry-point group. Provider names never contain a dot;
+  MODEL is everything after the first colon, so it may hold colons (``llama3.1:8b``).
+- ``package.module:Factory[:MODEL]``: when the text before the first colon has a dot, it is
+  an importable module and Factory a callable in it (no install needed, only PYTHONPATH);
+  it is called with MODEL, or with "" when there is none.
+
+Either way the factory is called as ``factory(model_name, config)``. Built-ins are imported
+only when used, so a missing SDK or a slow import never costs a run that does not need it.
 """
 
 from __future__ import annotations
@@ -23,17 +30,28 @@ __all__ = ["Message", "Model", "ModelResponse", "ToolCall", "ToolSpec", "Usage",
 BUILTIN_PROVIDERS = {
     "scripted": "agent.models.scripted:ScriptedModel",
     "replay": "agent.models.replay:ReplayModel",
+    "openai": "agent.models.openai:OpenAIModel",
+    "openai-compatible": "agent.models.openai:OpenAICompatibleModel",
+    "anthropic": "agent.models.anthropic:AnthropicModel",
 }
 
 ENTRY_POINT_GROUP = "lancer.models"
 
 
 def create_model(spec: str, config: ModelConfig | None = None) -> Model:
-    """Build the model named by ``spec`` (``provider:model``); raises ConfigError if it cannot."""
+    """Build the model named by ``spec`` (see above); raises ConfigError if it cannot."""
     provider, sep, name = spec.partition(":")
-    if not sep or not provider or not name:
+    factory: Callable[[str, ModelConfig], Any] | None
+    if "." in provider:
+        attr, _, name = name.partition(":")
+        if not attr:
+            raise ConfigError(f"model spec {spec!r} names a module but no factory: use package.module:Factory[:MODEL]")
+        factory = _import(f"{provider}:{attr}")
+        provider = f"{provider}:{attr}"
+    elif not sep or not provider or not name:
         raise ConfigError(f"model spec {spec!r} is not provider:model (e.g. openai:gpt-4o, scripted:turns.yaml)")
-    factory = _find_provider(provider, name)
+    else:
+        factory = _find_provider(provider, name)
     if factory is None:
         known = ", ".join(sorted({*BUILTIN_PROVIDERS, *_plugin_names()}))
         raise ConfigError(f"unknown model provider {provider!r} in {spec!r}; known: {known}")
@@ -48,7 +66,10 @@ def _find_provider(provider: str, name: str) -> Callable[[str, ModelConfig], Any
         return _import(BUILTIN_PROVIDERS[provider])
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == provider:
-            return ep.load()  # type: ignore[no-any-return]
+            try:
+                return ep.load()  # type: ignore[no-any-return]
+            except (ImportError, AttributeError) as e:
+                raise ConfigError(f"model provider {provider!r} ({ep.value}) failed to load: {e}") from None
     return None
 
 
