@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=int, help="stop after this many model calls")
     run.add_argument("--cost-limit", type=float, help="stop before spending more than this many USD")
     run.add_argument("--time-limit", type=float, help="stop after this many seconds")
+    run.add_argument("--base-url", help="the model API's base URL (any OpenAI-compatible server)")
     run.set_defaults(handler=_run)
 
     grade = commands.add_parser("grade", help="grade a patch against a task's hidden tests")
@@ -68,17 +69,27 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare runs: verdicts, dollars earned, cost")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories")
     compare.set_defaults(handler=lambda args: _print(compare_runs(args.runs)))
+
+    sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    prune = sandbox_commands.add_parser(
+        "prune", help="remove lancer containers left by lancer processes that ended (crashed, killed)"
+    )
+    prune.add_argument("--all", action="store_true", help="also containers of runs still going, and of other machines")
+    prune.add_argument("--images", action="store_true", help="also the images lancer built from task Dockerfiles")
+    prune.set_defaults(handler=_prune)
     return parser
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sandbox", choices=["local", "docker"], help="where the task runs (default: local)")
+    parser.add_argument("--image", help="docker: run in this image instead of the task's image or dockerfile")
     parser.add_argument("--config", type=Path, help="YAML run configuration (see README)")
     parser.add_argument("--dataset", type=Path, help="SWE-Lancer tasks CSV, when TASK is a task id")
 
 
 def _load(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Task, RunConfig]:
-    config = load_config(args.config, {"sandbox.kind": args.sandbox, **overrides})
+    config = load_config(args.config, {"sandbox.kind": args.sandbox, "sandbox.image": args.image, **overrides})
     task = load_task_arg(args.task, args.dataset)
     return task, config
 
@@ -102,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
             "limits.max_steps": args.max_steps,
             "limits.cost_limit_usd": args.cost_limit,
             "limits.time_limit_s": args.time_limit,
+            "model.base_url": args.base_url,
         },
     )
     model = create_model(args.model, config.model)
@@ -133,6 +145,14 @@ def _grade(args: argparse.Namespace) -> int:
 
 def _print(text: str) -> int:
     print(text)
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from sandbox.docker import prune
+
+    removed = prune(everything=args.all, images=args.images)
+    print(f"removed {removed} lancer container{'s' if removed != 1 else ''}{' and images' if args.images else ''}")
     return 0
 
 

@@ -75,6 +75,9 @@ class ModelConfig(StrictModel):
     prompt_caching: bool = True
     # Receive the reply as server-sent events (long replies then never hit a read timeout).
     stream: bool = False
+    # Show the model screenshots. Unset: yes for openai and anthropic, no for
+    # openai-compatible (many self-hosted models read text only).
+    supports_images: bool | None = None
     # Retries of one model call (rate limits, overload, 5xx, timeouts, dropped connections):
     # at most max_retries more attempts, all within retry_max_total_s from the first one.
     max_retries: int = Field(8, ge=0)

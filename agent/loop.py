@@ -34,6 +34,8 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     answer: dict[str, Any] | None = None  # what ``submit`` carried (a manager's choice)
     detail: str = ""  # why the run ended, for people
+    # Provider events of a call that never became a step (the retries before a model error).
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Agent:
@@ -60,6 +62,7 @@ class Agent:
             self.outcome.exit_status, self.outcome.detail = end.status, str(end)
         except ModelError as e:
             self.outcome.exit_status, self.outcome.detail = "model_error", str(e)
+            self.outcome.events = list(getattr(e, "events", []))
         except KeyboardInterrupt:
             self.outcome.exit_status, self.outcome.detail = "interrupted", "interrupted by the user"
         return self.outcome

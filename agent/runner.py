@@ -53,7 +53,7 @@ def run_task(
     try:
         sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
         run_setup(sandbox, task.setup)
-        toolbox = build_toolbox(task, sandbox, config)
+        toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
         outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(first_messages(task, sandbox, toolbox))
         patch = diff(sandbox)
     except KeyboardInterrupt:
@@ -74,21 +74,8 @@ def run_task(
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
     result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
-    trajectory.final(
-        {
-            k: result[k]
-            for k in (
-                "exit_status",
-                "detail",
-                "steps",
-                "cost_usd",
-                "input_tokens",
-                "output_tokens",
-                "resolved",
-                "earned",
-            )
-        }
-    )
+    summary_fields = ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")
+    trajectory.final({**{k: result[k] for k in summary_fields}, "events": outcome.events})
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result

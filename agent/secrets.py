@@ -11,10 +11,20 @@ _MIN_LEN = 8
 _KEY_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{16,})\b")
 
 
+# Values known to be secret whatever their variable is called (e.g. model.api_key_env).
+_registered: set[str] = set()
+
+
+def add_secret(value: str) -> None:
+    """Hide ``value`` wherever lancer redacts, for the rest of the process."""
+    if len(value) >= _MIN_LEN:
+        _registered.add(value)
+
+
 def secret_values() -> list[str]:
-    """Values of environment variables whose names look secret, longest first."""
+    """Values of environment variables whose names look secret, and added ones, longest first."""
     values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_LEN}
-    return sorted(values, key=len, reverse=True)
+    return sorted(values | _registered, key=len, reverse=True)
 
 
 def redact(text: str, extra: list[str] | None = None) -> str:

@@ -22,6 +22,44 @@ from agent.tasks import Task
 
 # Their IC images, one per task (pulled from Docker Hub where the network allows).
 IC_IMAGE = "swelancer/swelancer_x86_{task_id}:releasev1"
+# How their harness drives that container (docs/docker.md): the image's own run.sh sets the
+# app up (network on) and writes /setup_done.txt; then patch leftovers (*.orig: the fixed
+# code) and the tests in /app/tests go, the repo gets a fresh baseline, the network is cut.
+# Their setup and tools live under /root and edit /etc/hosts, so commands run as root.
+IC_CONTAINER: dict[str, Any] = {
+    "workdir": "/app/expensify",
+    "user": "root",
+    "image_command": True,
+    "ready_file": "/setup_done.txt",
+    "ready_timeout_s": 3600,
+    "setup_network": True,
+    "prepare": ["find /app/expensify -xdev -type f -name '*.orig' -delete"],
+    "hide": ["/app/tests"],
+}
+# Their run.sh and playbooks read these (their sample.env; the Pusher values are made up).
+IC_ENV = {
+    "EVAL_VARIANT": "ic_swe",
+    "LC_ALL": "C.UTF-8",
+    "USE_WEB_PROXY": "false",
+    "EXPENSIFY_URL": "https://www.expensify.com/",
+    "NEW_EXPENSIFY_URL": "https://new.expensify.com/",
+    "PUSHER_APP_KEY": "lancerpusherkey0000",
+    "PUSHER_APP_SECRET": "lancerpushersecret00",
+    "PUSHER_APP_ID": "1234567",
+}
+# Their grading step: the issue's playbook runs the hidden Playwright test into pytest.log;
+# a summary with failures is a fail (exit 1), one with passes a pass, no log an error.
+IC_TEST_COMMAND = """. /etc/profile >/dev/null 2>&1
+log=/app/tests/logs/$ISSUE_ID/pytest.log
+mkdir -p "${log%/*}" && rm -f "$log"
+playbook=/app/tests/run_fixed_state.yml
+[ -f "$playbook" ] || playbook=/app/tests/run_test.yml
+ansible-playbook -i localhost, --connection=local "$playbook"
+cat "$log" 2>/dev/null || { echo "no pytest log: the test did not run"; exit 2; }
+grep -Eq '=+ +[0-9]+ failed' "$log" && exit 1
+grep -Eq '=+ .*[0-9]+ passed' "$log" && exit 0
+exit 2
+"""
 # Where their prompts' boilerplate starts after the issue text.
 _ISSUE_ENDS = (
     "\n\nThe reward for the correct fix",
@@ -75,6 +113,9 @@ def task_fields(row: dict[str, str]) -> dict[str, Any]:
         fields["correct_proposal"] = int(game.get("correct_proposal", {}).get("id", -1))
     else:
         fields["image"] = IC_IMAGE.format(task_id=row["question_id"])
+        fields["container"] = dict(IC_CONTAINER)
+        fields["env"] = {**IC_ENV, "ISSUE_ID": row["question_id"]}
+        fields["test_command"] = IC_TEST_COMMAND
     return fields
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from agent.config import RunConfig
 from agent.tasks import Task
-from sandbox import create_sandbox, run_setup
+from sandbox import Sandbox, create_sandbox, run_setup
 from sandbox.git import PatchError, apply_patch
 
 Status = Literal["passed", "failed", "error"]
@@ -64,22 +64,58 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
         # Only now, after the patch, do the hidden tests enter the working tree.
         if task.tests_dir is not None:
             sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
+        if task.app is not None and task.tests_dir is not None:
+            return _grade_web(task, sandbox, config)
         command = task.test_command or default_test_command(task)
         last = Grade("error", False)
         for attempt in range(1, config.grader.attempts + 1):
             result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s)
-            tail = result.text[-_TAIL_CHARS:]
-            if result.timed_out:
-                last = Grade("error", False, attempt, f"the tests timed out after {config.grader.timeout_s:g} s", tail)
-            elif result.exit_code == 0:
-                return Grade("passed", True, attempt, "the hidden tests passed", tail)
-            elif result.exit_code == 1:
-                last = Grade("failed", False, attempt, "the hidden tests failed", tail)
-            else:
-                last = Grade("error", False, attempt, f"the test command exited {result.exit_code}", tail)
+            exit_code = None if result.timed_out else result.exit_code
+            last = _verdict(exit_code, attempt, result.text[-_TAIL_CHARS:], config)
+            if last.resolved:
+                return last
         return last
     finally:
         sandbox.close()
+
+
+def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
+    """A task with an app: the app runs in the sandbox (restarted for every attempt), its
+    hidden browser tests on the host against APP_URL (tools.webtests: Playwright and
+    Chromium are on the host, not in the task's image). Nothing either started survives."""
+    from sandbox.app import App, AppError  # imported here: only web tasks need Playwright
+    from tools.webtests import run_browser_tests
+
+    assert task.app is not None and task.tests_dir is not None
+    app = App(sandbox, task.app)
+    last = Grade("error", False)
+    try:
+        for attempt in range(1, config.grader.attempts + 1):
+            try:
+                url = app.restart()
+            except AppError as e:  # the patched code no longer serves: a failed fix
+                last = Grade("failed", False, attempt, "the app did not start", str(e)[-_TAIL_CHARS:])
+                continue
+            result = run_browser_tests(
+                task.tests_dir, url, test_command=task.test_command, timeout=config.grader.timeout_s
+            )
+            last = _verdict(result.exit_code, attempt, result.output[-_TAIL_CHARS:], config)
+            if last.resolved:
+                return last
+        return last
+    finally:
+        app.stop()
+
+
+def _verdict(exit_code: int | None, attempt: int, tail: str, config: RunConfig) -> Grade:
+    """One test run's outcome per DESIGN.md; ``exit_code`` None: it timed out."""
+    if exit_code is None:
+        return Grade("error", False, attempt, f"the tests timed out after {config.grader.timeout_s:g} s", tail)
+    if exit_code == 0:
+        return Grade("passed", True, attempt, "the hidden tests passed", tail)
+    if exit_code == 1:
+        return Grade("failed", False, attempt, "the hidden tests failed", tail)
+    return Grade("error", False, attempt, f"the test command exited {exit_code}", tail)
 
 
 def default_test_command(task: Task) -> str:

@@ -29,3 +29,7 @@ def run_setup(sandbox: Sandbox, commands: list[str], timeout: float = 1800) -> N
         if result.exit_code != 0:
             why = "timed out" if result.timed_out else f"exited {result.exit_code}"
             raise SandboxError(f"task setup command {command!r} {why}: {result.text.strip()[-300:]}")
+    if commands:
+        from sandbox.git import commit_setup
+
+        commit_setup(sandbox)

@@ -42,6 +42,16 @@ def make_baseline(worktree: Path) -> None:
     repo.index.commit("lancer baseline", author=_AUTHOR, committer=_AUTHOR)
 
 
+def commit_setup(sandbox: Sandbox) -> None:
+    """Fold what the task's setup commands changed into the baseline, so the patch is the agent's alone."""
+    from agent.errors import SandboxError
+
+    script = 'git add -A && git commit -q --allow-empty --no-verify -m "lancer: task setup"'
+    result = sandbox.exec(["sh", "-c", script], timeout=600)
+    if result.exit_code != 0:
+        raise SandboxError(f"could not commit the task setup's changes: {result.text.strip()[-300:]}")
+
+
 def diff(sandbox: Sandbox) -> bytes:
     """The working tree against the baseline, new files included, binary-safe."""
     # intent-to-add makes untracked files show in the diff without staging their content.

@@ -1,32 +1,102 @@
 #!/usr/bin/env bash
 # Starts a Docker engine if none answers, and builds lancer's base image without any
-# registry (debootstrap + docker import) if it is not there yet.
+# registry (debootstrap from the Debian mirror apt uses + docker import) if it is not
+# there yet. Idempotent: a running engine and an existing image are reused.
+#
+#   LANCER_BASE_IMAGE   the image to build (default lancer-base:bookworm)
+#   LANCER_DOCKERD_LOG  dockerd's log (default /var/log/lancer-dockerd.log)
+#
+# Machines differ in what dockerd can use, so it is started with the defaults first and,
+# if it dies, again without what its log blames: no iptables (--iptables=false), no
+# bridge (--bridge=none; sandboxes then have no network at all, which is their default
+# anyway), or no overlay filesystem (--storage-driver=vfs: slower container starts).
 set -euo pipefail
 log() { printf '[docker-up] %s\n' "$*" >&2; }
 IMAGE="${LANCER_BASE_IMAGE:-lancer-base:bookworm}"
+DOCKERD_LOG="${LANCER_DOCKERD_LOG:-/var/log/lancer-dockerd.log}"
+# Bump when the image's contents change, so old images are rebuilt.
+BASE_VERSION=1
+PACKAGES=bash,git,python3,python3-pytest,ca-certificates,procps
 
-if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd"
-  (dockerd --storage-driver=overlay2 >/var/log/lancer-dockerd.log 2>&1 &)
-  for _ in $(seq 1 60); do
-    docker info >/dev/null 2>&1 && break
+engine_up() { timeout 10 docker info >/dev/null 2>&1; }
+
+# A pid file left by a dockerd that died makes the next one refuse to start.
+clear_stale_pid() {
+  local file=$1 pid
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file" 2>/dev/null || true)
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    log "removing stale $file"
+    rm -f "$file"
+  fi
+}
+
+start_dockerd() {
+  clear_stale_pid /var/run/docker.pid
+  clear_stale_pid /var/run/docker/containerd/containerd.pid
+  # No cgroup hierarchy (a bare machine without systemd): dockerd cannot limit anything.
+  if ! grep -q ' /sys/fs/cgroup' /proc/mounts; then
+    mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null || log "warning: no cgroups mounted at /sys/fs/cgroup"
+  fi
+  log "starting dockerd $*"
+  : >"$DOCKERD_LOG"
+  setsid dockerd "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 120); do
+    engine_up && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.5
   done
-  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/lancer-dockerd.log"; exit 1; }
+  log "dockerd did not answer within 60 s; stopping it"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return 1
+}
+
+if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+  log "no Docker engine installed: apt-get install -y docker.io (scripts/setup.sh does this)"
+  exit 1
 fi
 
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+if ! engine_up; then
+  started=$(date +%s)
+  flags=(--storage-driver=overlay2)
+  until start_dockerd "${flags[@]}"; do
+    if grep -qiE 'iptables' "$DOCKERD_LOG" && [[ " ${flags[*]} " != *" --iptables=false "* ]]; then
+      flags+=(--iptables=false --ip6tables=false)
+    elif grep -qiE 'bridge|docker0|netlink' "$DOCKERD_LOG" && [[ " ${flags[*]} " != *" --bridge=none "* ]]; then
+      flags+=(--bridge=none)
+    elif grep -qiE 'overlay' "$DOCKERD_LOG" && [[ " ${flags[*]} " == *" --storage-driver=overlay2 "* ]]; then
+      flags=("${flags[@]/--storage-driver=overlay2/--storage-driver=vfs}")
+    else
+      log "dockerd did not start; the end of $DOCKERD_LOG:"
+      tail -n 15 "$DOCKERD_LOG" >&2
+      exit 1
+    fi
+    log "dockerd failed ($(grep -iE 'level=(error|fatal)|failed' "$DOCKERD_LOG" | tail -n 1 | cut -c1-200)); retrying"
+  done
+  log "dockerd is up ($(($(date +%s) - started)) s)"
+fi
+
+have_image() {
+  [ "$(docker image inspect -f '{{index .Config.Labels "lancer.base-version"}}' "$IMAGE" 2>/dev/null)" = "$BASE_VERSION" ]
+}
+
+if ! have_image; then
+  command -v debootstrap >/dev/null || { log "debootstrap is missing: apt-get install -y debootstrap"; exit 1; }
   # The mirror apt itself uses (its URIs: line), not a guessed one.
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   mirror=${mirror:-http://deb.debian.org/debian}
   root=$(mktemp -d /tmp/lancer-rootfs.XXXXXX)
+  trap 'rm -rf "$root"' EXIT
+  started=$(date +%s)
   log "building $IMAGE from $mirror (debootstrap, about a minute)"
-  debootstrap --variant=minbase --include=git,python3,python3-pytest,ca-certificates,procps \
-    bookworm "$root" "$mirror" >/tmp/lancer-debootstrap.log 2>&1 \
-    || { log "debootstrap failed; see /tmp/lancer-debootstrap.log"; exit 1; }
+  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$mirror" >/tmp/lancer-debootstrap.log 2>&1 \
+    || { log "debootstrap failed; the end of /tmp/lancer-debootstrap.log:"; tail -n 15 /tmp/lancer-debootstrap.log >&2; exit 1; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | docker import --change 'LABEL lancer.managed=base' \
+  tar -C "$root" -c . | docker import \
+    --change 'LABEL lancer.managed=base' --change "LABEL lancer.base-version=$BASE_VERSION" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["bash"]' - "$IMAGE" >/dev/null
-  rm -rf "$root"
-  log "built $IMAGE"
+  log "built $IMAGE ($(($(date +%s) - started)) s)"
 fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -366,3 +367,13 @@ def test_the_run_directory_defaults_under_runs(tmp_path: Path) -> None:
     assert run_dir.name.startswith("invoice-discount-")
     assert {p.name for p in run_dir.iterdir()} == {"trajectory.jsonl", "patch.diff", "result.json"}
     assert os.path.getsize(run_dir / "patch.diff") > 0
+
+
+def test_what_setup_commands_change_stays_out_of_the_patch(tmp_path: Path) -> None:
+    task = tmp_path / "task"
+    shutil.copytree(IC_TASK, task)
+    (task / "task.yaml").write_text((task / "task.yaml").read_text() + "setup: ['echo generated > build-info.txt']\n")
+    result, out = run(tmp_path, [bash_turn("cat build-info.txt && echo agent > notes.txt"), SUBMIT], task=task)
+    patch = (out / "patch.diff").read_text()
+    assert "notes.txt" in patch and "build-info.txt" not in patch
+    assert result["grade"]["status"] == "failed"  # graded, with the setup run again before the patch

@@ -43,6 +43,8 @@ class Message:
 
 @dataclass
 class Usage:
+    # Every prompt token the model read, cache reads and writes included (as OpenAI counts;
+    # Anthropic reports the three apart and its provider adds them up).
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0

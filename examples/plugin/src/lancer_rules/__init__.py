@@ -1,0 +1,1 @@
+"""An example lancer model provider: see model.py."""

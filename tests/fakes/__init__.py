@@ -1,0 +1,1 @@
+"""Fakes for tests: only the model is faked, at the HTTP wire level."""

@@ -1,0 +1,57 @@
+"""Running a task's hidden browser tests on the host, against the app's URL.
+
+The tests need Playwright and Chromium, which a task's image usually lacks, and they
+reach the app only through its URL, so they run on the host for every sandbox backend
+(the app itself runs in the sandbox). The grader uses this for its verdict and
+``user_tool`` for its trace. The tests are copied to a scratch folder first: run in
+place, pytest would pick up lancer's own pyproject.toml and write caches into the task.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from sandbox.hostproc import HostResult, run_tagged
+
+PLUGIN = "tools.browser_fixtures"
+# Host variables the test process keeps; the rest (API keys above all) stay out.
+_PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "LANCER_CHROMIUM", "PLAYWRIGHT_BROWSERS_PATH")
+
+
+def browser_test_argv(test_command: str | None) -> list[str]:
+    """The pytest command (or the task's own) run from the scratch folder holding ``tests/``.
+
+    The command's ``python3 -m pytest`` / ``pytest`` is this interpreter's pytest with
+    lancer's fixtures loaded, so a task written for the grader's default works unchanged.
+    """
+    base = [sys.executable, "-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider"]
+    if test_command is None:
+        return [*base, "-q", "tests"]
+    words = shlex.split(test_command)
+    for prefix in (["python3", "-m", "pytest"], ["python", "-m", "pytest"], ["pytest"]):
+        if words[: len(prefix)] == prefix:
+            return [*base, *words[len(prefix) :]]
+    return ["bash", "-c", test_command]
+
+
+def run_browser_tests(
+    tests_dir: Path,
+    app_url: str,
+    *,
+    test_command: str | None = None,
+    timeout: float,
+    trace_dir: Path | None = None,
+) -> HostResult:
+    """Run the hidden tests against ``app_url``; every process they start is gone on return."""
+    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    env.update(APP_URL=app_url, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+    if trace_dir is not None:
+        env["LANCER_TRACE_DIR"] = str(trace_dir)
+    with tempfile.TemporaryDirectory(prefix="lancer-webtests-") as scratch:
+        shutil.copytree(tests_dir, Path(scratch) / "tests")
+        return run_tagged(browser_test_argv(test_command), cwd=Path(scratch), env=env, timeout=timeout)
