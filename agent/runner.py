@@ -74,8 +74,8 @@ def run_task(
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
     result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
-    summary_fields = ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")
-    trajectory.final({**{k: result[k] for k in summary_fields}, "events": outcome.events})
+    totals = ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")
+    trajectory.final({**{k: result[k] for k in totals}, "events": outcome.events})
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result
