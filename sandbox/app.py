@@ -3,7 +3,9 @@
 ``task.yaml``'s ``app.command`` runs from the working tree root in a session of its own
 (``setsid``), so stopping it kills that whole session: the server and every process it
 started (SWE-Lancer's harness leaked node processes). ``{port}`` in the command becomes a
-port that is free on the host; ``PORT`` is set too.
+port that is free on the host; ``PORT`` is set too. It is launched from a shell like the
+agent's, so it sees what the agent sees: the agent wrote its code, and in the local
+sandbox that shell hides the task folder (hidden tests, answers).
 
 Where the app is reached from the host:
 - local sandbox: the app runs on this machine, at ``http://127.0.0.1:PORT``;
@@ -36,13 +38,14 @@ from sandbox.shell import KILL_SESSION_SCRIPT, PersistentShell
 # Starts $3 in a new session with its output in $2; prints the session id, which the
 # session leader writes to $1 itself (``$!`` would be wrong if setsid had to fork).
 # $4, if set, is lancer's pid: a watchdog in the session kills the app's process group
-# once lancer is gone, so even a lancer killed with -9 leaves no app running on the host.
+# (and removes its log) once lancer is gone, so even a lancer killed with -9 leaves no app
+# running on the host.
 _LAUNCH_SCRIPT = r"""
 pidfile=$1; log=$2; cmd=$3; owner=${4:-}
 setsid sh -c '
   echo $$ > "$0"
   if [ -n "$2" ]; then
-    (while kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -9 -$$) > /dev/null 2>&1 &
+    (while kill -0 "$2" 2>/dev/null; do sleep 1; done; rm -f "${0%.pid}"; kill -9 -$$) > /dev/null 2>&1 &
   fi
   exec sh -c "$1"' "$pidfile" "$cmd" "$owner" > "$log" 2>&1 < /dev/null &
 i=0

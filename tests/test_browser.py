@@ -4,6 +4,8 @@ driver or app process outlives it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -19,6 +21,7 @@ from sandbox import Sandbox, SandboxSpec, create_sandbox
 from sandbox.app import App, AppError
 from sandbox.relay import PortRelay
 from sandbox.shell import KILL_SESSION_SCRIPT
+from tests.conftest import ROOT
 from tests.web_helpers import make_web_repo, nothing_left_behind
 from tools.base import ToolError
 from tools.browser import BrowserArgs, BrowserTool
@@ -293,3 +296,45 @@ def test_a_browser_that_died_is_started_again(local_web_sandbox: Sandbox, tmp_pa
         assert "the browser had crashed and was started again" in again and "'Page two'" in again
     finally:
         tool.close()
+
+
+KILLED_RUN = """
+import sys, time
+from pathlib import Path
+from agent.config import BrowserConfig
+from agent.tasks import AppSpec
+from sandbox import SandboxSpec, create_sandbox
+from sandbox.app import App
+from tools.browser import BrowserArgs, BrowserTool
+sandbox = create_sandbox("local", SandboxSpec(repo_dir=Path(sys.argv[1])))
+tool = BrowserTool(App(sandbox, AppSpec(command=sys.argv[2])), Path(sys.argv[3]), True, BrowserConfig(), 1000)
+print(tool.run(BrowserArgs(action="goto", url="/")).output, flush=True)
+time.sleep(120)
+"""
+
+
+def test_lancer_killed_with_9_leaves_no_app_and_no_chromium(tmp_path: Path) -> None:
+    """The local app's watchdog, and Playwright's driver, end them when lancer dies."""
+    repo = make_web_repo(tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(repo), SERVE, str(tmp_path / "run")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    first = child.stdout.readline()
+    url = first.split("the app is at ", 1)[1].split(";")[0]
+    assert "Lancer test page" in fetch(url + "/")
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            fetch(url + "/")
+        except OSError:
+            break
+        time.sleep(0.2)
+    with pytest.raises(OSError):
+        fetch(url + "/")
+    # and the autouse check finds no Chromium, driver or server left
