@@ -54,7 +54,9 @@ def run_task(
         sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
         run_setup(sandbox, task.setup)
         toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
-        outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(first_messages(task, sandbox, toolbox))
+        messages = first_messages(task, sandbox, toolbox)
+        trajectory.prompt([{"role": m.role, "content": m.content} for m in messages])
+        outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(messages)
         patch = diff(sandbox)
     except KeyboardInterrupt:
         outcome.exit_status, outcome.detail = "interrupted", "interrupted by the user"

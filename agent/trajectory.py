@@ -1,4 +1,4 @@
-"""trajectory.jsonl: a header line, one line per finished step, a final line.
+"""trajectory.jsonl: a header line, a prompt line, one line per finished step, a final line.
 
 Each line is written whole and flushed as soon as its step finishes, so a run killed
 with ``kill -9`` leaves every finished step readable. Secrets are redacted from every line.
@@ -20,6 +20,10 @@ class TrajectoryWriter:
         self.path = path
         self._file: TextIO | None = path.open("w", encoding="utf-8")
         self._write({"type": "header", "format_version": FORMAT_VERSION, **header})
+
+    def prompt(self, messages: list[dict[str, Any]]) -> None:
+        """What the model is first shown (system prompt, task, tool schemas)."""
+        self._write({"type": "prompt", "messages": messages})
 
     def step(self, record: dict[str, Any]) -> None:
         self._write({"type": "step", **record})

@@ -77,8 +77,9 @@ def test_openai_run_resolves_the_task_through_rate_limits(tmp_path: Path, stream
     ) / 1e6
     assert result["cost_usd"] == pytest.approx(expected, abs=1e-6)
     assert proc.stderr.count("429 tokens: Rate limit reached") == 3
-    steps = [json.loads(line) for line in (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()]
-    retries = [e for e in steps[1]["events"] if e["type"] == "retry"]
+    records = [json.loads(line) for line in (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["type"] == "step"]
+    retries = [e for e in steps[0]["events"] if e["type"] == "retry"]
     assert [e["attempt"] for e in retries] == [1, 2, 3]
     assert OPENAI_KEY not in every_file_text(tmp_path / "run") + proc.stdout + proc.stderr
 

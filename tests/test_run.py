@@ -93,9 +93,12 @@ def test_the_readme_example_resolves_and_prints_the_dollars(tmp_path: Path) -> N
     assert "+    discounted = max(subtotal(items) - discount, 0.0)" in patch
     assert "__pycache__" not in patch
     records = read_trajectory(out / "trajectory.jsonl")
-    assert [r["type"] for r in records] == ["header", *["step"] * 5, "final"]
+    assert [r["type"] for r in records] == ["header", "prompt", *["step"] * 5, "final"]
+    system, task_prompt = records[1]["messages"]
+    assert system["role"] == "system" and "- editor: View, create and edit files." in system["content"]
+    assert task_prompt["content"].startswith("# Task: Discounts are taxed") and "This is a web app" not in task_prompt["content"]
     assert records[0]["task"]["id"] == "invoice-discount" and records[0]["format_version"] == 1
-    assert records[2]["observations"][0]["output"].strip() == "100.0"  # the bug, reproduced
+    assert records[3]["observations"][0]["output"].strip() == "100.0"  # the bug, reproduced
     assert records[-1]["exit_status"] == "submitted"
 
 
@@ -130,7 +133,7 @@ def test_manager_prompt_lists_the_proposals_but_never_the_answer(tmp_path: Path)
     text = (out / "trajectory.jsonl").read_text()
     assert "correct_proposal" not in text
     records = read_trajectory(out / "trajectory.jsonl")
-    assert "there is no proposal 7" in records[1]["observations"][0]["output"]
+    assert "there is no proposal 7" in records[2]["observations"][0]["output"]
     assert result["answer"] == {"proposal_id": 1}
 
 
@@ -262,8 +265,8 @@ def test_kill_9_leaves_every_finished_step_readable(tmp_path: Path) -> None:
     proc.wait()
     records = read_trajectory(out / "trajectory.jsonl")
     lines = (out / "trajectory.jsonl").read_text().splitlines()
-    assert len(records) == len(lines) == 3  # header + two finished steps, every line whole
-    assert [r["observations"][0]["output"].strip() for r in records[1:]] == ["first", "second"]
+    assert len(records) == len(lines) == 4  # header, prompt, two finished steps: every line whole
+    assert [r["observations"][0]["output"].strip() for r in records[2:]] == ["first", "second"]
     subprocess.run(["pkill", "-f", "sleep 77.5"], check=False)
 
 
@@ -377,3 +380,11 @@ def test_what_setup_commands_change_stays_out_of_the_patch(tmp_path: Path) -> No
     patch = (out / "patch.diff").read_text()
     assert "notes.txt" in patch and "build-info.txt" not in patch
     assert result["grade"]["status"] == "failed"  # graded, with the setup run again before the patch
+
+
+def test_a_web_task_prompt_points_the_model_at_the_browser() -> None:
+    from prompts import render
+
+    web = render("ic_swe.j2", task=load_task(EXAMPLES / "web-todo-delete"), workdir="/repo")
+    assert "This is a web app. The `browser` tool opens it" in web
+    assert "user_tool" in web
