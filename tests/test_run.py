@@ -96,7 +96,8 @@ def test_the_readme_example_resolves_and_prints_the_dollars(tmp_path: Path) -> N
     assert [r["type"] for r in records] == ["header", "prompt", *["step"] * 5, "final"]
     system, task_prompt = records[1]["messages"]
     assert system["role"] == "system" and "- editor: View, create and edit files." in system["content"]
-    assert task_prompt["content"].startswith("# Task: Discounts are taxed") and "This is a web app" not in task_prompt["content"]
+    assert task_prompt["content"].startswith("# Task: Discounts are taxed")
+    assert "This is a web app" not in task_prompt["content"]
     assert records[0]["task"]["id"] == "invoice-discount" and records[0]["format_version"] == 1
     assert records[3]["observations"][0]["output"].strip() == "100.0"  # the bug, reproduced
     assert records[-1]["exit_status"] == "submitted"
