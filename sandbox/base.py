@@ -7,6 +7,7 @@ this protocol, in ``sandbox.git`` and ``tools``.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,30 @@ class SandboxSpec:
     setup_network: bool = False
     prepare: list[str] = field(default_factory=list)
     remove_paths: list[str] = field(default_factory=list)
+
+
+class OutputChunks:
+    """Output a reader thread pushes and a shell's ``recv`` takes, with ShellProcess.recv's
+    contract: b"" when nothing came within the timeout, None once the stream has ended."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self._ended = False
+
+    def put(self, chunk: bytes | None) -> None:
+        """A chunk of output, or None for the end of the stream."""
+        self._queue.put(chunk)
+
+    def get(self, timeout: float) -> bytes | None:
+        if self._ended:
+            return None
+        try:
+            chunk = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return b""
+        if chunk is None:
+            self._ended = True
+        return chunk
 
 
 @runtime_checkable

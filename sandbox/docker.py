@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import queue
 import shutil
 import signal
 import socket
@@ -38,7 +37,7 @@ import docker.errors
 import requests
 
 from agent.errors import SandboxError
-from sandbox.base import ExecResult, SandboxSpec
+from sandbox.base import ExecResult, OutputChunks, SandboxSpec
 from sandbox.git import make_baseline
 from sandbox.shell import KILL_SESSION_SCRIPT
 
@@ -475,8 +474,7 @@ class _ExecStream:
         self._pid: int | None = None
         self._pid_line = bytearray()
         self._pid_known = threading.Event()
-        self._merged: queue.Queue[bytes | None] = queue.Queue()
-        self._eof = False
+        self._merged = OutputChunks()
         self._done = threading.Event()
         self._closed = False
         threading.Thread(target=self._pump, daemon=True, name=f"docker-exec-{exec_id[:8]}").start()
@@ -542,15 +540,7 @@ class _ExecStream:
             raise BrokenPipeError(str(e)) from None
 
     def recv_merged(self, timeout: float) -> bytes | None:
-        if self._eof:
-            return None
-        try:
-            chunk = self._merged.get(timeout=timeout)
-        except queue.Empty:
-            return b""
-        if chunk is None:
-            self._eof = True
-        return chunk
+        return self._merged.get(timeout)
 
     def close(self) -> None:
         if self._closed:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import queue
 import shlex
 import shutil
 import signal
@@ -22,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
-from sandbox.base import ExecResult, SandboxSpec
+from sandbox.base import ExecResult, OutputChunks, SandboxSpec
 from sandbox.git import make_baseline
 from sandbox.shell import KILL_SESSION_SCRIPT
 
@@ -43,8 +42,7 @@ class LocalShell:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session, so a timeout can kill all it started
         )
-        self._chunks: queue.Queue[bytes | None] = queue.Queue()
-        self._eof = False
+        self._chunks = OutputChunks()
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
@@ -61,15 +59,7 @@ class LocalShell:
         self._proc.stdin.flush()
 
     def recv(self, timeout: float) -> bytes | None:
-        if self._eof:
-            return None
-        try:
-            chunk = self._chunks.get(timeout=timeout)
-        except queue.Empty:
-            return b""
-        if chunk is None:
-            self._eof = True
-        return chunk
+        return self._chunks.get(timeout)
 
     def close(self) -> None:
         if self._proc.poll() is None:
