@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
     prune = sandbox_commands.add_parser(
-        "prune", help="remove lancer containers left by lancer processes that ended (crashed, killed)"
+        "prune", help="remove sandboxes (containers, local folders) left by lancer processes that ended"
     )
     prune.add_argument("--all", action="store_true", help="also containers of runs still going, and of other machines")
     prune.add_argument("--images", action="store_true", help="also the images lancer built from task Dockerfiles")
@@ -149,10 +149,15 @@ def _print(text: str) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from sandbox.docker import prune
+    from sandbox import docker, local
 
-    removed = prune(everything=args.all, images=args.images)
-    print(f"removed {removed} lancer container{'s' if removed != 1 else ''}{' and images' if args.images else ''}")
+    print(f"removed {local.prune(everything=args.all)} local sandbox folder(s)")
+    try:
+        removed = docker.prune(everything=args.all, images=args.images)
+    except LancerError as e:  # no engine: there is nothing of docker's to prune either
+        print(f"docker: skipped ({e})")
+        return 0
+    print(f"removed {removed} lancer container(s){' and built images' if args.images else ''}")
     return 0
 
 

@@ -7,6 +7,7 @@ this protocol, in ``sandbox.git`` and ``tools``.
 
 from __future__ import annotations
 
+import os
 import queue
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,19 @@ class SandboxSpec:
     setup_network: bool = False
     prepare: list[str] = field(default_factory=list)
     remove_paths: list[str] = field(default_factory=list)
+
+
+def pid_alive(pid: str) -> bool:
+    """Whether process ``pid`` (a string, as stored in labels and files) still runs here."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 class OutputChunks:

@@ -37,7 +37,7 @@ import docker.errors
 import requests
 
 from agent.errors import SandboxError
-from sandbox.base import ExecResult, OutputChunks, SandboxSpec
+from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
 from sandbox.git import make_baseline
 from sandbox.shell import KILL_SESSION_SCRIPT
 
@@ -656,7 +656,7 @@ def prune(everything: bool = False, images: bool = False) -> int:
             labels = info.get("Labels") or {}
             if labels.get(MANAGED_LABEL) != "1":
                 continue
-            alive = labels.get("lancer.host") == here and _pid_alive(labels.get("lancer.pid", ""))
+            alive = labels.get("lancer.host") == here and pid_alive(labels.get("lancer.pid", ""))
             foreign = labels.get("lancer.host") != here
             if everything or not (alive or foreign):
                 removed += _remove_container(client.api, str(info["Id"]))
@@ -670,18 +670,6 @@ def prune(everything: bool = False, images: bool = False) -> int:
         raise SandboxError(f"pruning failed: {_api_reason(e)}") from None
     finally:
         client.close()
-
-
-def _pid_alive(pid: str) -> bool:
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -21,10 +21,12 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
-from sandbox.base import ExecResult, OutputChunks, SandboxSpec
+from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
 from sandbox.git import make_baseline
 from sandbox.shell import KILL_SESSION_SCRIPT
 
+_PREFIX = "lancer-"
+OWNER_FILE = "lancer.pid"
 # Only these host variables reach the sandbox: secrets such as API keys must not.
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
@@ -74,7 +76,7 @@ class LocalSandbox:
     """A temp dir holding the working tree (with a baseline commit) and a private HOME."""
 
     def __init__(self, spec: SandboxSpec) -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="lancer-"))
+        self._root = Path(tempfile.mkdtemp(prefix=_PREFIX))
         self._hidden = [p.resolve() for p in spec.hidden_paths]
         self._shells: list[LocalShell] = []
         try:
@@ -84,6 +86,8 @@ class LocalSandbox:
             else:  # a task with no code of its own (a manager task from the dataset)
                 os.mkdir(self.workdir)
             (self._root / "home").mkdir()
+            # Lets `lancer sandbox prune` tell a sandbox whose lancer died (kill -9) from a live one.
+            (self._root / OWNER_FILE).write_text(str(os.getpid()))
             self._env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
             # The Python lancer runs with comes first, so `python3 -m pytest` finds pytest.
             self._env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), self._env.get("PATH", os.defpath)])
@@ -153,6 +157,17 @@ class LocalSandbox:
             shell.close()
         self._shells.clear()
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+def prune(everything: bool = False) -> int:
+    """Remove local sandboxes whose lancer process has ended (or all, with ``everything``)."""
+    removed = 0
+    for root in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        owner = root / OWNER_FILE
+        if owner.is_file() and (everything or not pid_alive(owner.read_text().strip())):
+            shutil.rmtree(root, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _copy(src: Path, dest: Path) -> None:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,12 @@ def test_kill_9_leaves_every_finished_step_readable(tmp_path: Path) -> None:
     assert len(records) == len(lines) == 4  # header, prompt, two finished steps: every line whole
     assert [r["observations"][0]["output"].strip() for r in records[2:]] == ["first", "second"]
     subprocess.run(["pkill", "-f", "sleep 77.5"], check=False)
+    # What the killed run left, `lancer sandbox prune` removes.
+    left = [p.parent for p in Path(tempfile.gettempdir()).glob("lancer-*/lancer.pid") if p.read_text() == str(proc.pid)]
+    assert len(left) == 1
+    pruned = run_lancer("sandbox", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "local sandbox folder(s)" in pruned.stdout and not left[0].exists()
 
 
 def test_ctrl_c_ends_the_run_as_interrupted_and_cleans_up(tmp_path: Path) -> None:
