@@ -35,7 +35,8 @@ if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.lancer-installed ]; then
   log "installing lancer and its Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[dev]'
+  # The build backend's warnings about editable installs are noise for a user; errors still show.
+  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev]'
   touch .venv/.lancer-installed
 fi
 
