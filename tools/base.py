@@ -52,9 +52,13 @@ class FormatError(Exception):
 class Toolbox:
     def __init__(self, tools: list[Tool]) -> None:
         self.tools = {tool.name: tool for tool in tools}
+        self._specs: list[ToolSpec] | None = None
 
     def specs(self) -> list[ToolSpec]:
-        return [ToolSpec(t.name, t.description, _schema(t.Args)) for t in self.tools.values()]
+        """What the model is told about the tools (the same every step: computed once)."""
+        if self._specs is None:
+            self._specs = [ToolSpec(t.name, t.description, _schema(t.Args)) for t in self.tools.values()]
+        return self._specs
 
     def run(self, call: ToolCall) -> ToolResult:
         """Run one call. Raises FormatError for a call that names no tool or has bad arguments."""
