@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from agent.config import ModelConfig
 from agent.errors import ConfigError
 from agent.models.base import Message, ModelResponse, ToolSpec
-from agent.models.context import ContextFitter
+from agent.models.context import ContextFitter, Fitted
 from agent.models.pricing import model_card
 from agent.models.retry import RetryPolicy, SdkErrors, call_with_retries
 from agent.models.tokens import counter_for
@@ -55,6 +55,7 @@ class ApiModel(ABC):
         margin = 0.05 if counter.exact and self.tiktoken_is_exact else 0.2
         self.fitter = ContextFitter(card.context_window, self.max_output_tokens(), counter, margin)
         self.retry_policy = RetryPolicy.from_config(config)
+        self._last_fit: tuple[tuple[int, int, int], Fitted] | None = None
         self.client: Any = self.sdk_client(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -76,7 +77,7 @@ class ApiModel(ABC):
     # --- the Model protocol ---------------------------------------------------------------
 
     def query(self, messages: list[Message], tools: list[ToolSpec]) -> ModelResponse:
-        fitted = self.fitter.fit(messages, tools)
+        fitted = self._fit(messages, tools)
         response, retries = call_with_retries(
             lambda: self._send(fitted.messages, tools),
             policy=self.retry_policy,
@@ -93,10 +94,18 @@ class ApiModel(ABC):
         """An upper bound for the next call: every input token uncached, a full-length reply."""
         if self.price is None:
             return None
-        tokens = self.fitter.fit(messages, tools).tokens
+        tokens = self._fit(messages, tools).tokens
         return (tokens * self.price.input + self.max_output_tokens() * self.price.output) / 1_000_000
 
     # --- shared helpers -------------------------------------------------------------------
+
+    def _fit(self, messages: list[Message], tools: list[ToolSpec]) -> Fitted:
+        """The loop asks for the cost estimate and then queries with the same history:
+        count its tokens once, not twice, per step (histories only grow by appending)."""
+        key = (len(messages), id(messages[-1]) if messages else 0, len(tools))
+        if self._last_fit is None or self._last_fit[0] != key:
+            self._last_fit = (key, self.fitter.fit(messages, tools))
+        return self._last_fit[1]
 
     def _api_key(self) -> str:
         key = os.environ.get(self.api_key_env, "").strip()
