@@ -50,12 +50,17 @@ def sandbox(sandbox_kind: str, tmp_path: Path, hidden_file_name: str) -> Iterato
         sb.close()
 
 
+def lancer_argv(*args: str) -> list[str]:
+    """The command line that runs lancer from this checkout."""
+    return [sys.executable, "-m", "agent.cli", *args]
+
+
 def run_lancer(
     *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it, in a child process."""
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args],
+        lancer_argv(*args),
         cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,

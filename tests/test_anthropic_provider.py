@@ -14,7 +14,7 @@ from agent.models import create_model
 from agent.models.api import ApiModel
 from agent.models.base import Message, ToolCall
 from agent.models.retry import ContextOverflowError, ModelCallError
-from tests.fakes.conversation import ANTHROPIC_KEY, TOOLS, answer, fast_config, start, tiny_png, turn
+from tests.fakes.conversation import ANTHROPIC_KEY, THREE_TURNS, TOOLS, answer, fast_config, play, start, tiny_png, turn
 from tests.fakes.llm_server import ApiError, FakeLLMServer, Item, anthropic_error
 
 SONNET = "anthropic:claude-sonnet-4-6"  # 4-5 works too, but its SDK deprecation warning is noise here
@@ -96,18 +96,8 @@ def test_every_request_asks_for_caching_and_can_be_told_not_to() -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_usage_includes_cache_reads_and_writes_and_prices_them(stream: bool) -> None:
-    script = [
-        turn("a", ("bash", {"command": "ls"})),
-        turn("b", ("bash", {"command": "pwd"})),
-        turn("c", ("submit", {})),
-    ]
-    with FakeLLMServer(script) as server:
-        model = model_for(server, stream=stream)
-        messages, usages = start(), []
-        for _ in range(3):
-            response = model.query(messages, TOOLS)
-            usages.append(response.usage)
-            answer(messages, response, ["ok"] * len(response.tool_calls))
+    with FakeLLMServer(THREE_TURNS) as server:
+        usages = play(model_for(server, stream=stream), 3)
     sums = server.usage_sum()
     read, written = sums["cache_read_input_tokens"], sums["cache_creation_input_tokens"]
     assert read > 0 and written > 0

@@ -15,7 +15,7 @@ from agent.models.api import ApiModel
 from agent.models.openai import parse_arguments
 from agent.models.pricing import TABLE
 from agent.models.retry import ContextOverflowError, ModelCallError
-from tests.fakes.conversation import OPENAI_KEY, TOOLS, answer, fast_config, start, tiny_png, turn
+from tests.fakes.conversation import OPENAI_KEY, THREE_TURNS, TOOLS, answer, fast_config, play, start, tiny_png, turn
 from tests.fakes.llm_server import ApiError, FakeLLMServer, Item, openai_error
 
 
@@ -69,18 +69,8 @@ def test_tool_calls_round_trip(stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_usage_and_cost_come_from_the_servers_usage_fields(stream: bool) -> None:
-    script = [
-        turn("a", ("bash", {"command": "ls"})),
-        turn("b", ("bash", {"command": "pwd"})),
-        turn("c", ("submit", {})),
-    ]
-    with FakeLLMServer(script) as server:
-        model = model_for(server, stream=stream)
-        messages, usages = start(), []
-        for _ in range(3):
-            response = model.query(messages, TOOLS)
-            usages.append(response.usage)
-            answer(messages, response, ["ok"] * len(response.tool_calls))
+    with FakeLLMServer(THREE_TURNS) as server:
+        usages = play(model_for(server, stream=stream), 3)
     sums = server.usage_sum()
     assert sum(u.input_tokens for u in usages) == sums["prompt_tokens"]
     assert sum(u.output_tokens for u in usages) == sums["completion_tokens"]

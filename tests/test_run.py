@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from agent.models import create_model
 from agent.runner import run_task
 from agent.tasks import load_task
 from agent.trajectory import read_trajectory
-from tests.conftest import EXAMPLES, ROOT, run_lancer
+from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 
 IC_TASK = EXAMPLES / "invoice-discount"
 MANAGER_TASK = EXAMPLES / "manager-date-format"
@@ -223,17 +222,7 @@ def test_secrets_never_reach_the_run_files(tmp_path: Path) -> None:
 def _start_run(tmp_path: Path, turns: list[dict[str, Any]]) -> tuple[subprocess.Popen[str], Path]:
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "run",
-            str(IC_TASK),
-            "--model",
-            f"scripted:{script(tmp_path, turns)}",
-            "--out",
-            str(out),
-        ],
+        lancer_argv("run", str(IC_TASK), "--model", f"scripted:{script(tmp_path, turns)}", "--out", str(out)),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import ModelConfig
-from agent.models.base import Message, ModelResponse, ToolSpec
+from agent.models.base import Message, Model, ModelResponse, ToolSpec, Usage
 from agent.models.scripted import ScriptedCall, ScriptedTurn
 
 # Shaped like a real key (the redactor knows the shape too); the tests check it is nowhere.
@@ -45,6 +45,24 @@ def answer(
     messages.append(Message("assistant", response.content, response.tool_calls))
     for call, output in zip(response.tool_calls, outputs, strict=True):
         messages.append(Message("tool", output, tool_call_id=call.id, name=call.name, images=images or []))
+
+
+# Three replies with tool calls: enough turns for caching and usage sums to show.
+THREE_TURNS = [
+    turn("a", ("bash", {"command": "ls"})),
+    turn("b", ("bash", {"command": "pwd"})),
+    turn("c", ("submit", {})),
+]
+
+
+def play(model: Model, replies: int) -> list[Usage]:
+    """Query ``model`` ``replies`` times as the loop does; each reply's usage."""
+    messages, usages = start(), []
+    for _ in range(replies):
+        response = model.query(messages, TOOLS)
+        usages.append(response.usage)
+        answer(messages, response, ["ok"] * len(response.tool_calls))
+    return usages
 
 
 def tiny_png(path: Path) -> Path:
