@@ -50,7 +50,7 @@ class BrowserConfig(StrictModel):
 
 
 class PriceConfig(StrictModel):
-    """USD per million tokens; replaces lancer's price table for the run's model."""
+    """USD per million tokens; replaces genai-prices' prices for the run's model."""
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
@@ -88,9 +88,9 @@ class ModelConfig(StrictModel):
     retry_max_wait_s: float = Field(60, ge=0)
     # One HTTP request, seconds.
     request_timeout_s: float = Field(600, gt=0)
-    # Unset: lancer's table (agent/models/pricing.py); an unknown model's cost is null.
+    # Unset: genai-prices' (agent/models/pricing.py); an unknown model's cost is null.
     price: PriceConfig | None = None
-    # Tokens the model accepts per request; unset: lancer's table, else 128000.
+    # Tokens the model accepts per request; unset: genai-prices', else 128000.
     context_window: int | None = Field(None, ge=1024)
 
 

@@ -43,6 +43,8 @@ def run_task(
             "lancer_version": __version__,
             "task": task.public_summary(),
             "model": model.name,
+            # Which prices its costs were counted with ("config", "genai-prices 0.2.3 (...)"); null: unknown.
+            "price_source": getattr(model, "price_source", None),
             "config": config.model_dump(mode="json"),
             "started_at": started_at,
         },

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from agent.errors import ConfigError
 from agent.models import notices, tokens
 from agent.models.base import Message, ToolCall, Usage
 from agent.models.context import ELIDE_BLOCK, IMAGE_TOKENS, ContextFitter
-from agent.models.pricing import TABLE, Price, lookup, model_card
+from agent.models.pricing import CatalogPrice, Price, lookup, model_card
 from agent.models.retry import RetryPolicy, _retry_after
 from agent.models.tokens import EstimateCounter
 from tests.fakes.conversation import TOOLS
@@ -28,23 +29,81 @@ def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- prices ----------------------------------------------------------------------------------
 
+CATALOG = f"genai-prices {version('genai-prices')}"
+
+
+def catalog(model: str, provider: str, base_url: str | None = None) -> CatalogPrice:
+    found = lookup(model, provider, base_url)
+    assert found is not None, model
+    return found[0]
+
 
 def test_snapshots_and_aliases_find_their_model() -> None:
-    assert lookup("gpt-4o-2024-08-06") is TABLE["gpt-4o"]
-    assert lookup("gpt-4o-mini-2024-07-18") is TABLE["gpt-4o-mini"]
-    assert lookup("gpt-4.1-mini-2025-04-14") is TABLE["gpt-4.1-mini"]
-    assert lookup("claude-sonnet-4-5-20250929") is TABLE["claude-sonnet-4-5"]
-    assert lookup("claude-sonnet-4-20250514") is TABLE["claude-sonnet-4"]
-    assert lookup("claude-3-5-sonnet-latest") is TABLE["claude-3-5-sonnet"]
+    for name, provider, entry in [
+        ("gpt-4o-2024-08-06", "openai", "openai gpt-4o"),
+        ("gpt-4o-mini-2024-07-18", "openai", "openai gpt-4o-mini"),
+        ("gpt-4.1-mini-2025-04-14", "openai", "openai gpt-4.1-mini"),
+        ("claude-sonnet-4-5-20250929", "anthropic", "anthropic claude-sonnet-4-5"),
+        ("claude-sonnet-4-20250514", "anthropic", "anthropic claude-sonnet-4-0"),
+        ("claude-3-5-sonnet-latest", "anthropic", "anthropic claude-3-5-sonnet"),
+    ]:
+        assert catalog(name, provider).source == f"{CATALOG} ({entry})"
 
 
-def test_lookalike_names_are_not_priced_as_their_neighbours() -> None:
-    # o3-pro costs ten times o3; gpt-5.1-codex-max is not gpt-5.1: unknown beats wrong.
-    for name in ("o3-pro", "gpt-5.1-codex-max", "claude-opus-4-9", "gpt-4o-audio-preview", "llama3.1:8b"):
-        assert lookup(name) is None, name
+def test_openai_compatible_names_are_looked_up_across_providers() -> None:
+    # OpenRouter-style vendor/model names, a model's own provider, and the server's URL.
+    assert (
+        catalog("deepseek/deepseek-chat", "openai-compatible").source
+        == f"{CATALOG} (openrouter deepseek/deepseek-chat)"
+    )
+    assert catalog("deepseek-chat", "openai-compatible").source == f"{CATALOG} (deepseek deepseek-chat)"
+    assert catalog("gpt-4o", "openai-compatible").source == f"{CATALOG} (openai gpt-4o)"
+    via_url = catalog("anthropic/claude-sonnet-4.5", "openai", "https://openrouter.ai/api/v1")
+    assert via_url.source == f"{CATALOG} (openrouter anthropic/claude-sonnet-4.5)"
+    # A server lancer cannot place (a local proxy) prices the model its provider names.
+    assert catalog("gpt-4o", "openai", "http://127.0.0.1:8000/v1").source == f"{CATALOG} (openai gpt-4o)"
 
 
-def test_cost_counts_each_kind_of_token_at_its_price() -> None:
+def test_unknown_models_are_not_priced_as_their_neighbours() -> None:
+    for name, provider in [
+        ("claude-opus-4-9", "anthropic"),
+        ("my-finetune", "openai"),
+        ("llama3.1:8b", "openai-compatible"),
+        ("claude-sonnet-4-5", "openai"),  # OpenAI does not serve it
+    ]:
+        assert lookup(name, provider) is None, name
+    # o3-pro is its own model at ten times o3's price, not o3.
+    usage = Usage(input_tokens=1_000_000)
+    assert catalog("o3-pro", "openai").cost(usage) == pytest.approx(10 * catalog("o3", "openai").cost(usage))
+
+
+def test_gpt_4o_prices_cached_prompt_tokens_at_half() -> None:
+    usage = Usage(input_tokens=10_000, output_tokens=1_000, cache_read_tokens=6_000)
+    assert catalog("gpt-4o", "openai").cost(usage) == pytest.approx((4_000 * 2.50 + 6_000 * 1.25 + 1_000 * 10.0) / 1e6)
+
+
+def test_each_call_is_priced_at_the_long_context_tier_its_own_prompt_reaches() -> None:
+    sonnet = catalog("claude-sonnet-4-5", "anthropic")
+    # Up to 200k prompt tokens: $3 input, $0.30 cache read, $3.75 cache write, $15 output.
+    below = Usage(input_tokens=200_000, output_tokens=1_000, cache_read_tokens=150_000, cache_write_tokens=10_000)
+    assert sonnet.cost(below) == pytest.approx((40_000 * 3 + 150_000 * 0.3 + 10_000 * 3.75 + 1_000 * 15) / 1e6)
+    # Past 200k, the whole call is billed at the long-context prices: $6, $0.60, $7.50, $22.50.
+    above = Usage(input_tokens=200_001, output_tokens=1_000, cache_read_tokens=150_000, cache_write_tokens=10_000)
+    assert sonnet.cost(above) == pytest.approx((40_001 * 6 + 150_000 * 0.6 + 10_000 * 7.5 + 1_000 * 22.5) / 1e6)
+    # Two calls of 150k cost twice one: the tier is per call, not per run.
+    assert sonnet.cost(Usage(input_tokens=150_000)) == pytest.approx(150_000 * 3 / 1e6)
+
+
+def test_the_upper_bound_takes_the_dearest_price_for_every_prompt_token() -> None:
+    sonnet = catalog("claude-sonnet-4-5", "anthropic")
+    # Anthropic's cache writes cost more than plain input: the bound assumes all are written.
+    assert sonnet.upper_bound(100_000, 4_096) == pytest.approx((100_000 * 3.75 + 4_096 * 15) / 1e6)
+    assert sonnet.upper_bound(250_000, 4_096) == pytest.approx((250_000 * 7.5 + 4_096 * 22.5) / 1e6)
+    assert catalog("gpt-4o", "openai").upper_bound(100_000, 4_096) == pytest.approx((100_000 * 2.5 + 4_096 * 10) / 1e6)
+    assert Price(1.0, 2.0, 0.1, 1.25).upper_bound(1_000_000, 1_000_000) == pytest.approx(1.25 + 2.0)
+
+
+def test_config_price_counts_each_kind_of_token_at_its_price() -> None:
     price = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
     usage = Usage(input_tokens=10_000, output_tokens=1_000, cache_read_tokens=6_000, cache_write_tokens=1_000)
     assert price.cost(usage) == pytest.approx((3_000 * 3.0 + 6_000 * 0.3 + 1_000 * 3.75 + 1_000 * 15.0) / 1e6)
@@ -52,22 +111,48 @@ def test_cost_counts_each_kind_of_token_at_its_price() -> None:
 
 def test_an_unknown_models_cost_is_unknown_and_said_once(capsys: pytest.CaptureFixture[str]) -> None:
     for _ in range(3):
-        card = model_card("my-finetune", ModelConfig())
+        card = model_card("my-finetune", ModelConfig(), "openai-compatible")
     assert card.price is None
     assert card.context_window == 128_000
     err = capsys.readouterr().err
     assert err.count("no price known for model 'my-finetune'") == 1
+    assert f"{CATALOG} has none for openai-compatible" in err
     assert err.count("context window of model 'my-finetune' unknown") == 1
     assert "model.price" in err
 
 
-def test_config_prices_and_window_override_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_prices_and_window_override_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
     config = ModelConfig(price=PriceConfig(input=1.0, output=2.0, cache_read=0.5), context_window=32_000)
-    card = model_card("gpt-4o", config)
+    card = model_card("gpt-4o", config, "openai")
     assert card.price == Price(1.0, 2.0, 0.5, 1.0)
+    assert card.price.source == "config"
     assert card.context_window == 32_000
-    assert model_card("local-llama", ModelConfig(price=PriceConfig(input=0, output=0))).price == Price(0, 0, 0, 0)
+    assert model_card("gpt-4o", ModelConfig(), "openai").context_window == 128_000  # the catalog's
+    local = model_card("local-llama", ModelConfig(price=PriceConfig(input=0, output=0)), "openai-compatible")
+    assert local.price == Price(0, 0, 0, 0)
     assert "no price known" not in capsys.readouterr().err
+
+
+def test_prices_never_come_from_the_network() -> None:
+    # Any connection attempt fails the run; an update installed by other code in the process
+    # (genai-prices' UpdatePrices sets a global snapshot) does not change lancer's prices.
+    code = """
+import sys, threading
+def no_network(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo", "urllib.Request"):
+        raise RuntimeError(f"network use: {event} {args}")
+sys.addaudithook(no_network)
+from genai_prices import data_snapshot
+data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=[], from_auto_update=True))
+from agent.config import ModelConfig
+from agent.models.base import Usage
+from agent.models.pricing import model_card
+card = model_card("claude-sonnet-4-5", ModelConfig(), "anthropic")
+print(card.price.source, round(card.price.cost(Usage(input_tokens=100_000)), 6), threading.active_count())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == f"{CATALOG} (anthropic claude-sonnet-4-5) 0.3 1\n"
 
 
 # --- token counting -----------------------------------------------------------------------

@@ -78,6 +78,7 @@ def test_openai_run_resolves_the_task_through_rate_limits(tmp_path: Path, stream
     assert result["cost_usd"] == pytest.approx(expected, abs=1e-6)
     assert proc.stderr.count("429 tokens: Rate limit reached") == 3
     records = [json.loads(line) for line in (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()]
+    assert records[0]["price_source"] == f"genai-prices {version('genai-prices')} (openai gpt-4o)"
     steps = [r for r in records if r["type"] == "step"]
     retries = [e for e in steps[0]["events"] if e["type"] == "retry"]
     assert [e["attempt"] for e in retries] == [1, 2, 3]

@@ -49,8 +49,10 @@ class ApiModel(ABC):
         self.base_url = config.base_url or os.environ.get(self.base_url_env) or None
         self.api_key_env = config.api_key_env or self.key_env
         self.api_key = self._api_key()
-        card = model_card(model_name, config)
+        card = model_card(model_name, config, self.provider, self.base_url)
         self.price = card.price
+        # Recorded in the trajectory's header: which prices the costs were counted with.
+        self.price_source = card.price.source if card.price else None
         counter = counter_for(model_name)
         margin = 0.05 if counter.exact and self.tiktoken_is_exact else 0.2
         self.fitter = ContextFitter(card.context_window, self.max_output_tokens(), counter, margin)
@@ -91,11 +93,11 @@ class ApiModel(ABC):
         return response
 
     def estimate_cost(self, messages: list[Message], tools: list[ToolSpec]) -> float | None:
-        """An upper bound for the next call: every input token uncached, a full-length reply."""
+        """An upper bound for the next call: every input token at its dearest (uncached or
+        written to the cache), a full-length reply, at the tier that prompt's size reaches."""
         if self.price is None:
             return None
-        tokens = self._fit(messages, tools).tokens
-        return (tokens * self.price.input + self.max_output_tokens() * self.price.output) / 1_000_000
+        return self.price.upper_bound(self._fit(messages, tools).tokens, self.max_output_tokens())
 
     # --- shared helpers -------------------------------------------------------------------
 

@@ -1,39 +1,59 @@
-"""What a model costs and how much it reads: USD per million tokens and context windows.
+"""What a model costs and how much it reads: prices and context windows.
 
-There is no network at run time, so the table ships in code. Sources, read 2026-11-24:
-- OpenAI: https://openai.com/api/pricing (standard tier; cached input is the cache-read
-  price; OpenAI bills no extra for cache writes).
-- Anthropic: https://platform.claude.com/docs/en/about-claude/pricing and each model's
-  overview page (cache write = the 5-minute write price, which is what lancer requests).
-Long-context surcharges, batch, priority and regional tiers are not modelled. A model
-missing here, or priced differently by the server you use, takes ``model.price`` (and
-``model.context_window``) from the run config; without them its cost is recorded as
-unknown (null), never guessed.
+Prices come from genai-prices (pydantic's price data for hundreds of models and providers,
+with cache and long-context tiers), read from the snapshot shipped inside the package:
+there is no network at run time. lancer never starts genai-prices' ``UpdatePrices`` (the
+only code in it that downloads) and builds its own snapshot from the bundled data, so an
+update started by anything else in the process cannot change prices in the middle of a run.
+
+A call is priced on its own usage, so a long-context tier (e.g. Claude Sonnet 4.5 above
+200k prompt tokens) applies to the calls that cross it and to no others. ``model.price``
+in the run config replaces the catalog (flat prices, no tiers). A model the catalog does
+not know keeps an unknown (null) cost; it is never priced as a look-alike.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Protocol
 
 from agent.config import ModelConfig
 from agent.models.base import Usage
 from agent.models.notices import warn_once
 
+if TYPE_CHECKING:  # genai_prices itself is imported on first use: its data is large
+    from genai_prices.data_snapshot import DataSnapshot
+    from genai_prices.types import ModelInfo, Provider
+
 DEFAULT_CONTEXT_WINDOW = 128_000
+CATALOG = "genai-prices"
+
+
+class Pricing(Protocol):
+    @property
+    def source(self) -> str:
+        """Where the prices come from, for the trajectory: "config", "genai-prices 0.2.3 (...)"."""
+
+    def cost(self, usage: Usage) -> float:
+        """USD for one call's ``usage`` (input_tokens include its cache reads and writes)."""
+
+    def upper_bound(self, input_tokens: int, output_tokens: int) -> float:
+        """The most a call reading ``input_tokens`` and writing ``output_tokens`` can cost."""
 
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """Flat USD per million tokens, from ``model.price`` in the run config."""
 
     input: float
     output: float
     cache_read: float
     cache_write: float
+    source: str = "config"
 
     def cost(self, usage: Usage) -> float:
-        """USD for ``usage``, whose input_tokens include its cache reads and writes."""
         uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
         return (
             uncached * self.input
@@ -42,78 +62,97 @@ class Price:
             + usage.output_tokens * self.output
         ) / 1_000_000
 
+    def upper_bound(self, input_tokens: int, output_tokens: int) -> float:
+        # Every prompt token at its dearest: uncached, or written to the cache if that costs more.
+        return (input_tokens * max(self.input, self.cache_write) + output_tokens * self.output) / 1_000_000
+
+
+@dataclass(frozen=True)
+class CatalogPrice:
+    """One model's genai-prices entry, priced per call (tiers depend on that call's prompt)."""
+
+    provider: Provider = field(compare=False, repr=False)
+    model: ModelInfo = field(compare=False, repr=False)
+    source: str
+
+    def cost(self, usage: Usage) -> float:
+        from genai_prices import Usage as CatalogUsage
+
+        calculation = self.model.calc_price(
+            CatalogUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            ),
+            self.provider,
+            genai_request_timestamp=datetime.now(UTC),  # for prices that changed on a date: today's
+        )
+        return float(calculation.total_price)
+
+    def upper_bound(self, input_tokens: int, output_tokens: int) -> float:
+        uncached = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        all_written = Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_write_tokens=input_tokens)
+        return max(self.cost(uncached), self.cost(all_written))
+
 
 @dataclass(frozen=True)
 class ModelCard:
-    price: Price | None
+    price: Pricing | None
     context_window: int
 
 
-def _openai(input: float, cached: float, output: float, window: int) -> ModelCard:
-    return ModelCard(Price(input, output, cache_read=cached, cache_write=input), window)
+def catalog_version() -> str:
+    from importlib.metadata import version
+
+    return version("genai-prices")
 
 
-def _anthropic(input: float, output: float, cache_read: float, cache_write: float, window: int) -> ModelCard:
-    return ModelCard(Price(input, output, cache_read, cache_write), window)
+@cache
+def _snapshot() -> DataSnapshot:
+    from genai_prices.data import providers
+    from genai_prices.data_snapshot import DataSnapshot
+
+    return DataSnapshot(providers=providers, from_auto_update=False)
 
 
-# Keys are model names without their snapshot date: "gpt-4o" prices "gpt-4o-2024-08-06".
-TABLE: dict[str, ModelCard] = {
-    # OpenAI. gpt-5's window is its input limit (272k), not input + output (400k).
-    "gpt-4o": _openai(2.50, 1.25, 10.00, 128_000),
-    "gpt-4o-mini": _openai(0.15, 0.075, 0.60, 128_000),
-    "gpt-4.1": _openai(2.00, 0.50, 8.00, 1_047_576),
-    "gpt-4.1-mini": _openai(0.40, 0.10, 1.60, 1_047_576),
-    "gpt-4.1-nano": _openai(0.10, 0.025, 0.40, 1_047_576),
-    "o1": _openai(15.00, 7.50, 60.00, 200_000),
-    "o3": _openai(2.00, 0.50, 8.00, 200_000),
-    "o3-mini": _openai(1.10, 0.55, 4.40, 200_000),
-    "o4-mini": _openai(1.10, 0.275, 4.40, 200_000),
-    "gpt-5": _openai(1.25, 0.125, 10.00, 272_000),
-    "gpt-5-mini": _openai(0.25, 0.025, 2.00, 272_000),
-    "gpt-5-nano": _openai(0.05, 0.005, 0.40, 272_000),
-    "gpt-5.1": _openai(1.25, 0.125, 10.00, 272_000),
-    # Anthropic: input, output, cache read, 5-minute cache write.
-    "claude-opus-5-5": _anthropic(4.00, 20.00, 0.20, 5.00, 1_000_000),
-    "claude-opus-5": _anthropic(5.00, 25.00, 0.50, 6.25, 1_000_000),
-    "claude-opus-4-8": _anthropic(5.00, 25.00, 0.50, 6.25, 200_000),
-    "claude-opus-4-7": _anthropic(5.00, 25.00, 0.50, 6.25, 200_000),
-    "claude-opus-4-6": _anthropic(5.00, 25.00, 0.50, 6.25, 200_000),
-    "claude-opus-4-5": _anthropic(5.00, 25.00, 0.50, 6.25, 200_000),
-    "claude-opus-4-1": _anthropic(15.00, 75.00, 1.50, 18.75, 200_000),
-    "claude-opus-4": _anthropic(15.00, 75.00, 1.50, 18.75, 200_000),
-    "claude-opus-4-0": _anthropic(15.00, 75.00, 1.50, 18.75, 200_000),
-    "claude-3-opus": _anthropic(15.00, 75.00, 1.50, 18.75, 200_000),
-    # Sonnet 5.5's cache reads went from $0.20 to $0.10 on 2026-10-07.
-    "claude-sonnet-5-5": _anthropic(2.00, 10.00, 0.10, 2.50, 1_000_000),
-    "claude-sonnet-5": _anthropic(2.00, 10.00, 0.20, 2.50, 1_000_000),
-    "claude-sonnet-4-6": _anthropic(3.00, 15.00, 0.30, 3.75, 200_000),
-    "claude-sonnet-4-5": _anthropic(3.00, 15.00, 0.30, 3.75, 200_000),
-    "claude-sonnet-4": _anthropic(3.00, 15.00, 0.30, 3.75, 200_000),
-    "claude-sonnet-4-0": _anthropic(3.00, 15.00, 0.30, 3.75, 200_000),
-    "claude-3-7-sonnet": _anthropic(3.00, 15.00, 0.30, 3.75, 200_000),
-    "claude-3-5-sonnet": _anthropic(3.00, 15.00, 0.30, 3.75, 200_000),
-    "claude-haiku-4-5": _anthropic(1.00, 5.00, 0.10, 1.25, 200_000),
-    "claude-3-5-haiku": _anthropic(0.80, 4.00, 0.08, 1.00, 200_000),
-    "claude-3-haiku": _anthropic(0.25, 1.25, 0.03, 0.30, 200_000),
-}
+def lookup(model: str, provider: str, base_url: str | None = None) -> tuple[CatalogPrice, int | None] | None:
+    """The catalog's price for ``model`` as served by lancer's ``provider`` (and its window).
 
-# What may follow a table key in a real model name: a snapshot date, or "-latest".
-_SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)")
+    In order: the provider whose API URL ``base_url`` is (OpenRouter, Groq, DeepSeek ...);
+    the provider named like lancer's (openai, anthropic, or a plugin named after a
+    genai-prices provider); for any other (openai-compatible) server, the provider the
+    model's name points to (gpt-* to OpenAI, deepseek-* to DeepSeek ...), then OpenRouter's
+    ``vendor/model`` names, then ``provider/model`` names (LiteLLM's). None if none knows it.
+    """
+    snapshot = _snapshot()
+    attempts: list[tuple[str | None, str | None]] = []
+    if base_url:
+        attempts.append((None, base_url))
+    if provider != "openai-compatible" and _is_catalog_provider(provider):
+        attempts.append((provider, None))
+    else:
+        attempts += [(None, None), ("openrouter", None), ("litellm", None)]
+    for provider_id, api_url in attempts:
+        try:
+            found, entry = snapshot.find_provider_model(model, None, provider_id, api_url)
+        except LookupError:
+            continue
+        source = f"{CATALOG} {catalog_version()} ({found.id} {entry.id})"
+        return CatalogPrice(found, entry, source), entry.context_window
+    return None
 
 
-def lookup(model: str) -> ModelCard | None:
-    """The table's entry for ``model`` or one of its dated snapshots; None if unknown."""
-    if model in TABLE:
-        return TABLE[model]
-    matches = [key for key in TABLE if model.startswith(key) and _SNAPSHOT.fullmatch(model[len(key) :])]
-    return TABLE[max(matches, key=len)] if matches else None
+def _is_catalog_provider(name: str) -> bool:
+    from genai_prices.data_snapshot import find_provider_by_id
+
+    return find_provider_by_id(_snapshot().providers, name) is not None
 
 
-def model_card(model: str, config: ModelConfig) -> ModelCard:
+def model_card(model: str, config: ModelConfig, provider: str = "openai", base_url: str | None = None) -> ModelCard:
     """Price and context window for ``model``, config first; warns once for what is unknown."""
-    known = lookup(model)
-    price = known.price if known else None
+    known = lookup(model, provider, base_url)
+    price: Pricing | None = known[0] if known else None
     if config.price is not None:
         p = config.price
         price = Price(
@@ -125,10 +164,11 @@ def model_card(model: str, config: ModelConfig) -> ModelCard:
     if price is None:
         warn_once(
             f"price:{model}",
-            f"no price known for model {model!r}: its cost is recorded as unknown (null). "
+            f"no price known for model {model!r} ({CATALOG} {catalog_version()} has none for {provider}): "
+            "its cost is recorded as unknown (null). "
             "Set model.price (USD per million tokens) in the run config to count it.",
         )
-    window = config.context_window or (known.context_window if known else None)
+    window = config.context_window or (known[1] if known else None)
     if window is None:
         warn_once(
             f"window:{model}",
