@@ -83,6 +83,8 @@ class Task(StrictModel):
     price: float = Field(ge=0)
     title: str
     description: str
+    # The task set it belongs to (SWE-Lancer's "diamond" / "nondiamond"), for filters and summaries.
+    set: str | None = None
     image: str | None = None
     dockerfile: str | None = None
     setup: list[str] = Field(default_factory=list)
@@ -157,7 +159,7 @@ class Task(StrictModel):
 
     def public_summary(self) -> dict[str, object]:
         """What may be written to a trajectory header: never the answer."""
-        return {"id": self.id, "variant": self.variant, "price": self.price, "title": self.title}
+        return {"id": self.id, "variant": self.variant, "set": self.set, "price": self.price, "title": self.title}
 
 
 def load_task(folder: Path) -> Task:
