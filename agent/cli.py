@@ -89,8 +89,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Task, RunConfig]:
+    from agent.preflight import check_runnable
+
     config = load_config(args.config, {"sandbox.kind": args.sandbox, "sandbox.image": args.image, **overrides})
     task = load_task_arg(args.task, args.dataset)
+    check_runnable(task, config.sandbox)
     return task, config
 
 

@@ -31,6 +31,18 @@ VARIANTS = ("ic_swe", "swe_manager")
 
 # Their IC images, one per task (pulled from Docker Hub where the network allows).
 IC_IMAGE = "swelancer/swelancer_x86_{task_id}:releasev1"
+
+
+def how_to_get_image(task_id: str) -> str:
+    """How to get a task's IC image, for the error when it is missing."""
+    image = IC_IMAGE.format(task_id=task_id)
+    return (
+        f"pull it (`docker pull {image}`, about 14 GB), or build it in openai/preparedness project/swelancer "
+        f"(`uv run python scripts/build_images.py {task_id} --skip-push`) "
+        f"and run with --image swelancer_x86_{task_id}:latest"
+    )
+
+
 # How their harness drives that container (docs/docker.md): the image's own run.sh sets the
 # app up (network on) and writes /setup_done.txt; then patch leftovers (*.orig: the fixed
 # code) and the tests in /app/tests go, the repo gets a fresh baseline, the network is cut.

@@ -184,6 +184,8 @@ class DockerSandbox:
             self._wait_ready(spec.ready_file, spec.ready_timeout_s)
         if spec.setup_network and not spec.network:
             self._cut_network()
+        if spec.repo_dir is None:
+            self._ensure_workdir()
         self._user, home = self._resolve_user(spec.user)
         self._env["HOME"] = home
         if spec.repo_dir is not None:
@@ -194,6 +196,18 @@ class DockerSandbox:
             self._root(["rm", "-rf", "--", path], f"removing {path}")
         if spec.repo_dir is None:
             self._baseline_in_place()
+
+    def _ensure_workdir(self) -> None:
+        """Without a repo to copy in, the working tree is the image's own, or, in lancer's
+        base image (a task with no code, such as a SWE-Lancer manager task), an empty one."""
+        spec = self._spec
+        if not (spec.image or spec.dockerfile):
+            self._root(["mkdir", "-p", "--", self.workdir], "making the empty working tree")
+        elif self._run(["test", "-d", self.workdir], user="0:0", cwd="/", timeout=30).exit_code != 0:
+            raise SandboxError(
+                f"the image has no {self.workdir}: a task without a repo/ folder needs an image that holds "
+                "its code at container.workdir"
+            )
 
     def _wait_ready(self, path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -570,17 +584,29 @@ def _ensure_image(client: docker.DockerClient, spec: SandboxSpec) -> str:
     return image
 
 
-def _present_or_pulled(client: docker.DockerClient, image: str) -> str:
+def require_image(image: str, how_to_get: str | None = None) -> None:
+    """Make sure ``image`` is here before a run starts, pulling it once if it can be; else
+    SandboxError saying ``how_to_get`` it (default: build, pull or load it)."""
+    client = connect()
+    try:
+        _present_or_pulled(client, image, how_to_get)
+    finally:
+        client.close()
+
+
+def _present_or_pulled(client: docker.DockerClient, image: str, how_to_get: str | None = None) -> str:
     if _has_image(client, image):
         return image
     print(f"lancer: image {image} is not here; pulling it", file=sys.stderr)
     try:
         client.images.pull(image)
     except docker.errors.APIError as e:
+        how_to_get = how_to_get or (
+            f"build it (`docker build -t {image} DIR`), pull or load it (`docker pull {image}`, `docker load -i FILE`)"
+        )
         raise SandboxError(
             f"image {image} is not on this machine and could not be pulled ({_api_reason(e)}); "
-            f"build it (`docker build -t {image} DIR`), pull or load it (`docker pull {image}`, "
-            "`docker load -i FILE`), or name another with --image"
+            f"{how_to_get}, or name another with --image"
         ) from None
     return image
 
