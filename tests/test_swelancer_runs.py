@@ -8,33 +8,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 import yaml
 
-from agent.errors import LancerError, SandboxError
+from agent.errors import SandboxError
 from agent.swelancer import select_tasks
 from sandbox.base import SandboxSpec
-from sandbox.docker import MANAGED_LABEL, DockerSandbox, base_image, connect
+from sandbox.docker import DockerSandbox, base_image, connect
 from tests.conftest import ROOT, SWELANCER_LITE_CSV, run_lancer
+from tests.test_docker_sandbox import lancer_containers
 
 pytestmark = pytest.mark.docker
 
 CURRENT_CSV = ROOT / "tests" / "data" / "all_swelancer_tasks_sample.csv"
 
 
-@pytest.fixture(scope="module")
-def client() -> Any:
+def containers_of(task_id: str) -> list[Any]:
+    client = connect()
     try:
-        engine = connect()
-    except LancerError as e:
-        pytest.fail(f"these tests need a Docker engine: {e}")
-    yield engine
-    engine.close()
-
-
-def lancer_containers(client: docker.DockerClient, task_id: str) -> list[Any]:
-    return client.api.containers(all=True, filters={"label": [f"{MANAGED_LABEL}=1", f"lancer.task={task_id}"]})  # type: ignore[no-any-return]
+        return lancer_containers(client, task_id)
+    finally:
+        client.close()
 
 
 def manager_turns(tmp_path: Path, proposal_id: int) -> Path:
@@ -51,9 +45,7 @@ def manager_turns(tmp_path: Path, proposal_id: int) -> Path:
 @pytest.mark.parametrize(
     ("csv_path", "task_id"), [(SWELANCER_LITE_CSV, "15193-manager-0"), (CURRENT_CSV, "90002-manager-0")]
 )
-def test_a_manager_task_runs_in_docker_on_an_empty_working_tree(
-    client: docker.DockerClient, tmp_path: Path, csv_path: Path, task_id: str
-) -> None:
+def test_a_manager_task_runs_in_docker_on_an_empty_working_tree(tmp_path: Path, csv_path: Path, task_id: str) -> None:
     (task,) = select_tasks(csv_path, ids=[task_id])
     assert task.correct_proposal is not None
     out = tmp_path / "run"
@@ -68,7 +60,7 @@ def test_a_manager_task_runs_in_docker_on_an_empty_working_tree(
     steps = [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
     looked = steps[2]["observations"][0]["output"]
     assert looked.split() == ["/repo", "0", ".git"]  # an empty tree with lancer's baseline commit
-    assert lancer_containers(client, task_id) == []
+    assert containers_of(task_id) == []
 
 
 def test_an_ic_task_whose_code_is_in_its_image_is_refused_by_the_local_sandbox(tmp_path: Path) -> None:
@@ -84,9 +76,7 @@ def test_an_ic_task_whose_code_is_in_its_image_is_refused_by_the_local_sandbox(t
     assert not out.exists()
 
 
-def test_an_ic_task_whose_image_is_missing_is_refused_with_how_to_get_it(
-    client: docker.DockerClient, tmp_path: Path
-) -> None:
+def test_an_ic_task_whose_image_is_missing_is_refused_with_how_to_get_it(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_lancer(
         "run", "90004_202", "--dataset", str(CURRENT_CSV), "--sandbox", "docker", "--model", "scripted:none.yaml",
@@ -102,10 +92,10 @@ def test_an_ic_task_whose_image_is_missing_is_refused_with_how_to_get_it(
     assert "`uv run python scripts/build_images.py 90004_202 --skip-push`" in line
     assert "--image swelancer_x86_90004_202:latest" in line
     assert not out.exists()
-    assert lancer_containers(client, "90004_202") == []
+    assert containers_of("90004_202") == []
 
 
-def test_an_image_without_the_working_tree_a_task_needs_is_one_clear_line(client: docker.DockerClient) -> None:
+def test_an_image_without_the_working_tree_a_task_needs_is_one_clear_line() -> None:
     spec = SandboxSpec(repo_dir=None, image=base_image(), workdir="/app/expensify", label="pytest-no-tree")
     with pytest.raises(SandboxError) as caught:
         DockerSandbox(spec)
@@ -113,4 +103,4 @@ def test_an_image_without_the_working_tree_a_task_needs_is_one_clear_line(client
         "the image has no /app/expensify: a task without a repo/ folder needs an image that holds its code "
         "at container.workdir"
     )
-    assert lancer_containers(client, "pytest-no-tree") == []
+    assert containers_of("pytest-no-tree") == []
