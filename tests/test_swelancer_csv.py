@@ -90,3 +90,16 @@ def test_a_file_that_is_not_a_task_csv_is_one_line(tmp_path: Path) -> None:
         select_tasks(tmp_path / "missing.csv")
     with pytest.raises(TaskError, match="'nope' is neither a task folder nor a task id"):
         load_swelancer_task("nope", CURRENT_CSV)
+
+
+def test_text_with_stray_backslashes_is_kept(tmp_path: Path) -> None:
+    # A regex's "\d" stays; a Windows path's "\x" (no hex after it) cannot be decoded: kept as is.
+    rows = tmp_path / "tasks.csv"
+    rows.write_text(
+        "question_id,variant,price,set,title,description,proposals\n"
+        '1_1,ic_swe,10,diamond,t,"match /\\d+/ in C:\\xyz\\nnext line",\n'
+        "2_2,ic_swe,10,diamond,t,match /\\d+/\\nnext line,\n"
+    )
+    garbled, regex = select_tasks(rows)
+    assert garbled.description == "match /\\d+/ in C:\\xyz\nnext line"
+    assert regex.description == "match /\\d+/\nnext line"
