@@ -114,10 +114,16 @@ def check_folder(folder: Path, config: RunConfig) -> Check:
     return check_task(task, config)
 
 
-def render_check(check: Check) -> str:
-    head = f"{check.task_id}: {'valid' if check.valid else 'INVALID: ' + (check.problem or '')}"
-    lines = [head]
+def render_check(check: Check, every_test: bool = False) -> str:
+    """The verdict and each grading; per test, those that did not pass in some grading
+    (so the tests the solution fixes show twice), the rest counted unless ``every_test``."""
+    lines = [f"{check.task_id}: {'valid' if check.valid else 'INVALID: ' + (check.problem or '')}"]
+    notable = {t["name"] for _, verdict in check.gradings for t in verdict.get("tests", []) if t["outcome"] != "passed"}
     for label, verdict in check.gradings:
         lines.append(f"  {label}: {verdict['status']} ({verdict['detail']})")
-        lines.extend(f"    {t['outcome']:<8} {t['name']}" for t in verdict.get("tests", []))
+        tests = verdict.get("tests", [])
+        shown = [t for t in tests if every_test or t["name"] in notable]
+        lines.extend(f"    {t['outcome']:<8} {t['name']}" for t in shown)
+        if len(shown) < len(tests):
+            lines.append(f"    ... and {len(tests) - len(shown)} more passed")
     return "\n".join(lines)

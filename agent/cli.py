@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--sandbox", choices=["local", "docker"], help="where the task runs (default: local)")
     check.add_argument("--config", type=Path, help="YAML run configuration (see README)")
     check.add_argument("--attempts", type=int, help="test runs per grading (default: grader.attempts, 3)")
+    check.add_argument("--every-test", action="store_true", help="list every test, not only those that did not pass")
     check.set_defaults(handler=_check)
 
     show = commands.add_parser("show", help="print a recorded run step by step")
@@ -159,7 +160,7 @@ def _check(args: argparse.Namespace) -> int:
     for folder in task_folders(args.tasks):
         result = check_folder(folder, config)
         invalid += not result.valid
-        print(render_check(result), flush=True)
+        print(render_check(result, args.every_test), flush=True)
     print(f"{invalid} invalid task(s)" if invalid else "all tasks valid")
     return 1 if invalid else 0
 
