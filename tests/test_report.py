@@ -79,7 +79,10 @@ def test_long_lists_of_failures_are_cut() -> None:
 
 @pytest.mark.parametrize(
     ("xml", "why"),
-    [(b"not xml", "the test report is not valid XML"), (b"<html/>", "the test report is not JUnit XML (its root is <html>)")],
+    [
+        (b"not xml", "the test report is not valid XML"),
+        (b"<html/>", "the test report is not JUnit XML (its root is <html>)"),
+    ],
 )
 def test_a_report_that_is_not_junit_is_refused(xml: bytes, why: str) -> None:
     with pytest.raises(ReportError) as raised:
