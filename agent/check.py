@@ -124,6 +124,8 @@ def render_check(check: Check, every_test: bool = False) -> str:
         tests = verdict.get("tests", [])
         shown = [t for t in tests if every_test or t["name"] in notable]
         lines.extend(f"    {t['outcome']:<8} {t['name']}" for t in shown)
-        if len(shown) < len(tests):
+        if not shown and tests:
+            lines.append(f"    all {len(tests)} passed")
+        elif len(shown) < len(tests):
             lines.append(f"    ... and {len(tests) - len(shown)} more passed")
     return "\n".join(lines)
