@@ -25,6 +25,9 @@ from sandbox.git import PatchError, apply_patch
 REPORT_ENV = "LANCER_TEST_REPORT"
 _REPORT_NAME = ".lancer-test-report.xml"
 _TAIL_CHARS = 4000
+# pytest's exit codes for outcomes its report shows: passed, failed, interrupted by
+# collection errors, no tests collected. Others (3 internal error, 4 usage) are named.
+_EXITS_THE_REPORT_EXPLAINS = (0, 1, 2, 5)
 
 
 @dataclass
@@ -153,7 +156,10 @@ def _verdict(run: _TestRun, attempt: int, report_required: bool, config: RunConf
         except ReportError as e:
             return Grade("error", False, attempt, str(e), tail)
         decision = decide(tests)
-        return Grade(decision.status, decision.status == "passed", attempt, decision.detail, tail, tests)
+        detail = decision.detail
+        if decision.status == "error" and run.exit_code not in _EXITS_THE_REPORT_EXPLAINS:
+            detail += f" (the test runner exited {run.exit_code})"  # e.g. 3: a fixture's harness fault
+        return Grade(decision.status, decision.status == "passed", attempt, detail, tail, tests)
     if report_required:
         why = f"the test runner exited {run.exit_code} without writing a test report"
         if "No module named pytest" in tail:
