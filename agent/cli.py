@@ -56,10 +56,20 @@ def _parser() -> argparse.ArgumentParser:
 
     grade = commands.add_parser("grade", help="grade a patch against a task's hidden tests")
     grade.add_argument("task", help="a task folder or a SWE-Lancer task id")
-    grade.add_argument("patch", type=Path, help="a patch.diff (git diff against the task's repo)")
+    grade.add_argument("patch", help="a patch.diff (git diff against the task's repo); - reads it from stdin")
     _common(grade)
     grade.add_argument("--proposal", type=int, help="manager tasks: the chosen proposal id")
     grade.set_defaults(handler=_grade)
+
+    check = commands.add_parser(
+        "check", help="validate tasks: hidden tests fail on the original code, pass with the reference solution"
+    )
+    check.add_argument("tasks", type=Path, nargs="+", help="task folders, or folders of task folders")
+    check.add_argument("--sandbox", choices=["local", "docker"], help="where the task runs (default: local)")
+    check.add_argument("--config", type=Path, help="YAML run configuration (see README)")
+    check.add_argument("--attempts", type=int, help="test runs per grading (default: grader.attempts, 3)")
+    check.add_argument("--every-test", action="store_true", help="list every test, not only those that did not pass")
+    check.set_defaults(handler=_check)
 
     show = commands.add_parser("show", help="print a recorded run step by step")
     show.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl)")
@@ -133,10 +143,9 @@ def _grade(args: argparse.Namespace) -> int:
     from grader import grade
 
     task, config = _load(args, {})
-    if not args.patch.is_file():
-        raise LancerError(f"patch file {args.patch} does not exist")
+    patch = _read_patch(args.patch)
     answer = {"proposal_id": args.proposal} if args.proposal is not None else None
-    verdict = grade(task, args.patch.read_bytes(), config, answer)
+    verdict = grade(task, patch, config, answer)
     earned = task.price if verdict.resolved else 0.0
     print(
         json.dumps(
@@ -144,6 +153,34 @@ def _grade(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from agent.check import check_folder, render_check, task_folders
+
+    config = load_config(args.config, {"sandbox.kind": args.sandbox, "grader.attempts": args.attempts})
+    invalid = 0
+    for folder in task_folders(args.tasks):
+        result = check_folder(folder, config)
+        invalid += not result.valid
+        print(render_check(result, args.every_test), flush=True)
+    print(f"{invalid} invalid task(s)" if invalid else "all tasks valid")
+    return 1 if invalid else 0
+
+
+def _read_patch(arg: str) -> bytes:
+    """The patch at ``arg`` (a file, /dev/null, or - for stdin)."""
+    if arg == "-":
+        return sys.stdin.buffer.read()
+    path = Path(arg)
+    if path.is_dir():
+        raise LancerError(f"patch {arg} is a directory: give the patch file (a run's patch.diff), or - for stdin")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise LancerError(f"patch file {arg} does not exist (give a run's patch.diff, or - for stdin)") from None
+    except OSError as e:
+        raise LancerError(f"patch file {arg} cannot be read: {e.strerror}") from None
 
 
 def _print(text: str) -> int:

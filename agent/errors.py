@@ -24,3 +24,12 @@ class ModelError(LancerError):
 
 class SandboxError(LancerError):
     """The sandbox could not be created, used or removed."""
+
+
+class SetupError(SandboxError):
+    """A task's setup command failed: ``output`` is what it printed, for the user to read."""
+
+    def __init__(self, command: str, why: str, output: str) -> None:
+        # The end of the output says why (pip, for one, prints its error last).
+        super().__init__(f"task setup command {command!r} {why}; its output ends:\n{output.strip()[-2000:]}")
+        self.command, self.why, self.output = command, why, output

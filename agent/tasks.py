@@ -185,4 +185,9 @@ def load_task(folder: Path) -> Task:
     task.folder = task.source = folder.resolve()
     if task.variant == "ic_swe" and task.repo_dir is None and task.image is None and task.dockerfile is None:
         raise TaskError(f"{folder} has no repo/ folder and task.yaml names no image or dockerfile")
+    if task.variant == "ic_swe" and task.tests_dir is None and task.test_command is None:
+        # Found now, not after a run that could never be graded.
+        raise TaskError(
+            f"{folder} has no tests/ folder: an ic_swe task needs hidden tests (or a test_command that brings its own)"
+        )
     return task

@@ -21,14 +21,14 @@ def create_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
 
 
 def run_setup(sandbox: Sandbox, commands: list[str], timeout: float = 1800) -> None:
-    """Run a task's setup commands in order; raises SandboxError naming the one that failed."""
-    from agent.errors import SandboxError
+    """Run a task's setup commands in order; raises SetupError naming the one that failed, with its output."""
+    from agent.errors import SetupError
 
     for command in commands:
         result = sandbox.exec(["bash", "-c", command], timeout=timeout)
         if result.exit_code != 0:
             why = "timed out" if result.timed_out else f"exited {result.exit_code}"
-            raise SandboxError(f"task setup command {command!r} {why}: {result.text.strip()[-300:]}")
+            raise SetupError(command, why, result.text)
     if commands:
         from sandbox.git import commit_setup
 

@@ -23,15 +23,16 @@ PLUGIN = "tools.browser_fixtures"
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "LANCER_CHROMIUM", "PLAYWRIGHT_BROWSERS_PATH")
 
 
-def browser_test_argv(test_command: str | None) -> list[str]:
+def browser_test_argv(test_command: str | None, report: Path | None = None) -> list[str]:
     """The pytest command (or the task's own) run from the scratch folder holding ``tests/``.
 
     The command's ``python3 -m pytest`` / ``pytest`` is this interpreter's pytest with
     lancer's fixtures loaded, so a task written for the grader's default works unchanged.
+    The default command writes a JUnit XML ``report`` when given one.
     """
     base = [sys.executable, "-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider"]
     if test_command is None:
-        return [*base, "-q", "tests"]
+        return [*base, "-q", *([f"--junitxml={report}"] if report else []), "tests"]
     words = shlex.split(test_command)
     for prefix in (["python3", "-m", "pytest"], ["python", "-m", "pytest"], ["pytest"]):
         if words[: len(prefix)] == prefix:
@@ -46,12 +47,18 @@ def run_browser_tests(
     test_command: str | None = None,
     timeout: float,
     trace_dir: Path | None = None,
+    report: Path | None = None,
 ) -> HostResult:
-    """Run the hidden tests against ``app_url``; every process they start is gone on return."""
+    """Run the hidden tests against ``app_url``; every process they start is gone on return.
+
+    ``report``: where the default command writes its JUnit XML report; a task's own
+    command finds the path in ``$LANCER_TEST_REPORT`` (grader.grade.REPORT_ENV)."""
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env.update(APP_URL=app_url, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
     if trace_dir is not None:
         env["LANCER_TRACE_DIR"] = str(trace_dir)
+    if report is not None:
+        env["LANCER_TEST_REPORT"] = str(report)
     with tempfile.TemporaryDirectory(prefix="lancer-webtests-") as scratch:
         shutil.copytree(tests_dir, Path(scratch) / "tests")
-        return run_tagged(browser_test_argv(test_command), cwd=Path(scratch), env=env, timeout=timeout)
+        return run_tagged(browser_test_argv(test_command, report), cwd=Path(scratch), env=env, timeout=timeout)

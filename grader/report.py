@@ -1,0 +1,87 @@
+"""Verdicts from test reports: a JUnit XML report in, per-test outcomes and a verdict out.
+
+Pure functions, no I/O, so every rule is tested on literal XML. The rules, as SWE-bench
+decides from per-test outcomes rather than an exit code: ``passed`` when at least one
+hidden test ran and none failed or errored; ``failed`` when one failed or errored;
+``error`` (a harness fault, never the model's failure) when nothing ran, every test was
+skipped or the tests could not be collected.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+Status = Literal["passed", "failed", "error"]
+# pytest's junitxml marks a module it could not import or collect with this message.
+_COLLECTION_FAILURE = "collection failure"
+_NAMES_SHOWN = 5
+
+
+class ReportError(ValueError):
+    """The report is not JUnit XML lancer can read."""
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    __test__: ClassVar[bool] = False  # not a test class, whatever pytest guesses from its name
+
+    name: str  # "tests.test_discount::test_discount_comes_off_before_tax"
+    outcome: Outcome
+    message: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "outcome": self.outcome}
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Status
+    detail: str
+
+
+def parse_junit(xml: bytes) -> list[TestOutcome]:
+    """Every ``<testcase>`` of a JUnit XML report (pytest's ``--junitxml`` or any other)."""
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as e:
+        raise ReportError(f"the test report is not valid XML ({e})") from None
+    if root.tag not in ("testsuites", "testsuite"):
+        raise ReportError(f"the test report is not JUnit XML (its root is <{root.tag}>)")
+    return [_outcome(case) for case in root.iter("testcase")]
+
+
+def _outcome(case: ElementTree.Element) -> TestOutcome:
+    classname, name = case.get("classname", ""), case.get("name", "")
+    full_name = f"{classname}::{name}" if classname else name
+    for tag, outcome in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
+        found = case.find(tag)
+        if found is not None:
+            return TestOutcome(full_name, outcome, found.get("message", ""))  # type: ignore[arg-type]
+    return TestOutcome(full_name, "passed")
+
+
+def decide(tests: list[TestOutcome]) -> Decision:
+    """The verdict on one run of the hidden tests, from its per-test outcomes."""
+    uncollected = [t for t in tests if t.outcome == "error" and t.message == _COLLECTION_FAILURE]
+    if uncollected:
+        return Decision("error", f"the hidden tests could not be collected: {_names(uncollected)}")
+    if not tests:
+        return Decision("error", "no hidden test ran")
+    counts = Counter(t.outcome for t in tests)
+    bad = [t for t in tests if t.outcome in ("failed", "error")]
+    if bad:
+        return Decision("failed", f"{len(bad)} of {len(tests)} hidden tests failed: {_names(bad)}")
+    if counts["passed"] == 0:
+        return Decision("error", f"every hidden test was skipped ({len(tests)} skipped): none ran")
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+    return Decision("passed", f"the hidden tests passed: {counts['passed']} of {len(tests)}{skipped}")
+
+
+def _names(tests: list[TestOutcome]) -> str:
+    shown = ", ".join(t.name for t in tests[:_NAMES_SHOWN])
+    more = len(tests) - _NAMES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
