@@ -28,10 +28,21 @@ class RunPrompts:
         return [Message("system", system), Message("user", user)]
 
 
+# Stand-ins for the sandbox's workdir and the toolbox, which exist only once the run has started.
+_TRIAL_WORKDIR = "/repo"
+_TRIAL_TOOLS = [ToolSpec(name, f"the {name} tool", {}) for name in ("bash", "editor", "submit")]
+
+
 def run_prompts(config: PromptsConfig, task: Task) -> RunPrompts:
-    """The config's template files where set, else the bundled ones."""
+    """The config's template files where set, else the bundled ones.
+
+    Both are rendered once for ``task`` here, so a template naming a variable that does not
+    exist stops the run (PromptError) before a sandbox is made.
+    """
     task_file: Path | None = getattr(config, task.variant)
-    return RunPrompts(
+    prompts = RunPrompts(
         system=from_file(config.system) if config.system else bundled("system.j2"),
         task=from_file(task_file) if task_file else bundled(f"{task.variant}.j2"),
     )
+    prompts.messages(task, _TRIAL_WORKDIR, _TRIAL_TOOLS)
+    return prompts

@@ -4,8 +4,8 @@ The task and the config come from the trajectory header (see agent/provenance.py
 ``replay:`` provider plays the recorded tool calls against a fresh sandbox. Then each
 step's observations are compared with the recorded ones, and the new patch with the
 recorded patch.diff. Observations are compared after masking what differs between any
-two runs: the sandbox's and the run directory's paths, loopback ports, durations and
-memory addresses.
+two runs: the sandbox's and the run directory's paths, loopback ports, durations, commit
+ids and memory addresses.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from agent.trajectory import read_trajectory
 
 # What two faithful runs still differ in: (pattern, replacement), applied in order.
 _VOLATILE = [
+    (re.compile(r"/tmp/lancer-[\w.-]+"), "/tmp/lancer-<tmp>"),  # the sandbox's and the app log's temp names
     (re.compile(r"\b(127\.\d+\.\d+\.\d+|localhost|0\.0\.0\.0|\[::1\]):\d+"), r"\1:<port>"),
+    # Commit ids (the baseline commit's time differs): hex with a digit and a letter.
+    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b"), "<hash>"),
     (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds)\b"), "<time>"),
     (re.compile(r"\b0x[0-9a-fA-F]{6,}\b"), "0x<address>"),
 ]

@@ -36,9 +36,9 @@ def run_task(
     on_step: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> dict[str, Any]:
     """Run ``model`` on ``task``; writes and returns result.json's content."""
+    prompts = run_prompts(config.prompts, task)  # a bad template stops here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
-    prompts = run_prompts(config.prompts, task)
     trajectory = TrajectoryWriter(
         out_dir / "trajectory.jsonl",
         {

@@ -31,7 +31,10 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
     if final is None:
         lines.append("\n(the run did not finish: no final line)")
     else:
-        lines.append(f"\nexit: {final.get('exit_status')}  {final.get('detail', '')}")
+        detail = final.get("detail", "")
+        lines.append(
+            f"\nexit: {final.get('exit_status')}" + (f"  ({detail})" if detail != final.get("exit_status") else "")
+        )
     if result is not None:
         lines.append(f"resolved: {result['resolved']}  earned: ${result['earned']:,.2f}  cost: {_cost(result)}")
     return "\n".join(lines)
@@ -53,7 +56,8 @@ def _step(record: dict[str, Any], limit: int | None) -> list[str]:
     if record.get("content"):
         lines.append(_clip(record["content"], limit, record["step"]))
     for call, seen in zip(record.get("tool_calls", []), record.get("observations", []), strict=False):
-        lines.append(f"$ {call['name']} {json.dumps(call.get('arguments'), ensure_ascii=False)}")
+        arguments = json.dumps(call.get("arguments"), ensure_ascii=False)
+        lines.append(f"$ {call['name']} {_clip(arguments, limit, record['step'])}")
         lines.append(_indent(_clip(seen.get("output", ""), limit, record["step"])))
         lines += [f"  [image: {path}]" for path in seen.get("images", [])]
     for event in record.get("events", []):
