@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import TaskError
+from agent.models.base import Model
 from agent.tasks import Task, load_task
 
 # Caches a tool or a developer may leave in a task folder; they change nothing the task means.
@@ -40,9 +41,14 @@ def task_hashes(task: Task) -> dict[str, str | None]:
     }
 
 
-def header_fields(task: Task, out_dir: Path) -> dict[str, Any]:
+def header_fields(task: Task, model: Model, out_dir: Path) -> dict[str, Any]:
     """What the runner adds to a trajectory header for replays to use."""
-    return {"task_source": task_source(task), "task_hashes": task_hashes(task), "out_dir": str(out_dir)}
+    return {
+        "task_source": task_source(task),
+        "task_hashes": task_hashes(task),
+        "out_dir": str(out_dir),
+        "model_supports_images": model.supports_images,
+    }
 
 
 def load_recorded_task(header: dict[str, Any], trajectory: Path) -> Task:

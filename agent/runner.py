@@ -48,7 +48,7 @@ def run_task(
             "config": config.model_dump(mode="json"),
             "started_at": started_at,
             "prompts": prompts.describe(),
-            **header_fields(task, out_dir),
+            **header_fields(task, model, out_dir),
         },
     )
     outcome, patch = Outcome("error"), b""

@@ -12,6 +12,8 @@ from typing import Any
 from agent.provenance import task_hashes
 from agent.tasks import load_task
 from tests.conftest import EXAMPLES, run_lancer
+from tests.fakes.conversation import OPENAI_KEY
+from tests.fakes.llm_server import FakeLLMServer
 
 
 def record(task: Path | str, out: Path, *extra: str, script: Path | None = None) -> dict[str, Any]:
@@ -40,14 +42,6 @@ def test_a_replay_of_a_bundled_run_reproduces_it_without_naming_the_task(tmp_pat
     ]
     assert (tmp_path / "replay" / "patch.diff").read_bytes() == (tmp_path / "run" / "patch.diff").read_bytes()
     assert json.loads((tmp_path / "replay" / "replay.json").read_text())["reproduced"] is True
-
-
-def test_a_web_run_reproduces_though_ports_and_temp_paths_differ(tmp_path: Path) -> None:
-    record(EXAMPLES / "web-todo-delete", tmp_path / "run")
-    proc = run_lancer("replay", str(tmp_path / "run"), "--out", str(tmp_path / "replay"))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "steps: the observations of all 9 steps match the recording" in proc.stdout
-    assert proc.stdout.rstrip().endswith("REPRODUCED")
 
 
 def test_a_changed_task_repo_is_warned_and_the_first_differing_step_and_the_patch_shown(tmp_path: Path) -> None:
@@ -123,3 +117,21 @@ def test_a_run_that_does_not_say_where_its_task_is_needs_the_task_named(tmp_path
     named = run_lancer("replay", str(tmp_path / "run"), "--task", str(EXAMPLES / "invoice-discount"))
     assert named.returncode == 0, named.stdout + named.stderr
     assert named.stdout.rstrip().endswith("REPRODUCED")
+
+
+def test_a_web_run_of_a_model_that_takes_images_reproduces_though_ports_and_temp_paths_differ(
+    tmp_path: Path,
+) -> None:
+    task = EXAMPLES / "web-todo-delete"
+    with FakeLLMServer.from_turns_file(task / "solution.yaml") as server:
+        env = {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": server.openai_base_url}
+        proc = run_lancer("run", str(task), "--model", "openai:gpt-4o", "--out", str(tmp_path / "run"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_lancer("replay", str(tmp_path / "run"), "--out", str(tmp_path / "replay"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "steps: the observations of all 9 steps match the recording" in proc.stdout
+    assert proc.stdout.rstrip().endswith("REPRODUCED")
+    # The replay attached the screenshot as the recorded model (one that takes images) had it.
+    replayed = [json.loads(line) for line in (tmp_path / "replay" / "trajectory.jsonl").read_text().splitlines()]
+    shots = [o["images"] for r in replayed if r["type"] == "step" for o in r["observations"] if o["images"]]
+    assert shots[0] == [str(tmp_path / "replay" / "screenshots" / "shot-001.png")]
