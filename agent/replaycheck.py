@@ -24,6 +24,7 @@ from agent.config import RunConfig, describe_validation_error
 from agent.errors import ConfigError
 from agent.models import Model, create_model
 from agent.provenance import load_recorded_task, task_changes
+from agent.secrets import redact
 from agent.tasks import Task
 from agent.text import truncate_middle
 from agent.trajectory import read_trajectory
@@ -165,7 +166,7 @@ def check_replay(plan: ReplayPlan, replay_dir: Path) -> ReplayCheck:
         recorded_verdict=_verdict(plan.run_dir),
         replayed_verdict=_verdict(replay_dir),
     )
-    (replay_dir / "replay.json").write_text(json.dumps(check.to_dict(), indent=2) + "\n")
+    (replay_dir / "replay.json").write_text(redact(json.dumps(check.to_dict(), indent=2)) + "\n")
     return check
 
 
