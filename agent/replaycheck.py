@@ -96,7 +96,7 @@ class ReplayCheck:
         elif difference is None:
             lines.append(
                 f"steps: the recording has {self.recorded_steps}, the replay {self.replayed_steps}; "
-                "the observations of the steps both have match"
+                f"the observations of the first {min(self.recorded_steps, self.replayed_steps)} match"
             )
         else:
             lines.append(f"first differing step: {difference.step}, {difference.call}")

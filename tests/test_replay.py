@@ -135,3 +135,18 @@ def test_a_web_run_of_a_model_that_takes_images_reproduces_though_ports_and_temp
     replayed = [json.loads(line) for line in (tmp_path / "replay" / "trajectory.jsonl").read_text().splitlines()]
     shots = [o["images"] for r in replayed if r["type"] == "step" for o in r["observations"] if o["images"]]
     assert shots[0] == [str(tmp_path / "replay" / "screenshots" / "shot-001.png")]
+
+
+def test_a_replay_cut_short_by_its_config_says_how_many_steps_each_has(tmp_path: Path) -> None:
+    record(EXAMPLES / "invoice-discount", tmp_path / "run")
+    config = tmp_path / "short.yaml"
+    config.write_text("limits:\n  max_steps: 3\n")
+    proc = run_lancer("replay", str(tmp_path / "run"), "--config", str(config), "--out", str(tmp_path / "replay"))
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[1:3] == [
+        "steps: the recording has 5, the replay 3; the observations of the first 3 match",
+        "patch: the same as the recorded patch.diff",  # step 3 made the fix
+    ]
+    assert "replayed resolved (exit: step_limit, earned $250.00)" in lines[3]
+    assert lines[-1] == "NOT REPRODUCED"
