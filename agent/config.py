@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from agent.errors import ConfigError
 from prompts import PromptError, from_file
@@ -134,8 +135,8 @@ class PromptsConfig(StrictModel):
         path = (Path(config_dir) / path) if config_dir is not None else path.absolute()
         try:
             from_file(path)  # a missing file or a syntax error stops the run before it starts
-        except PromptError as e:
-            raise ValueError(str(e)) from None
+        except PromptError as e:  # a custom error type: its message is shown as is
+            raise PydanticCustomError("prompt_template", str(e)) from None
         return path
 
 
@@ -179,7 +180,4 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> R
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming each bad field, e.g. ``limits.max_stepz: Extra inputs are not permitted``."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'top level'}: {err['msg'].removeprefix('Value error, ')}"
-        for err in error.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'top level'}: {err['msg']}" for err in error.errors())
