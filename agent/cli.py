@@ -14,10 +14,11 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from agent import __version__
 from agent.config import RunConfig, load_config
 from agent.errors import LancerError
 from agent.secrets import redact
-from agent.study import compare_runs, render_run
+from agent.show import render_run
 from agent.tasks import Task, load_task
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lancer", description="Run a model on a freelance software task and grade the result."
     )
+    parser.add_argument("--version", action="version", version=f"lancer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run an agent on a task, then grade its patch")
@@ -74,11 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="print a recorded run step by step")
     show.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl)")
     show.add_argument("--max-chars", type=int, default=800, help="cut each text and output to this length")
-    show.set_defaults(handler=lambda args: _print(render_run(args.run, args.max_chars)))
+    show.add_argument("--step", type=int, help="show only this step, in full")
+    show.set_defaults(handler=lambda args: _print(render_run(args.run, args.max_chars, args.step)))
 
-    compare = commands.add_parser("compare", help="compare runs: verdicts, dollars earned, cost")
+    compare = commands.add_parser("compare", help="compare runs: pass rates, dollars earned, cost")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories")
-    compare.set_defaults(handler=lambda args: _print(compare_runs(args.runs)))
+    compare.set_defaults(handler=_compare)
+
+    replay = commands.add_parser("replay", help="replay a run's tool calls; report whether it reproduces")
+    replay.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl)")
+    replay.add_argument("--task", help="the task, if not where the run says (a folder, or an id with --dataset)")
+    _common(replay)
+    replay.add_argument("--out", type=Path, help="replay's run directory (default: RUN-replay-<time> beside RUN)")
+    replay.set_defaults(handler=_replay)
+
+    models = commands.add_parser("models", help="list the model providers lancer can load (built-in and plugins)")
+    models.set_defaults(handler=_models)
 
     sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -181,6 +194,37 @@ def _read_patch(arg: str) -> bytes:
         raise LancerError(f"patch file {arg} does not exist (give a run's patch.diff, or - for stdin)") from None
     except OSError as e:
         raise LancerError(f"patch file {arg} cannot be read: {e.strerror}") from None
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from agent.replaycheck import check_replay, prepare_replay
+    from agent.runner import run_task
+
+    task = load_task_arg(args.task, args.dataset) if args.task else None
+    config = load_config(args.config) if args.config else None
+    plan = prepare_replay(args.run, task, config, {"kind": args.sandbox, "image": args.image})
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    out = args.out or plan.default_out()
+    task = plan.task
+    console.print(f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) replay, {plan.config.sandbox.kind} sandbox")
+    result = run_task(task, plan.model, plan.config, out, _print_step)
+    _print_summary(result, out)
+    check = check_replay(plan, out)
+    print(check.report())
+    return 0 if check.reproduced else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from agent.compare import print_comparison
+
+    return print_comparison(args.runs)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from agent.models.catalog import print_providers
+
+    return print_providers()
 
 
 def _print(text: str) -> int:

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from agent.errors import ConfigError
+from prompts import PromptError, from_file
 
 
 class StrictModel(BaseModel):
@@ -116,6 +118,28 @@ class GraderConfig(StrictModel):
     timeout_s: float = Field(1800, gt=0)
 
 
+class PromptsConfig(StrictModel):
+    """Template files replacing the bundled prompts/ ones; relative paths are read from the
+    config file's folder. Unset: the bundled template."""
+
+    system: Path | None = None
+    ic_swe: Path | None = None
+    swe_manager: Path | None = None
+
+    @field_validator("system", "ic_swe", "swe_manager")
+    @classmethod
+    def _beside_the_config(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return None
+        config_dir = (info.context or {}).get("config_dir")
+        path = (Path(config_dir) / path) if config_dir is not None else path.absolute()
+        try:
+            from_file(path)  # a missing file or a syntax error stops the run before it starts
+        except PromptError as e:  # a custom error type: its message is shown as is
+            raise PydanticCustomError("prompt_template", str(e)) from None
+        return path
+
+
 class RunConfig(StrictModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
@@ -123,12 +147,14 @@ class RunConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     grader: GraderConfig = Field(default_factory=GraderConfig)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read ``path`` (if given), apply dotted ``overrides`` such as {"limits.max_steps": 10}."""
     data: dict[str, Any] = {}
     source = "command line"
+    config_dir = None
     if path is not None:
         source = str(path)
         try:
@@ -140,13 +166,14 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> R
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must be a YAML mapping of sections (limits, tools, model, ...)")
         data = loaded
+        config_dir = path.resolve().parent
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         section, key = dotted.split(".", 1)
         data.setdefault(section, {})[key] = value
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={"config_dir": config_dir})
     except ValidationError as e:
         raise ConfigError(f"{source}: {describe_validation_error(e)}") from None
 

@@ -16,12 +16,13 @@ from typing import Any
 from agent import __version__
 from agent.config import RunConfig
 from agent.loop import Agent, Outcome
-from agent.models.base import Message, Model
+from agent.models.base import Model
+from agent.prompting import run_prompts
+from agent.provenance import header_fields
 from agent.secrets import redact
 from agent.tasks import Task
 from agent.trajectory import TrajectoryWriter
 from grader import Grade, grade
-from prompts import render
 from sandbox import Sandbox, create_sandbox, run_setup
 from sandbox.git import diff
 from tools import Toolbox, build_toolbox
@@ -35,6 +36,7 @@ def run_task(
     on_step: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> dict[str, Any]:
     """Run ``model`` on ``task``; writes and returns result.json's content."""
+    prompts = run_prompts(config.prompts, task)  # a bad template stops here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     trajectory = TrajectoryWriter(
@@ -47,6 +49,8 @@ def run_task(
             "price_source": getattr(model, "price_source", None),
             "config": config.model_dump(mode="json"),
             "started_at": started_at,
+            "prompts": prompts.describe(),
+            **header_fields(task, model, out_dir),
         },
     )
     outcome, patch = Outcome("error"), b""
@@ -56,8 +60,8 @@ def run_task(
         sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
         run_setup(sandbox, task.setup)
         toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
-        messages = first_messages(task, sandbox, toolbox)
-        trajectory.prompt([{"role": m.role, "content": m.content} for m in messages])
+        messages = prompts.messages(task, sandbox.workdir, toolbox.specs())
+        trajectory.prompt([{"role": m.role, "content": m.content} for m in messages], workdir=sandbox.workdir)
         outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(messages)
         patch = diff(sandbox)
     except KeyboardInterrupt:
@@ -83,13 +87,6 @@ def run_task(
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result
-
-
-def first_messages(task: Task, sandbox: Sandbox, toolbox: Toolbox) -> list[Message]:
-    workdir = sandbox.workdir
-    system = render("system.j2", workdir=workdir, tools=toolbox.specs())
-    user = render(f"{task.variant}.j2", task=task, workdir=workdir)
-    return [Message("system", system), Message("user", user)]
 
 
 def build_result(

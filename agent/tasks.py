@@ -158,8 +158,18 @@ class Task(StrictModel):
         )
 
     def public_summary(self) -> dict[str, object]:
-        """What may be written to a trajectory header: never the answer."""
-        return {"id": self.id, "variant": self.variant, "set": self.set, "price": self.price, "title": self.title}
+        """What may be written to a trajectory header (what the agent is told): never the answer."""
+        summary: dict[str, object] = {
+            "id": self.id,
+            "variant": self.variant,
+            "set": self.set,
+            "price": self.price,
+            "title": self.title,
+            "description": self.description,
+        }
+        if self.proposals:
+            summary["proposals"] = [p.model_dump() for p in self.proposals]
+        return summary
 
 
 def load_task(folder: Path) -> Task:

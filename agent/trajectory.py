@@ -21,9 +21,9 @@ class TrajectoryWriter:
         self._file: TextIO | None = path.open("w", encoding="utf-8")
         self._write({"type": "header", "format_version": FORMAT_VERSION, **header})
 
-    def prompt(self, messages: list[dict[str, Any]]) -> None:
-        """What the model is first shown (system prompt, task, tool schemas)."""
-        self._write({"type": "prompt", "messages": messages})
+    def prompt(self, messages: list[dict[str, Any]], **fields: Any) -> None:
+        """What the model is first shown (system prompt, task, tool schemas), and where (the workdir)."""
+        self._write({"type": "prompt", "messages": messages, **fields})
 
     def step(self, record: dict[str, Any]) -> None:
         self._write({"type": "step", **record})

@@ -28,7 +28,11 @@ def test_compare_totals_earnings_across_runs(tmp_path: Path) -> None:
     proc = run_lancer("compare", str(tmp_path / "a"), str(tmp_path / "b"))
     assert proc.returncode == 0, proc.stderr
     assert "invoice-discount" in proc.stdout and "manager-date-format" in proc.stdout
-    assert proc.stdout.rstrip().endswith("earned $750.00 of $750.00 (100.0%) for $0.0000 of model calls")
+    by_model = [line.split()[1:] for line in proc.stdout.split("by model")[1].splitlines() if "scripted:" in line]
+    assert by_model == [
+        ["ic_swe", "1", "1", "100.0%", "$250.00", "$250.00", "100.0%", "$0.0000"],
+        ["swe_manager", "1", "1", "100.0%", "$500.00", "$500.00", "100.0%", "$0.0000"],
+    ]
 
 
 def test_show_of_a_folder_without_a_run_is_one_clear_line(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ class ReplayModel(ScriptedModel):
         path = Path(model_name)
         if not path.is_file():
             raise ConfigError(f"trajectory {path} does not exist (replay takes a run's trajectory.jsonl)")
-        steps = [r for r in read_trajectory(path) if r.get("type") == "step"]
+        records = read_trajectory(path)
+        steps = [r for r in records if r.get("type") == "step"]
         if not steps:
             raise ConfigError(f"{path} has no recorded steps to replay")
         turns = [
@@ -33,3 +34,9 @@ class ReplayModel(ScriptedModel):
         ]
         super().__init__(model_name, config, turns)
         self.name = f"replay:{model_name}"
+        # The tools answer a model that takes images differently (a screenshot attached, or
+        # the page's text), so the replay takes images when the recorded model did.
+        header = records[0] if records[0].get("type") == "header" else {}
+        self.supports_images = bool(
+            header.get("model_supports_images", any(o.get("images") for s in steps for o in s.get("observations", [])))
+        )
