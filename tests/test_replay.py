@@ -85,7 +85,7 @@ def test_a_dataset_task_is_found_again_by_its_csv_and_id(tmp_path: Path) -> None
                 "price": "1000",
                 "title": "PDF receipts fail to upload",
                 "description": "Uploading a PDF receipt shows an error.",
-                "proposals": repr(proposals),
+                "proposals": "".join(f"Proposal: {p['id']}:\n{p['content']}\n\n--------\n" for p in proposals),
                 "manager_data": repr({"game": {"correct_proposal": {"id": 2}}}),
             }
         )
