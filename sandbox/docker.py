@@ -302,7 +302,7 @@ class DockerSandbox:
 
     def open_shell(self) -> DockerShell:
         bash = ["bash", "--noprofile", "--norc"]
-        stream = self._attach(bash, user=self._user, cwd=self.workdir, env=None, stdin=True)
+        stream = self._attach(bash, user=self._user, cwd=self.workdir, env=None, stdin=True, keep_output=False)
         shell = DockerShell(stream, self._kill_session)
         self._shells.append(shell)
         return shell
@@ -358,7 +358,14 @@ class DockerSandbox:
     # -- execs ---------------------------------------------------------------------------
 
     def _attach(
-        self, argv: Sequence[str], *, user: str, cwd: str | None, env: Mapping[str, str] | None, stdin: bool
+        self,
+        argv: Sequence[str],
+        *,
+        user: str,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        stdin: bool,
+        keep_output: bool = True,
     ) -> _ExecStream:
         if self._id is None:
             raise SandboxError("the sandbox is closed")
@@ -373,7 +380,7 @@ class DockerSandbox:
                 environment=environment,
             )
             exec_id = str(created["Id"])
-            return _ExecStream(exec_id, self._api.exec_start(exec_id, socket=True))
+            return _ExecStream(exec_id, self._api.exec_start(exec_id, socket=True), keep_output)
         except docker.errors.NotFound:
             raise SandboxError("the sandbox container is gone (it died, or `lancer sandbox prune` ran)") from None
         except docker.errors.APIError as e:
@@ -388,18 +395,28 @@ class DockerSandbox:
         stdin: bytes | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        contain: bool = True,
     ) -> ExecResult:
-        stream = self._attach(argv, user=user, cwd=cwd, env=env, stdin=stdin is not None)
-        try:
-            if stdin is not None:
-                threading.Thread(target=stream.feed, args=(stdin,), daemon=True).start()
-            if stream.wait(timeout):
-                return ExecResult(self._exit_code(stream.exec_id), bytes(stream.stdout), bytes(stream.stderr))
-            self._kill_session(stream.pid_or_none())
-            stream.wait(_GRACE_S)
-            return ExecResult(-signal.SIGKILL, bytes(stream.stdout), bytes(stream.stderr), timed_out=True)
-        finally:
-            stream.close()
+        """Run ``argv`` to completion; if it cannot even start because the container's
+        process table is full, every process in the container is killed and it runs again
+        (unless ``contain`` is off)."""
+        for attempt in (1, 2):
+            stream = self._attach(argv, user=user, cwd=cwd, env=env, stdin=stdin is not None)
+            try:
+                if stdin is not None:
+                    threading.Thread(target=stream.feed, args=(stdin,), daemon=True).start()
+                if not stream.wait(timeout):
+                    self._kill_session(stream.pid_or_none())
+                    stream.wait(_GRACE_S)
+                    return ExecResult(-signal.SIGKILL, bytes(stream.stdout), bytes(stream.stderr), timed_out=True)
+                code = self._exit_code(stream.exec_id)
+                if code == 0 or stream.pid_or_none(0) is not None or not contain or attempt == 2:
+                    return ExecResult(code, bytes(stream.stdout), bytes(stream.stderr))
+            finally:
+                stream.close()
+            # Not even the wrapper started: the process table is full (a fork bomb). Empty it.
+            self.kill_all_processes()
+        raise AssertionError("unreachable")
 
     def _exit_code(self, exec_id: str) -> int:
         # The stream can end a moment before the engine records the exit code.
@@ -419,18 +436,34 @@ class DockerSandbox:
             stream = self._attach(argv, user="0:0", cwd="/", env=None, stdin=False)
         except SandboxError:
             stream = None
-        finished = stream is not None and stream.wait(30)
+        finished = stream is not None and stream.wait(30) and stream.pid_or_none(0) is not None
         if stream is not None:
             stream.close()
         if not finished:
-            # Nothing can start in the container (a fork bomb holds every pid): reset it.
-            self._reset()
+            # Nothing can start in the container (a fork bomb holds every pid): empty it.
+            with contextlib.suppress(SandboxError):
+                self.kill_all_processes()
 
-    def _reset(self) -> None:
-        """Kill every process in the container but its init (lancer's init only)."""
-        if self._id is not None and not self._spec.image_command:
-            with contextlib.suppress(docker.errors.APIError):
-                self._api.kill(self._id, signal="SIGUSR1")
+    def kill_all_processes(self) -> None:
+        """Kill every process in the container but its init; the files stay.
+
+        Lancer's init does it on SIGUSR1 with ``kill -KILL -1``, which needs no new
+        process; repeated while a dying fork bomb still forks. A container running its
+        image's own init is restarted instead.
+        """
+        cid = self._cid
+        try:
+            if self._spec.image_command:
+                self._api.restart(cid, timeout=0)
+                return
+            for _ in range(5):
+                self._api.kill(cid, signal="SIGUSR1")
+                probe = self._run(["true"], user="0:0", cwd="/", timeout=30, contain=False)
+                if probe.exit_code == 0:
+                    return
+        except docker.errors.APIError as e:
+            raise SandboxError(f"could not kill the processes in the sandbox: {_api_reason(e)}") from None
+        raise SandboxError("the sandbox's processes could not be killed: it still cannot start a process")
 
 
 class DockerShell:
@@ -461,10 +494,13 @@ class _ExecStream:
     """One hijacked ``docker exec`` connection: stdin in, demultiplexed stdout/stderr out.
 
     A reader thread parses Docker's frames (8-byte header: stream id, size). The first
-    stderr line is the wrapper's pid, kept apart from the command's output.
+    stderr line is the wrapper's pid, kept apart from the command's output. Output is kept
+    whole in ``stdout``/``stderr`` only with ``keep_output`` (commands lancer runs); a
+    shell's output only passes through the bounded ``recv_merged`` queue.
     """
 
-    def __init__(self, exec_id: str, sock: Any) -> None:
+    def __init__(self, exec_id: str, sock: Any, keep_output: bool = True) -> None:
+        self._keep = keep_output
         self.exec_id = exec_id
         self._sock = _raw_socket(sock)
         self._sock.settimeout(None)
@@ -490,8 +526,10 @@ class _ExecStream:
                     data = self._take_pid(data)
                 if not data:
                     continue
-                (self.stderr if kind == 2 else self.stdout).extend(data)
-                self._merged.put(data)
+                if self._keep:
+                    (self.stderr if kind == 2 else self.stdout).extend(data)
+                else:
+                    self._merged.put(data)
         except (OSError, ValueError):
             pass  # the connection was closed under us: same as the end of the stream
         finally:
@@ -546,6 +584,7 @@ class _ExecStream:
         if self._closed:
             return
         self._closed = True
+        self._merged.discard()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread
         with contextlib.suppress(OSError):
