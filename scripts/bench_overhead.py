@@ -53,6 +53,7 @@ def lancer_per_step(n: int, tmp: Path) -> float:
     """Seconds per step of a whole run of ``n`` echo steps (first step's end to the last's)."""
     turns: list[dict[str, Any]] = [{"tool_calls": [{"name": "bash", "arguments": {"command": c}}]} for c in commands(n)]
     turns.append({"tool_calls": [{"name": "submit", "arguments": {}}]})
+    tmp.mkdir()
     script = tmp / f"turns-{n}.yaml"
     script.write_text(yaml.safe_dump({"turns": turns}))
     ends: list[float] = []
@@ -73,31 +74,33 @@ def lancer_per_step(n: int, tmp: Path) -> float:
 MINI_SWE_AGENT = textwrap.dedent(
     """
     import json, sys, tempfile, time
+    from pathlib import Path
     from minisweagent.agents.default import DefaultAgent
     from minisweagent.environments.local import LocalEnvironment
     from minisweagent.models.test_models import DeterministicModel
 
     n = int(sys.argv[1])
-    FENCE = "`" * 3
-    outputs = [f"THOUGHT: next.\\n\\n{FENCE}mswea_bash_command\\necho step-{i}\\n{FENCE}" for i in range(n)]
-    SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
-    outputs.append(f"THOUGHT: done.\\n\\n{FENCE}mswea_bash_command\\n{SUBMIT}\\n{FENCE}")
-    ends = []
+    def turn(command):
+        return {"role": "assistant", "content": "next", "extra": {"actions": [{"command": command}]}}
+    outputs = [turn(f"echo step-{i}") for i in range(n)] + [turn("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")]
+    starts = []
     class Timed(DeterministicModel):
         def query(self, *args, **kwargs):
-            ends.append(time.perf_counter())
+            starts.append(time.perf_counter())
             return super().query(*args, **kwargs)
     with tempfile.TemporaryDirectory() as tmp:
         agent = DefaultAgent(
             Timed(outputs=outputs),
             LocalEnvironment(cwd=tmp),
+            system_template="You are a benchmark.",
+            instance_template="{{task}}",
             step_limit=n + 5,
             cost_limit=0,
-            output_path=__import__("pathlib").Path(tmp) / "traj.json",
+            output_path=Path(tmp) / "trajectory.json",
         )
-        agent.run("echo the steps")
-    steps = ends[1 : n + 1]
-    print(json.dumps((steps[-1] - steps[0]) / (len(steps) - 1)))
+        status = agent.run("echo the steps").get("exit_status")
+    assert status == "Submitted", status
+    print(json.dumps((starts[n] - starts[1]) / (n - 1)))
     """
 )
 
@@ -162,17 +165,23 @@ def main() -> int:
     parser.add_argument("--steps", default="50,200,800,5000", help="run lengths, comma-separated")
     parser.add_argument("--runs", type=int, default=200, help="commands per per-command figure")
     parser.add_argument("--mini-swe-agent", metavar="PYTHON", help="an interpreter that has mini-swe-agent")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per length; the median is shown (default 3)")
+    parser.add_argument(
+        "--mini-max-steps", type=int, default=800, help="longest mini-swe-agent run (it slows as it grows)"
+    )
     parser.add_argument("--no-docker", action="store_true", help="skip the docker figures")
     args = parser.parse_args()
     lengths = [int(x) for x in args.steps.split(",")]
 
     with tempfile.TemporaryDirectory(prefix="lancer-bench-") as name:
         tmp = Path(name)
-        print("per step, scripted model issuing N `echo` commands, local sandbox (ms)")
+        print(f"per step, scripted model issuing N `echo` commands, local sandbox (ms, median of {args.repeat})")
         print(f"{'steps':>6} {'lancer':>10} {'mini-swe-agent':>15}")
         for n in lengths:
-            ours = lancer_per_step(n, tmp) * 1000
-            theirs = mini_swe_agent_per_step(args.mini_swe_agent, n) if args.mini_swe_agent else "not measured"
+            ours = statistics.median(lancer_per_step(n, tmp / f"{n}-{i}") for i in range(args.repeat)) * 1000
+            theirs: float | str = "not measured"
+            if args.mini_swe_agent:
+                theirs = mini_swe_agent_per_step(args.mini_swe_agent, n) if n <= args.mini_max_steps else "skipped"
             shown = f"{theirs * 1000:15.2f}" if isinstance(theirs, float) else f"{theirs:>15}"
             print(f"{n:>6} {ours:10.3f} {shown}", flush=True)
 

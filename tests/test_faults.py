@@ -12,10 +12,21 @@ from sandbox import Sandbox
 from tests.conftest import ROOT, make_repo
 from tools.bash import BashArgs, BashTool
 
+# Prints the process limit of the shell's pids cgroup (v1, or v2 at either usual mount), if any.
+_PIDS_LIMIT = r"""
+for path in "pids$(sed -n 's/^[0-9]*:pids://p' /proc/self/cgroup)" pids \
+    "$(sed -n 's/^0:://p' /proc/self/cgroup)" "unified$(sed -n 's/^0:://p' /proc/self/cgroup)"; do
+  cat "/sys/fs/cgroup/$path/pids.max" 2>/dev/null
+done
+"""
+
 
 def test_a_backgrounded_fork_bomb_is_contained_and_the_next_command_works(sandbox: Sandbox) -> None:
     tool = BashTool(sandbox, default_timeout=60, max_timeout=60, max_output_chars=2000)
     try:
+        # Without a process limit the bomb would fill the whole machine: never set it off then.
+        limits = tool.run(BashArgs(command=_PIDS_LIMIT)).output.split()
+        assert any(limit.isdigit() for limit in limits), f"the sandbox has no process limit: {limits}"
         assert tool.run(BashArgs(command="bomb() { bomb | bomb & }; bomb")).output == "[no output]"
         time.sleep(2)  # the model thinks; the bomb fills the process table
         outputs = [tool.run(BashArgs(command="ls; echo listed")).output for _ in range(2)]
