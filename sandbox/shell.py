@@ -104,7 +104,7 @@ class PersistentShell:
         nonce = secrets.token_hex(8)
         self._marker = f"__LANCER_DONE_{nonce}__".encode()
         # Printed in two pieces, so that even a `set -x` trace of this line holds no marker.
-        self._epilogue = f'printf \'\\n%s%s %s %s\\n\' __LANCER_DONE_ {nonce}__ "$?" "$PWD"\n'
+        self._epilogue = f'builtin printf \'\\n%s%s %s %s\\n\' __LANCER_DONE_ {nonce}__ "$?" "$PWD"\n'
         self._ready = f"__LANCER_READY_{nonce}__"
         self._shell: ShellProcess | None = None
         self._pid = 0
@@ -129,13 +129,14 @@ class PersistentShell:
             self._start()
         assert self._shell is not None
         # A quoted here-document reaches ``read`` verbatim; its delimiter is new each time,
-        # so no line of a command can end it early. ``|| :`` keeps a `set -e` shell alive.
+        # so no line of a command can end it early. ``|| :`` keeps a `set -e` shell alive;
+        # ``builtin`` keeps a function the command defines (say, ``read``) out of the frame.
         delimiter = f"__LANCER_CMD_{secrets.token_hex(8)}__"
         body = command.replace("\0", "")
         try:
             self._shell.send(
-                f"IFS= read -r -d '' __lancer_c <<'{delimiter}' || :\n{body}\n{delimiter}\n"
-                f'eval "$__lancer_c" < /dev/null 2>&1; {self._epilogue}'.encode()
+                f"IFS= builtin read -r -d '' __lancer_c <<'{delimiter}' || :\n{body}\n{delimiter}\n"
+                f'builtin eval "$__lancer_c" < /dev/null 2>&1; {self._epilogue}'.encode()
             )
         except BrokenPipeError:
             return ShellOutput("", None, note=self._restart("the shell had exited"))

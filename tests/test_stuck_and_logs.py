@@ -4,6 +4,7 @@ a run that ends in an error still reports its steps."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -18,7 +19,7 @@ from agent.runner import run_task
 from agent.tasks import load_task
 from agent.trajectory import read_trajectory
 from tests.conftest import run_lancer
-from tests.test_run import IC_TASK, SUBMIT, bash_turn, run
+from tests.test_run import IC_TASK, SUBMIT, bash_turn, run, script
 
 
 def steps_of(out: Path) -> list[dict[str, Any]]:
@@ -112,7 +113,7 @@ def test_a_run_ending_in_an_error_reports_its_steps_and_logs_the_traceback(tmp_p
     config = load_config(None, {"sandbox.kind": "docker"})
     task = load_task(IC_TASK)
     out = tmp_path / "run"
-    model = create_model(f"scripted:{_script(tmp_path, turns)}")
+    model = create_model(f"scripted:{script(tmp_path, turns)}")
     results: list[dict[str, Any]] = []
     runner = threading.Thread(target=lambda: results.append(run_task(task, model, config, out)))
     runner.start()
@@ -120,27 +121,11 @@ def test_a_run_ending_in_an_error_reports_its_steps_and_logs_the_traceback(tmp_p
     while time.monotonic() < deadline and len(steps_of(out) if (out / "trajectory.jsonl").exists() else []) < 2:
         time.sleep(0.1)
     client = docker.from_env()
-    mine = client.containers.list(filters={"label": ["lancer.managed=1", f"lancer.task={task.id}"]})
+    mine = client.containers.list(filters={"label": ["lancer.managed=1", f"lancer.pid={os.getpid()}"]})
     for container in mine:
-        if _started_here(container, out):
-            container.remove(force=True)
+        container.remove(force=True)
     runner.join(120)
     result = results[0]
     assert result["exit_status"] == "error" and result["steps"] == 2, result
     log = (out / "lancer.log").read_text()
     assert "Traceback (most recent call last)" in log and "SandboxError" in log
-
-
-def _started_here(container: Any, out: Path) -> bool:
-    """This test's container: made after the run directory, by this process."""
-    import os
-
-    return str(container.labels.get("lancer.pid")) == str(os.getpid())
-
-
-def _script(tmp_path: Path, turns: list[dict[str, Any]]) -> Path:
-    import yaml
-
-    path = tmp_path / "turns.yaml"
-    path.write_text(yaml.safe_dump({"turns": turns}))
-    return path
