@@ -80,7 +80,8 @@ def _run_task(
         outcome.exit_status, outcome.detail = "interrupted", "interrupted by the user"
     except Exception as e:  # the run ends, but its outputs are still written below
         log.error("the run ended with an error", exc_info=True)
-        outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
+        if not (outcome.exit_status == "error" and outcome.detail):  # the first error is the one to report
+            outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
     finally:
         if toolbox is not None:
             toolbox.close()

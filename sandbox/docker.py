@@ -98,6 +98,7 @@ exit 1
 _READ_SCRIPT = '[ -d "$1" ] && { echo "$1: Is a directory" >&2; exit 1; }; exec cat -- "$1"'
 _WRITE_SCRIPT = 'd=${1%/*}; [ -z "$d" ] || mkdir -p -- "$d" || exit 1; exec cat > "$1"'
 
+_GONE = "the sandbox container is gone (it died, or `lancer sandbox prune` ran)"
 _GRACE_S = 5.0  # for a killed command's stream to end
 _API_TIMEOUT_S = 120  # one Docker API call (not a command: those stream without a timeout)
 
@@ -439,8 +440,10 @@ class DockerSandbox:
             exec_id = str(created["Id"])
             return _ExecStream(exec_id, self._api.exec_start(exec_id, socket=True), keep_output)
         except docker.errors.NotFound:
-            raise SandboxError("the sandbox container is gone (it died, or `lancer sandbox prune` ran)") from None
+            raise SandboxError(_GONE) from None
         except docker.errors.APIError as e:
+            if e.status_code == 409:  # not running: with auto-removal, on its way out
+                raise SandboxError(_GONE) from None
             raise SandboxError(f"could not run a command in the sandbox: {_api_reason(e)}") from None
 
     def _run(
@@ -519,6 +522,8 @@ class DockerSandbox:
                 if probe.exit_code == 0:
                     return
         except docker.errors.APIError as e:
+            if e.status_code in (404, 409):  # gone, or not running: with auto-removal, on its way out
+                raise SandboxError(_GONE) from None
             raise SandboxError(f"could not kill the processes in the sandbox: {_api_reason(e)}") from None
         raise SandboxError("the sandbox's processes could not be killed: it still cannot start a process")
 

@@ -112,6 +112,21 @@ class PersistentShell:
         self._start()
 
     def _start(self) -> None:
+        try:
+            self._open()
+        except SandboxError as failure:
+            if not isinstance(self._sandbox, ProcessReset):
+                raise
+            # Perhaps nothing can start in the sandbox (a fork bomb): empty it, try once more.
+            try:
+                self._sandbox.kill_all_processes()
+            except SandboxError:
+                raise failure from None
+            self._open()
+
+    def _open(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
         self._shell = self._sandbox.open_shell()
         self._shell.send(f"cd {shlex.quote(self.cwd)} 2>/dev/null; echo {self._ready} $$\n".encode())
         capture = _Capture()
