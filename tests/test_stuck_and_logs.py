@@ -127,6 +127,6 @@ def test_a_run_ending_in_an_error_reports_its_steps_and_logs_the_traceback(tmp_p
     runner.join(120)
     result = results[0]
     assert result["exit_status"] == "error" and result["steps"] == 2, result
-    assert "SandboxError" in result["detail"]
+    assert "the sandbox container is gone" in result["detail"]
     log = (out / "lancer.log").read_text()
     assert "Traceback (most recent call last)" in log and "SandboxError" in log
