@@ -178,7 +178,12 @@ class DockerSandbox:
             "lancer.host": socket.gethostname(),
         }
         base_env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **spec.env}
-        boot = own_init and spec.user == "auto" and self._image_user(image) in ("", "0", "root")
+        boot = (
+            own_init
+            and spec.user == "auto"
+            and spec.repo_dir is not None  # else the image's tree needs a chown: _resolve_user does it
+            and self._image_user(image) in ("", "0", "root")
+        )
         entrypoint = ["/bin/sh", "-c", _BOOT_SCRIPT if boot else _INIT_SCRIPT] if own_init else None
         room = self.workdir if spec.repo_dir is not None else ""
         try:
@@ -600,13 +605,7 @@ class _ExecStream:
             self._merged.put(None)
 
     def _read_exact(self, size: int) -> bytes | None:
-        parts = bytearray()
-        while len(parts) < size:
-            chunk = self._read(size - len(parts))
-            if not chunk:
-                return None
-            parts.extend(chunk)
-        return bytes(parts)
+        return _read_exact(self._read, size)
 
     def _take_pid(self, data: bytes) -> bytes:
         self._pid_line.extend(data)
@@ -821,6 +820,17 @@ def _buffered_reader(sock: Any) -> Callable[[int], bytes]:
     return raw.recv
 
 
+def _read_exact(read: Callable[[int], bytes], size: int) -> bytes | None:
+    """``size`` bytes from ``read``, or None if the stream ends first."""
+    parts = bytearray()
+    while len(parts) < size:
+        chunk = read(size - len(parts))
+        if not chunk:
+            return None
+        parts.extend(chunk)
+    return bytes(parts)
+
+
 def _read_boot_line(lifeline: Any) -> str:
     """The boot script's ``lancer-ready ...`` line, from the attach connection's stdout."""
     read = _buffered_reader(lifeline)
@@ -829,13 +839,11 @@ def _read_boot_line(lifeline: Any) -> str:
     text = bytearray()
     try:
         while _READY_PREFIX not in text or not text.endswith(b"\n"):
-            header = read(8)
-            if len(header) < 8:
+            header = _read_exact(read, 8)
+            frame = _read_exact(read, struct.unpack(">BxxxL", header)[1]) if header else None
+            if frame is None:
                 break
-            size = struct.unpack(">BxxxL", header)[1]
-            while size > 0 and (chunk := read(size)):
-                text += chunk
-                size -= len(chunk)
+            text += frame
     except OSError as e:
         raise SandboxError(f"the container did not start its init: {e}") from None
     finally:
