@@ -18,6 +18,7 @@ Prints
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import statistics
@@ -49,8 +50,14 @@ def commands(n: int) -> list[str]:
     return [f"echo step-{i}" for i in range(n)]
 
 
-def lancer_per_step(n: int, tmp: Path) -> float:
-    """Seconds per step of a whole run of ``n`` echo steps (first step's end to the last's)."""
+def spread(marks: list[float]) -> tuple[float, float]:
+    """(median, mean) seconds between successive time marks."""
+    gaps = [b - a for a, b in itertools.pairwise(marks)]
+    return statistics.median(gaps), statistics.fmean(gaps)
+
+
+def lancer_per_step(n: int, tmp: Path) -> tuple[float, float]:
+    """(median, mean) seconds per step of a whole run of ``n`` echo steps, from the first step's end to the last's."""
     turns: list[dict[str, Any]] = [{"tool_calls": [{"name": "bash", "arguments": {"command": c}}]} for c in commands(n)]
     turns.append({"tool_calls": [{"name": "submit", "arguments": {}}]})
     tmp.mkdir()
@@ -66,14 +73,14 @@ def lancer_per_step(n: int, tmp: Path) -> float:
         lambda _: ends.append(time.perf_counter()),
     )
     assert result["exit_status"] == "submitted" and result["steps"] == n + 1, result
-    return (ends[n - 1] - ends[0]) / (n - 1)
+    return spread(ends[:n])
 
 
 # Runs inside mini-swe-agent's own interpreter: its DefaultAgent, LocalEnvironment and
 # DeterministicModel, on the same commands; prints seconds per step as JSON.
 MINI_SWE_AGENT = textwrap.dedent(
     """
-    import json, sys, tempfile, time
+    import json, statistics, sys, tempfile, time
     from pathlib import Path
     from minisweagent.agents.default import DefaultAgent
     from minisweagent.environments.local import LocalEnvironment
@@ -100,16 +107,18 @@ MINI_SWE_AGENT = textwrap.dedent(
         )
         status = agent.run("echo the steps").get("exit_status")
     assert status == "Submitted", status
-    print(json.dumps((starts[n] - starts[1]) / (n - 1)))
+    gaps = [b - a for a, b in zip(starts[1:n], starts[2 : n + 1])]  # steps 2..n: the first warms up
+    print(json.dumps([statistics.median(gaps), statistics.fmean(gaps)]))
     """
 )
 
 
-def mini_swe_agent_per_step(python: str, n: int) -> float | str:
+def mini_swe_agent_per_step(python: str, n: int) -> tuple[float, float] | str:
     child = subprocess.run([python, "-c", MINI_SWE_AGENT, str(n)], capture_output=True, text=True, timeout=3600)
     if child.returncode != 0:
         return f"failed: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else child.returncode}"
-    return float(json.loads(child.stdout.splitlines()[-1]))
+    median, mean = json.loads(child.stdout.splitlines()[-1])
+    return float(median), float(mean)
 
 
 def timed(fn: Callable[[], object], runs: int) -> float:
@@ -175,15 +184,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="lancer-bench-") as name:
         tmp = Path(name)
-        print(f"per step, scripted model issuing N `echo` commands, local sandbox (ms, median of {args.repeat})")
-        print(f"{'steps':>6} {'lancer':>10} {'mini-swe-agent':>15}")
+        print(f"per step, scripted model issuing N `echo` commands, local sandbox: ms, median (mean) of {args.repeat}")
+        print(f"{'steps':>6} {'lancer':>16} {'mini-swe-agent':>18}")
         for n in lengths:
-            ours = statistics.median(lancer_per_step(n, tmp / f"{n}-{i}") for i in range(args.repeat)) * 1000
-            theirs: float | str = "not measured"
+            runs = [lancer_per_step(n, tmp / f"{n}-{i}") for i in range(args.repeat)]
+            median, mean = (statistics.median(r[i] for r in runs) * 1000 for i in (0, 1))
+            ours = f"{median:.3f} ({mean:.3f})"
+            theirs: str = "not measured"
             if args.mini_swe_agent:
-                theirs = mini_swe_agent_per_step(args.mini_swe_agent, n) if n <= args.mini_max_steps else "skipped"
-            shown = f"{theirs * 1000:15.2f}" if isinstance(theirs, float) else f"{theirs:>15}"
-            print(f"{n:>6} {ours:10.3f} {shown}", flush=True)
+                found = mini_swe_agent_per_step(args.mini_swe_agent, n) if n <= args.mini_max_steps else "skipped"
+                theirs = found if isinstance(found, str) else f"{found[0] * 1000:.2f} ({found[1] * 1000:.2f})"
+            print(f"{n:>6} {ours:>16} {theirs:>18}", flush=True)
 
         print("\nper command, `echo hello` (median ms)")
         bash_c = timed(lambda: subprocess.run(["bash", "-c", "echo hello"], check=True, capture_output=True), args.runs)
