@@ -56,24 +56,26 @@ def spread(marks: list[float]) -> tuple[float, float]:
     return statistics.median(gaps), statistics.fmean(gaps)
 
 
-def lancer_per_step(n: int, tmp: Path) -> tuple[float, float]:
-    """(median, mean) seconds per step of a whole run of ``n`` echo steps, from the first step's end to the last's."""
+def lancer_per_step(n: int, tmp: Path) -> tuple[float, float, float]:
+    """Seconds per step of a whole run of ``n`` echo steps, from the first step's end to the
+    last's: the median and mean wall time, and the mean CPU time of lancer's own process."""
     turns: list[dict[str, Any]] = [{"tool_calls": [{"name": "bash", "arguments": {"command": c}}]} for c in commands(n)]
     turns.append({"tool_calls": [{"name": "submit", "arguments": {}}]})
     tmp.mkdir()
     script = tmp / f"turns-{n}.yaml"
     script.write_text(yaml.safe_dump({"turns": turns}))
     ends: list[float] = []
+    cpu: list[float] = []
+
+    def mark(_: object) -> None:
+        ends.append(time.perf_counter())
+        cpu.append(time.process_time())
+
     config = load_config(None, {"limits.max_steps": n + 1, "limits.cost_limit_usd": None})
-    result = run_task(
-        load_task(TASK),
-        create_model(f"scripted:{script}"),
-        config,
-        tmp / f"run-{n}",
-        lambda _: ends.append(time.perf_counter()),
-    )
+    result = run_task(load_task(TASK), create_model(f"scripted:{script}"), config, tmp / f"run-{n}", mark)
     assert result["exit_status"] == "submitted" and result["steps"] == n + 1, result
-    return spread(ends[:n])
+    median, mean = spread(ends[:n])
+    return median, mean, spread(cpu[:n])[1]
 
 
 # Runs inside mini-swe-agent's own interpreter: its DefaultAgent, LocalEnvironment and
@@ -186,17 +188,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="lancer-bench-") as name:
         tmp = Path(name)
-        print(f"per step, scripted model issuing N `echo` commands, local sandbox: ms, median (mean) of {args.repeat}")
-        print(f"{'steps':>6} {'lancer':>16} {'mini-swe-agent':>18}")
+        print(f"per step, scripted model issuing N `echo` commands, local sandbox (ms; median of {args.repeat} runs)")
+        print(f"{'steps':>6} {'lancer median (mean)':>22} {'lancer CPU':>11} {'mini-swe-agent median (mean)':>30}")
         for n in lengths:
             runs = [lancer_per_step(n, tmp / f"{n}-{i}") for i in range(args.repeat)]
-            median, mean = (statistics.median(r[i] for r in runs) * 1000 for i in (0, 1))
-            ours = f"{median:.3f} ({mean:.3f})"
+            median, mean, cpu = (statistics.median(r[i] for r in runs) * 1000 for i in (0, 1, 2))
             theirs: str = "not measured"
             if args.mini_swe_agent:
                 found = mini_swe_agent_per_step(args.mini_swe_agent, n) if n <= args.mini_max_steps else "skipped"
                 theirs = found if isinstance(found, str) else f"{found[0] * 1000:.2f} ({found[1] * 1000:.2f})"
-            print(f"{n:>6} {ours:>16} {theirs:>18}", flush=True)
+            print(f"{n:>6} {f'{median:.3f} ({mean:.3f})':>22} {cpu:11.3f} {theirs:>30}", flush=True)
 
         print(f"\nper command, `echo hello`, {args.runs} runs: median and 90th percentile (ms)")
         bash_c = timed(lambda: subprocess.run(["bash", "-c", "echo hello"], check=True, capture_output=True), args.runs)
