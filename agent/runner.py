@@ -15,9 +15,10 @@ from typing import Any
 
 from agent import __version__
 from agent.config import RunConfig
+from agent.logs import attach_run_log, detach_run_log, get_logger
 from agent.loop import Agent, Outcome
 from agent.models.base import Model
-from agent.prompting import run_prompts
+from agent.prompting import RunPrompts, run_prompts
 from agent.provenance import header_fields
 from agent.secrets import redact
 from agent.tasks import Task
@@ -27,6 +28,8 @@ from sandbox import Sandbox, create_sandbox, run_setup
 from sandbox.git import diff
 from tools import Toolbox, build_toolbox
 
+log = get_logger("runner")
+
 
 def run_task(
     task: Task,
@@ -35,9 +38,25 @@ def run_task(
     out_dir: Path,
     on_step: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> dict[str, Any]:
-    """Run ``model`` on ``task``; writes and returns result.json's content."""
+    """Run ``model`` on ``task``; writes and returns result.json's content (and lancer.log)."""
     prompts = run_prompts(config.prompts, task)  # a bad template stops here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
+    run_log = attach_run_log(out_dir / "lancer.log")
+    try:
+        log.info("run of %s with %s in a %s sandbox, into %s", task.id, model.name, config.sandbox.kind, out_dir)
+        return _run_task(task, model, config, prompts, out_dir, on_step)
+    finally:
+        detach_run_log(run_log)
+
+
+def _run_task(
+    task: Task,
+    model: Model,
+    config: RunConfig,
+    prompts: RunPrompts,
+    out_dir: Path,
+    on_step: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
     started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     trajectory = TrajectoryWriter(
         out_dir / "trajectory.jsonl",
@@ -67,7 +86,9 @@ def run_task(
     except KeyboardInterrupt:
         outcome.exit_status, outcome.detail = "interrupted", "interrupted by the user"
     except Exception as e:  # the run ends, but its outputs are still written below
-        outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
+        log.error("the run ended with an error", exc_info=True)
+        if not (outcome.exit_status == "error" and outcome.detail):  # the first error is the one to report
+            outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
     finally:
         if toolbox is not None:
             toolbox.close()
