@@ -16,15 +16,20 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from agent.eval.attempt import AttemptJob, run_attempt
+from agent.eval.store import WORKER_PID_FILE
 
 PR_SET_PDEATHSIG = 1
 
 
 def main() -> int:
     job = AttemptJob.from_dict(json.loads(sys.stdin.read()))
+    run_dir = Path(job.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / WORKER_PID_FILE).write_text(str(os.getpid()))  # a resumed eval stops a stray one
     row_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints go to the log, not into the row
     _die_with_parent(int(os.environ.get("LANCER_EVAL_PARENT", "0")))
