@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
             "model.base_url": args.base_url,
         },
     )
-    model = create_model(args.model, config.model)
+    model = create_model(args.model, config.model, task)
     out = args.out or Path("runs") / f"{task.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     console.print(
         f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) with {model.name} in a {config.sandbox.kind} sandbox"
