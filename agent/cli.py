@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
             "model.base_url": args.base_url,
         },
     )
-    model = create_model(args.model, config.model)
+    model = create_model(args.model, config.model, task)
     if args.out is not None:
         check_run_dir(args.out, args.force)
     out = args.out or fresh_dir(Path("runs"), task.id)
