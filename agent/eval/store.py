@@ -148,7 +148,7 @@ def _describe(key: str, before: Any, now: Any) -> tuple[str, str]:
     if key == "config":
         diff = sorted(_flat(before).items() ^ _flat(now).items())
         name = diff[0][0] if diff else "?"
-        return f"{name}={_flat(before).get(name)!r}", f"{name}={_flat(now).get(name)!r}"
+        return f"{name}={_flat(before).get(name)}", f"{name}={_flat(now).get(name)}"
     return str(before), str(now)
 
 
