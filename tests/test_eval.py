@@ -347,6 +347,8 @@ def test_resume_after_kill_9_counts_each_attempt_once(tmp_path: Path) -> None:
     resumed = run_lancer(*args)
     assert resumed.returncode == 0, resumed.stderr
     assert "continuing: 1 unfinished attempt(s) will run again" in resumed.stderr
+    discarded = [json.loads(line) for line in (out / "discarded.jsonl").read_text().splitlines()]
+    assert discarded == [{"task_id": "slow", "attempt": 1, "cost_usd": 0.0}]  # killed before its first step ended
     rows = results(out)
     assert sorted((r["task_id"], r["attempt"]) for r in rows) == [("fast-1", 1), ("fast-2", 1), ("slow", 1)]
     s = summary(out)["overall"]

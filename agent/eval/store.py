@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.errors import LancerError
-from agent.eval.attempt import ROW_FIELDS
+from agent.eval.attempt import ROW_FIELDS, usage_so_far
 from agent.secrets import redact
 
 EVAL_FILE = "eval.json"
 RESULTS_FILE = "results.jsonl"
+# Attempts that were interrupted or killed and then cleared to run again: what they cost
+# still counts against the budget.
+DISCARDED_FILE = "discarded.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 WORKER_PID_FILE = "worker.pid"  # written by an attempt's process in its run directory
@@ -112,17 +115,27 @@ class EvalStore:
         """Remove run directories of attempts that never got a results line; how many.
 
         Their processes (if a killed eval left any) are stopped first, so nothing still
-        writes there when the attempt runs again.
+        writes there when the attempt runs again; what they cost goes to discarded.jsonl.
         """
         runs = self.root / "runs"
         cleared = 0
         for run_dir in sorted(runs.glob("*/*")) if runs.is_dir() else []:
-            if (run_dir.parent.name, _int(run_dir.name)) in finished:
+            task_id, attempt = run_dir.parent.name, _int(run_dir.name)
+            if (task_id, attempt) in finished:
                 continue
             _stop_worker(run_dir / WORKER_PID_FILE)
+            cost = usage_so_far(run_dir / "trajectory.jsonl")["cost_usd"]
+            with (self.root / DISCARDED_FILE).open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"task_id": task_id, "attempt": attempt, "cost_usd": cost}) + "\n")
             shutil.rmtree(run_dir, ignore_errors=True)
             cleared += 1
         return cleared
+
+    def discarded_cost(self) -> float:
+        """What attempts cleared to run again had cost (unknown costs count as 0)."""
+        path = self.root / DISCARDED_FILE
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        return sum(json.loads(line).get("cost_usd") or 0.0 for line in lines if line.strip())
 
     def close(self) -> None:
         for handle in (self._results, self._lock):
