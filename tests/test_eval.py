@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,8 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.errors import LancerError
 from agent.eval.attempt import ROW_FIELDS
 from agent.eval.metrics import pass_at_k, summarize
+from agent.eval.store import EvalStore
 from agent.outdirs import fresh_dir
 from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 
@@ -416,3 +419,27 @@ def test_out_refuses_a_folder_holding_something_else(tmp_path: Path) -> None:
 def test_fresh_folders_never_collide(tmp_path: Path) -> None:
     made = {fresh_dir(tmp_path, "task") for _ in range(50)}  # all within the same second or two
     assert len(made) == 50 and all(p.is_dir() for p in made)
+
+
+def test_an_eval_folder_is_continued_only_by_the_same_question(tmp_path: Path) -> None:
+    plan = {"model": "m", "attempts": 2, "tasks": [{"id": "a", "variant": "ic_swe", "price": 1}], "config": {}}
+    store = EvalStore(tmp_path)
+    assert store.open(plan) is False
+    with pytest.raises(LancerError, match="another lancer eval is writing to"):
+        EvalStore(tmp_path).open(plan)
+    store.close()
+    refusals = {
+        "another number of attempts (2; this command: 3)": {"attempts": 3},
+        "another task set (1 task(s), with a; this command: 1 task(s), with b)": {
+            "tasks": [{"id": "b", "variant": "ic_swe", "price": 1}]
+        },
+        "another task set (the same ids; this command: another price or variant for a)": {
+            "tasks": [{"id": "a", "variant": "ic_swe", "price": 2}]
+        },
+    }
+    for message, change in refusals.items():
+        with pytest.raises(LancerError, match=re.escape(message)):
+            EvalStore(tmp_path).open({**plan, **change})
+    again = EvalStore(tmp_path)
+    assert again.open({**plan, "command": "another command line", "workers": 9}) is True
+    again.close()

@@ -31,8 +31,9 @@ DISCARDED_FILE = "discarded.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 WORKER_PID_FILE = "worker.pid"  # written by an attempt's process in its run directory
-# What must match for a directory to be continued: the same question asked again.
-IDENTITY = ("model", "attempts", "tasks", "config")
+# What must match for a directory to be continued (the same question asked again), and
+# how an error names it.
+IDENTITY = {"model": "model", "attempts": "number of attempts", "tasks": "task set", "config": "config"}
 
 
 class EvalStore:
@@ -56,7 +57,11 @@ class EvalStore:
         self._take_lock()
         resuming = existing.is_file()
         if resuming:
-            self._check_same(json.loads(existing.read_text()), plan)
+            try:
+                self._check_same(json.loads(existing.read_text()), plan)
+            except LancerError:
+                self.close()
+                raise
         else:
             _write_atomically(existing, redact(json.dumps(plan, indent=2)) + "\n")
         self._results = (self.root / RESULTS_FILE).open("a", encoding="utf-8")
@@ -73,11 +78,11 @@ class EvalStore:
         self._lock = lock
 
     def _check_same(self, before: dict[str, Any], now: dict[str, Any]) -> None:
-        for key in IDENTITY:
+        for key, name in IDENTITY.items():
             if _identity(key, before.get(key)) != _identity(key, now.get(key)):
                 was, asked = _describe(key, before.get(key), now.get(key))
                 raise LancerError(
-                    f"{self.root} holds an eval with another {key} ({was}; this command: {asked}): "
+                    f"{self.root} holds an eval with another {name} ({was}; this command: {asked}): "
                     "run the same command to continue it, or give another --out"
                 )
 
@@ -151,18 +156,23 @@ def _identity(key: str, value: Any) -> Any:
 
 
 def _describe(key: str, before: Any, now: Any) -> tuple[str, str]:
+    """What the eval here had and what this command asks for, told apart in a few words."""
     if key == "tasks":
-        was, asked = {t[0] for t in _identity(key, before)}, {t[0] for t in _identity(key, now)}
-        if was == asked:
-            return "other prices or variants", "these"
-        return f"{len(was)} tasks, e.g. {', '.join(sorted(was - asked)[:3]) or '-'}", (
-            f"{len(asked)} tasks, e.g. {', '.join(sorted(asked - was)[:3]) or '-'}"
-        )
+        was, asked = _identity(key, before), _identity(key, now)
+        if {t[0] for t in was} == {t[0] for t in asked}:
+            changed = sorted({t[0] for t in set(was) ^ set(asked)})
+            return "the same ids", f"another price or variant for {', '.join(changed[:3])}"
+        return _task_ids(was, asked), _task_ids(asked, was)
     if key == "config":
         diff = sorted(_flat(before).items() ^ _flat(now).items())
         name = diff[0][0] if diff else "?"
         return f"{name}={_flat(before).get(name)}", f"{name}={_flat(now).get(name)}"
     return str(before), str(now)
+
+
+def _task_ids(these: list[tuple[str, str, float]], others: list[tuple[str, str, float]]) -> str:
+    only = sorted({t[0] for t in these} - {t[0] for t in others})
+    return f"{len(these)} task(s)" + (f", with {', '.join(only[:3])}" if only else "")
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
