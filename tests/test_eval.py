@@ -302,6 +302,7 @@ def test_ctrl_c_interrupts_the_running_attempts_and_starts_no_more(tmp_path: Pat
             lambda: len(list(out.glob("runs/*/*/worker.pid"))) == 2 and len(processes("sleep 61.5")) >= 2, "2 runs"
         )
         workers = [int(p.read_text()) for p in out.glob("runs/*/*/worker.pid")]
+        assert summary(out)["status"] == "running"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
