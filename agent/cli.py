@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from agent import study_commands
 from agent.config import RunConfig, load_config
 from agent.errors import LancerError
 from agent.secrets import redact
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare runs: verdicts, dollars earned, cost")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories")
     compare.set_defaults(handler=lambda args: _print(compare_runs(args.runs)))
+
+    study_commands.register(commands)  # view, report
 
     sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
