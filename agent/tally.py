@@ -63,7 +63,6 @@ def summarize(rows: list[dict[str, Any]], attempts: int | None = None) -> dict[s
     costs = [row.get("cost_usd") for row in rows]
     cost = None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
     resolved = sum(1 for row in rows if verdict(row) == "resolved")
-    totals = dollars(rows)
     errors = [row for row in rows if verdict(row) == "error"]
     return {
         "tasks": len(per_task),
@@ -77,7 +76,7 @@ def summarize(rows: list[dict[str, Any]], attempts: int | None = None) -> dict[s
         "earn_rate": earned / possible if possible else None,
         "cost_usd": cost,
         "cost_per_resolved": cost / resolved if cost is not None and resolved else None,
-        "roi": totals["roi"],
+        "roi": earned / cost if cost else None,
         "errors": len(errors),
         "error_details": [
             {"task_id": r["task_id"], "attempt": r.get("attempt"), "reason": r.get("detail") or r.get("exit_status")}

@@ -59,7 +59,7 @@
   const stamp = document.documentElement.dataset.stamp;
   if (stamp && location.protocol.startsWith("http")) {
     setInterval(() => {
-      fetch("/__stamp", { cache: "no-store" }).then(r => r.text()).then(now => {
+      fetch("/__stamp?" + encodeURIComponent(location.pathname.slice(1)), { cache: "no-store" }).then(r => r.text()).then(now => {
         if (now.trim() && now.trim() !== stamp) location.reload();
       }).catch(() => {});
     }, 2000);
