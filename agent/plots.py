@@ -37,34 +37,73 @@ def _figure() -> Any:
     return Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
 
 
+def _axes(name: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
+    """A figure with one plot, titled and labelled; its picture is saved as ``name``."""
+    fig = _figure()
+    ax = fig.subplots()
+    ax.set(title=PLOT_FILES[name], xlabel=xlabel, ylabel=ylabel)
+    return fig, ax
+
+
 def label(ev: EvalRecord) -> str:
-    return f"{ev.name} ({ev.model})"
+    return _plain(f"{ev.name} ({ev.model})")
+
+
+def _plain(text: str) -> str:
+    """Text as written: matplotlib reads $...$ as mathematics."""
+    return text.replace("$", r"\$")
 
 
 def roi_plot(evals: list[EvalRecord]) -> Any:
-    fig = _figure()
-    ax = fig.subplots()
-    top = 0.0
+    """Each eval a point; the dashed lines are returns of 1x (break-even), 10x, 100x, ...
+
+    Both axes are logarithmic when every eval spent and earned something (model costs are
+    cents to dollars, task prices hundreds to thousands), else linear from 0.
+    """
+    fig, ax = _axes("roi.png", "dollars spent on model calls (all attempts)", "dollars earned (all attempts)")
+    points = []
     for ev in evals:
         money = tally.dollars(ev.rows)
         partly = " (some costs unknown)" if money["unknown_costs"] else ""
-        ax.scatter([money["spent"]], [money["earned"]], s=60, label=label(ev) + partly)
-        ax.annotate(f"  {ev.name}", (money["spent"], money["earned"]))
-        top = max(top, money["spent"], money["earned"])
-    if top > 0:
-        ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=1, label="break-even (earned = spent)")
-    ax.set_xlabel("dollars spent on model calls (all attempts)")
-    ax.set_ylabel("dollars earned (all attempts)")
-    ax.set_title(PLOT_FILES["roi.png"])
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="best")
+        ax.scatter([money["spent"]], [money["earned"]], s=60, label=label(ev) + partly, zorder=3)
+        ax.annotate(f"  {_plain(ev.name)}", (money["spent"], money["earned"]))
+        points.append((money["spent"], money["earned"]))
+    logarithmic = bool(points) and all(x > 0 and y > 0 for x, y in points)
+    if logarithmic:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        low = min(min(x, y) for x, y in points) / 10
+        high = max(max(x, y) for x, y in points) * 10
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        for exponent in range(7):
+            ratio = 10.0**exponent
+            where = high / 2 / ratio  # the label sits where the line nears the top
+            if where < low:
+                break
+            ax.plot([low, high], [low * ratio, high * ratio], linestyle="--", color="grey", linewidth=0.8)
+            name = "1x (break-even)" if ratio == 1 else f"{ratio:g}x"
+            ax.annotate(
+                name,
+                (where, high / 2),
+                color="grey",
+                fontsize=7,
+                ha="center",
+                va="center",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+            )
+    else:
+        top = max((x for x, _ in points), default=0.0)
+        if top > 0:
+            ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=1, label="break-even (earned = spent)")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
     return fig
 
 
 def pass_rate_by_price_plot(evals: list[EvalRecord]) -> Any:
-    fig = _figure()
-    ax = fig.subplots()
+    fig, ax = _axes("pass_rate_by_price.png", "task price (n = tasks in the bucket)", "pass rate (pass@1), %")
     per_eval = [dict((b, (n, rate)) for b, n, rate in tally.pass_rate_by_bucket(ev.rows)) for ev in evals]
     order = [tally.price_bucket(edge - 1) for edge in tally.PRICE_EDGES] + [tally.price_bucket(tally.PRICE_EDGES[-1])]
     buckets = [b for b in order if any(b in d for d in per_eval)]
@@ -74,18 +113,14 @@ def pass_rate_by_price_plot(evals: list[EvalRecord]) -> Any:
         ys = [data[b][1] * 100 for b in buckets if b in data]
         bars = ax.bar(xs, ys, width=width, label=label(ev))
         ax.bar_label(bars, labels=[f"n={data[b][0]}" for b in buckets if b in data], fontsize=7)
-    ax.set_xticks([j + width * (len(evals) - 1) / 2 for j in range(len(buckets))], buckets)
+    ax.set_xticks([j + width * (len(evals) - 1) / 2 for j in range(len(buckets))], [_plain(b) for b in buckets])
     ax.set_ylim(0, 105)
-    ax.set_xlabel("task price (n = tasks in the bucket)")
-    ax.set_ylabel("pass rate (pass@1), %")
-    ax.set_title(PLOT_FILES["pass_rate_by_price.png"])
     ax.legend(fontsize=8)
     return fig
 
 
 def pass_at_k_plot(evals: list[EvalRecord]) -> Any:
-    fig = _figure()
-    ax = fig.subplots()
+    fig, ax = _axes("pass_at_k.png", "k (attempts per task)", "pass@k, %")
     k_max = 1
     for ev in evals:
         points = [(int(k), v * 100) for k, v in (tally.eval_summary(ev).get("pass_at") or {}).items() if v is not None]
@@ -95,16 +130,12 @@ def pass_at_k_plot(evals: list[EvalRecord]) -> Any:
             k_max = max(k_max, points[-1][0])
     ax.set_xticks(range(1, k_max + 1))
     ax.set_ylim(0, 105)
-    ax.set_xlabel("k (attempts per task)")
-    ax.set_ylabel("pass@k, %")
-    ax.set_title(PLOT_FILES["pass_at_k.png"])
     ax.legend(fontsize=8)
     return fig
 
 
 def cost_per_attempt_plot(evals: list[EvalRecord]) -> Any:
-    fig = _figure()
-    ax = fig.subplots()
+    fig, ax = _axes("cost_per_attempt.png", "", "USD per attempt")
     data = [[float(r["cost_usd"]) for r in ev.rows if r.get("cost_usd") is not None] for ev in evals]
     ax.boxplot([d or [0.0] for d in data], showmeans=True)
     for i, d in enumerate(data, start=1):  # every attempt as a dot beside its box
@@ -114,8 +145,6 @@ def cost_per_attempt_plot(evals: list[EvalRecord]) -> Any:
         [f"{label(ev)}\n{len(d)} attempts" for ev, d in zip(evals, data, strict=True)],
         fontsize=8,
     )
-    ax.set_ylabel("USD per attempt")
-    ax.set_title(PLOT_FILES["cost_per_attempt.png"])
     return fig
 
 

@@ -17,19 +17,9 @@ from tests.conftest import EXAMPLES, run_lancer
 from tests.fakes.conversation import ANTHROPIC_KEY
 from tests.fakes.llm_server import ApiError, FakeLLMServer, anthropic_error
 
-RESULT_FIELDS = (
-    "task_id",
-    "variant",
-    "price",
-    "resolved",
-    "earned",
-    "exit_status",
-    "cost_usd",
-    "input_tokens",
-    "output_tokens",
-    "steps",
-    "duration_s",
-)
+# The result.json fields an eval copies into its results.jsonl line.
+RESULT_FIELDS = ("task_id", "variant", "price", "resolved", "earned", "exit_status", "cost_usd", "input_tokens",
+                 "output_tokens", "steps", "duration_s")  # fmt: skip
 
 SUBMIT_ONLY = "turns:\n  - content: Nothing to change, I think.\n    tool_calls: [{name: submit, arguments: {}}]\n"
 WRONG_PROPOSAL = "turns:\n  - tool_calls: [{name: submit, arguments: {proposal_id: 3}}]\n"
