@@ -11,6 +11,9 @@
 
 Either way the factory is called as ``factory(model_name, config)``. Built-ins are imported
 only when used, so a missing SDK or a slow import never costs a run that does not need it.
+A provider listed in NAMELESS_PROVIDERS is also named alone (``oracle``). A model that
+plays the task's own material implements ``bind_task`` (base.TaskBound): ``create_model``
+calls it with the task the model is made for.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelConfig
 from agent.errors import ConfigError
-from agent.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
+from agent.models.base import Message, Model, ModelResponse, TaskBound, ToolCall, ToolSpec, Usage
+
+if TYPE_CHECKING:
+    from agent.tasks import Task
 
 __all__ = ["Message", "Model", "ModelResponse", "ToolCall", "ToolSpec", "Usage", "create_model"]
 
@@ -33,13 +39,16 @@ BUILTIN_PROVIDERS = {
     "openai": "agent.models.openai:OpenAIModel",
     "openai-compatible": "agent.models.openai:OpenAICompatibleModel",
     "anthropic": "agent.models.anthropic:AnthropicModel",
+    "oracle": "agent.models.oracle:OracleModel",
 }
+# Providers that need no model name: the spec may be the provider alone.
+NAMELESS_PROVIDERS = {"oracle"}
 
 ENTRY_POINT_GROUP = "lancer.models"
 
 
-def create_model(spec: str, config: ModelConfig | None = None) -> Model:
-    """Build the model named by ``spec`` (see above); raises ConfigError if it cannot."""
+def create_model(spec: str, config: ModelConfig | None = None, task: Task | None = None) -> Model:
+    """Build the model named by ``spec`` (see above) for ``task``; raises ConfigError if it cannot."""
     provider, sep, name = spec.partition(":")
     factory: Callable[[str, ModelConfig], Any] | None
     if "." in provider:
@@ -48,16 +57,18 @@ def create_model(spec: str, config: ModelConfig | None = None) -> Model:
             raise ConfigError(f"model spec {spec!r} names a module but no factory: use package.module:Factory[:MODEL]")
         factory = _import(f"{provider}:{attr}")
         provider = f"{provider}:{attr}"
-    elif not sep or not provider or not name:
+    elif (not sep or not provider or not name) and provider not in NAMELESS_PROVIDERS:
         raise ConfigError(f"model spec {spec!r} is not provider:model (e.g. openai:gpt-4o, scripted:turns.yaml)")
     else:
         factory = _find_provider(provider, name)
     if factory is None:
         known = ", ".join(sorted({*BUILTIN_PROVIDERS, *_plugin_names()}))
         raise ConfigError(f"unknown model provider {provider!r} in {spec!r}; known: {known}")
-    model = factory(name, config or ModelConfig())
+    model: object = factory(name, config or ModelConfig())
     if not isinstance(model, Model):
         raise ConfigError(f"provider {provider!r} made {type(model).__name__}, which lacks name/supports_images/query")
+    if task is not None and isinstance(model, TaskBound):
+        model.bind_task(task)
     return model
 
 

@@ -7,7 +7,10 @@ A provider turns ``Message`` lists into its own wire format and its reply back i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from agent.tasks import Task
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -93,3 +96,14 @@ class Model(Protocol):
     supports_images: bool
 
     def query(self, messages: list[Message], tools: list[ToolSpec]) -> ModelResponse: ...
+
+
+@runtime_checkable
+class TaskBound(Protocol):
+    """A model that plays something of the task's own (its reference solution, a per-task script).
+
+    ``create_model`` calls ``bind_task`` once, before the run starts; it raises
+    ``agent.errors.ConfigError`` when the task lacks what the model needs.
+    """
+
+    def bind_task(self, task: Task) -> None: ...

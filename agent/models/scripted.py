@@ -1,12 +1,13 @@
 """``scripted:FILE``: a model that plays turns from a YAML file (DESIGN.md's format).
 
-Used for examples, tests and reproducing a run exactly; ``replay`` builds on it.
+``scripted:DIR`` plays ``DIR/<task_id>.yaml``, so one spec serves a whole task set.
+Used for examples, tests and reproducing a run exactly; ``replay`` and ``oracle`` build on it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import Field, ValidationError
@@ -14,6 +15,9 @@ from pydantic import Field, ValidationError
 from agent.config import ModelConfig, StrictModel, describe_validation_error
 from agent.errors import ConfigError, ModelError
 from agent.models.base import Message, ModelResponse, ToolCall, ToolSpec, Usage
+
+if TYPE_CHECKING:
+    from agent.tasks import Task
 
 
 class ScriptedCall(StrictModel):
@@ -60,10 +64,26 @@ class ScriptedModel:
         self, model_name: str, config: ModelConfig | None = None, turns: list[ScriptedTurn] | None = None
     ) -> None:
         self.name = f"scripted:{model_name}"
-        self._turns = turns if turns is not None else load_turns(Path(model_name))
+        path = Path(model_name)
+        # A folder of per-task scripts: the turns are read when the task is known.
+        self._script_dir = path if turns is None and path.is_dir() else None
+        self._turns: list[ScriptedTurn] | None = turns
+        if turns is None and self._script_dir is None:
+            self._turns = load_turns(path)
         self._next = 0
 
+    def bind_task(self, task: Task) -> None:
+        """``scripted:DIR``: read ``DIR/<task_id>.yaml``; raises ConfigError when it is missing."""
+        if self._script_dir is None:
+            return
+        path = self._script_dir / f"{task.id}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{self._script_dir} has no {path.name} (scripted:DIR plays DIR/<task_id>.yaml per task)")
+        self._turns, self._next = load_turns(path), 0
+
     def query(self, messages: list[Message], tools: list[ToolSpec]) -> ModelResponse:
+        if self._turns is None:
+            raise ModelError(f"{self.name} is a folder of per-task scripts, but no task was given to pick one")
         if self._next >= len(self._turns):
             raise ModelError(f"{self.name} has no turn left after {len(self._turns)} turns")
         turn = self._turns[self._next]
