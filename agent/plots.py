@@ -123,7 +123,8 @@ def pass_at_k_plot(evals: list[EvalRecord]) -> Any:
     fig, ax = _axes("pass_at_k.png", "k (attempts per task)", "pass@k, %")
     k_max = 1
     for ev in evals:
-        points = [(int(k), v * 100) for k, v in (tally.eval_summary(ev).get("pass_at") or {}).items() if v is not None]
+        pass_at = tally.eval_summary(ev)["overall"].get("pass_at") or {}
+        points = [(int(k), v * 100) for k, v in pass_at.items() if v is not None]
         if points:
             points.sort()
             ax.plot([k for k, _ in points], [v for _, v in points], marker="o", label=label(ev))

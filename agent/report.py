@@ -37,7 +37,7 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
     out = []
     for ev in evals:
         summary = tally.eval_summary(ev)
-        scopes: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [("all", summary, ev.rows)]
+        scopes: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [("all", summary["overall"], ev.rows)]
         for key, group in (("variant", "by_variant"), ("set", "by_set")):
             for name, figures in (summary.get(group) or {}).items():
                 rows = [r for r in ev.rows if str(r.get(key)) == name]
@@ -52,7 +52,7 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "scope": scope,
                     "tasks": figures.get("tasks"),
                     "attempts": figures.get("attempts"),
-                    "graded": figures.get("graded", sum(1 for r in rows if tally.is_graded(r))),
+                    "graded": figures.get("graded"),
                     "pass@1": pass_at.get(1),
                     "pass@k": pass_at.get(k),
                     "k": k,

@@ -112,12 +112,12 @@ def build_bundled_eval(eval_dir: Path) -> Path:
     """Three bundled tasks x 2 attempts: resolved, failed (wrong fix, wrong proposal), and a
     model error; the web task's first attempt through the Anthropic protocol, with screenshots."""
     attempts = [
-        Attempt("invoice-discount", 0),
-        Attempt("invoice-discount", 1, script=SUBMIT_ONLY),
-        Attempt("manager-date-format", 0),
-        Attempt("manager-date-format", 1, script=WRONG_PROPOSAL),
-        Attempt("web-todo-delete", 0, anthropic_errors=[anthropic_error(429, retry_after=0)]),
-        Attempt("web-todo-delete", 1, anthropic_errors=[anthropic_error(401)]),
+        Attempt("invoice-discount", 1),
+        Attempt("invoice-discount", 2, script=SUBMIT_ONLY),
+        Attempt("manager-date-format", 1),
+        Attempt("manager-date-format", 2, script=WRONG_PROPOSAL),
+        Attempt("web-todo-delete", 1, anthropic_errors=[anthropic_error(429, retry_after=0)]),
+        Attempt("web-todo-delete", 2, anthropic_errors=[anthropic_error(401)]),
     ]
     rows = [run_attempt(eval_dir, a) for a in attempts]
     return write_eval(eval_dir, "anthropic:claude-sonnet-4-5", rows, attempts=2)

@@ -32,28 +32,36 @@ def row(task: str, attempt: int, price: float, variant: str, outcome: str, cost:
     }  # fmt: skip
 
 
-# Eval A, 2 attempts of 3 tasks:
-#   t1 $100 ic_swe:      resolved ($0.10), failed ($0.20)         -> n=2 c=1: pass@1 .5, pass@2 1
-#   t2 $1000 swe_manager: failed ($0.05), failed ($0.05)           -> n=2 c=0: pass@1 0,  pass@2 0
-#   t3 $300 ic_swe:      model error ($0.01, not graded), resolved ($0.30) -> n=1 c=1: pass@1 1
-# pass@1 = (.5 + 0 + 1) / 3 = .5; pass@2 over the tasks with 2 graded attempts = (1 + 0) / 2 = .5
-# earned = 100 x .5 + 1000 x 0 + 300 x 1 = 350 of 1400 possible: earn rate .25
-# cost = .71; roi = 350 / .71; dollars earned by all attempts = 100 + 300 = 400
+# Eval A, 2 attempts of 3 tasks (the definitions: agent/eval/metrics.py):
+#   t1 $100 ic_swe:       resolved ($0.10), failed ($0.20)                 -> n=2 c=1: pass@1 .5, pass@2 1
+#   t2 $1000 swe_manager: failed ($0.05), failed ($0.05)                   -> n=2 c=0: pass@1 0,  pass@2 0
+#   t3 $300 ic_swe:       model error ($0.01, not graded), resolved ($0.30) -> n=1 c=1: pass@1 1,  pass@2 1 (k <= n)
+# pass@1 = (.5 + 0 + 1) / 3 = .5; pass@2 = (1 + 0 + 1) / 3 = 2/3
+# earned = 100 x .5 + 1000 x 0 + 300 x 1 = 350 of 1400 possible: earn rate .25; earned@2 = 100 + 300 = 400
+# cost = .71, .355 per resolved attempt; roi = 350 / (one attempt per task: .15 + .05 + .155) = 350 / .355
+# dollars earned by all attempts = 100 + 300 = 400
 # by price: t1 "< $250" .5, t3 "$250-$500" 1.0, t2 "$1k-$2k" 0
 ROWS_A = [
-    row("t1", 0, 100, "ic_swe", "resolved", 0.10),
-    row("t1", 1, 100, "ic_swe", "failed", 0.20),
-    row("t2", 0, 1000, "swe_manager", "failed", 0.05),
+    row("t1", 1, 100, "ic_swe", "resolved", 0.10),
+    row("t1", 2, 100, "ic_swe", "failed", 0.20),
     row("t2", 1, 1000, "swe_manager", "failed", 0.05),
-    row("t3", 0, 300, "ic_swe", "error", 0.01),
-    row("t3", 1, 300, "ic_swe", "resolved", 0.30),
+    row("t2", 2, 1000, "swe_manager", "failed", 0.05),
+    row("t3", 1, 300, "ic_swe", "error", 0.01),
+    row("t3", 2, 300, "ic_swe", "resolved", 0.30),
 ]
 # Eval B wrote its summary.json (as lancer eval does): the report takes its figures from it.
-ROWS_B = [row("t1", 0, 100, "ic_swe", "resolved", None), row("t2", 0, 1000, "swe_manager", "failed", None)]
-SUMMARY_B = {"tasks": 2, "attempts": 2, "graded": 2, "pass_at": {"1": 0.5}, "earned": 100.0, "earned_at_k": 100.0,
-             "possible": 1100.0, "earn_rate": 100 / 1100, "cost_usd": None, "cost_per_resolved": None, "roi": None,
-             "errors": 0, "error_details": [], "not_run": 1,
-             "by_variant": {"ic_swe": {"tasks": 1, "attempts": 1, "pass_at": {"1": 1.0}, "earned": 100.0}}}  # fmt: skip
+ROWS_B = [row("t1", 1, 100, "ic_swe", "resolved", None), row("t2", 1, 1000, "swe_manager", "failed", None)]
+SUMMARY_B = {
+    "model": "anthropic:claude-sonnet-4-5",
+    "status": "budget",
+    "attempts_per_task": 1,
+    "overall": {
+        "tasks": 2, "attempts": 2, "graded": 2, "pass_at": {"1": 0.5}, "earned": 100.0, "earned_at_k": 100.0,
+        "possible": 1100.0, "earn_rate": 100 / 1100, "cost_usd": None, "cost_per_resolved": None, "roi": None,
+        "errors": 0, "error_details": [], "not_run": 1,
+    },
+    "by_variant": {"ic_swe": {"tasks": 1, "attempts": 1, "pass_at": {"1": 1.0}, "earned": 100.0}},
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -80,10 +88,10 @@ def test_report_matches_the_hand_computation(evals: tuple[Path, Path], tmp_path:
                          ("model-b", "all"), ("model-b", "variant ic_swe")}  # fmt: skip
     a = rows[("model-a", "all")]
     assert (a["tasks"], a["attempts"], a["graded"], a["errors"], a["k"]) == ("3", "6", "5", "1", "2")
-    assert float(a["pass@1"]) == pytest.approx(0.5) and float(a["pass@k"]) == pytest.approx(0.5)
+    assert float(a["pass@1"]) == pytest.approx(0.5) and float(a["pass@k"]) == pytest.approx(2 / 3)
     assert float(a["earned"]) == pytest.approx(350) and float(a["possible"]) == pytest.approx(1400)
     assert float(a["earn_rate"]) == pytest.approx(0.25) and float(a["earned_at_k"]) == pytest.approx(400)
-    assert float(a["cost_usd"]) == pytest.approx(0.71) and float(a["roi"]) == pytest.approx(350 / 0.71)
+    assert float(a["cost_usd"]) == pytest.approx(0.71) and float(a["roi"]) == pytest.approx(350 / 0.355)
     assert float(a["cost_per_resolved"]) == pytest.approx(0.355)
     assert float(a["earned_all_attempts"]) == pytest.approx(400)
     ic = rows[("model-a", "variant ic_swe")]
@@ -94,7 +102,7 @@ def test_report_matches_the_hand_computation(evals: tuple[Path, Path], tmp_path:
     assert (b["earned"], b["cost_usd"], b["roi"], b["not_run"]) == ("100.0", "", "", "1")
 
     report = (out / "report.md").read_text()
-    assert "| model-a | openai:gpt-4o | all | 3 | 6 | 5 | 50.0% | 50.0% (k=2) | $350.00 | $1,400.00 | 25.0% |" in report
+    assert "| model-a | openai:gpt-4o | all | 3 | 6 | 5 | 50.0% | 66.7% (k=2) | $350.00 | $1,400.00 | 25.0% |" in report
     assert "| model-b | anthropic:claude-sonnet-4-5 | all | 2 | 2 | 2 | 50.0% | 50.0% (k=1) | $100.00 |" in report
     assert "| model-a | < $250 | 1 | 50.0% |" in report
     assert "| model-a | $250-$500 | 1 | 100.0% |" in report
@@ -102,7 +110,7 @@ def test_report_matches_the_hand_computation(evals: tuple[Path, Path], tmp_path:
     for name in ("roi.png", "pass_rate_by_price.png", "pass_at_k.png", "cost_per_attempt.png"):
         assert png_size(out / name) == (800, 500)
         assert f"]({name})" in report
-    assert "model-a" in proc.stdout and "$350.00 / $1,400.00" in proc.stdout and "493.0x" in proc.stdout
+    assert "model-a" in proc.stdout and "$350.00 / $1,400.00" in proc.stdout and "985.9x" in proc.stdout
 
 
 def test_report_of_a_folder_that_is_no_eval_is_one_clear_line(tmp_path: Path) -> None:

@@ -7,9 +7,11 @@ task's first attempt through the Anthropic protocol, so its screenshots are in t
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,6 @@ from agent.records import read_run
 from agent.view.run_page import render_run_page
 from tests.conftest import lancer_argv, run_lancer
 from tests.study_helpers import build_bundled_eval
-from tests.web_helpers import nothing_left_behind
 from tools.chromium import launch_chromium
 
 pytestmark = pytest.mark.browser
@@ -30,6 +31,23 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def bundled_eval(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_bundled_eval(tmp_path_factory.mktemp("study") / "eval")
+
+
+def descendants() -> set[int]:
+    """This test process's live descendants (others' processes on a shared machine are no concern)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
 @pytest.fixture
@@ -42,7 +60,7 @@ def page() -> Iterator[tuple[Page, list[str]]]:
         if message.type == "error":
             problems.append(f"console: {message.text}")
 
-    with nothing_left_behind(), sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
             tab = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -59,6 +77,10 @@ def page() -> Iterator[tuple[Page, list[str]]]:
             yield tab, problems
         finally:
             browser.close()
+    deadline = time.monotonic() + 5
+    while descendants() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not descendants(), "Chromium, Playwright's driver or the server outlived the test"
 
 
 def test_eval_page_opens_a_run_that_shows_its_screenshots_and_steps(
@@ -90,7 +112,7 @@ def test_eval_page_opens_a_run_that_shows_its_screenshots_and_steps(
 
     tab.click("#task-web-todo-delete td.cell.v-resolved a")
     tab.wait_for_load_state()
-    assert tab.url.endswith("/web-todo-delete/0.html")
+    assert tab.url.endswith("/web-todo-delete/1.html")
     assert "Deleting a todo removes the wrong one" in tab.locator("h1").inner_text()
     assert "Steps to reproduce" in tab.locator("#task").inner_text()  # the task text, from its folder
     assert "retry 1: 429" in tab.locator("#step-1").inner_text()  # the rate limit the run went through
@@ -115,7 +137,7 @@ def test_eval_page_opens_a_run_that_shows_its_screenshots_and_steps(
 
 def test_a_manager_run_page_shows_the_proposals_and_the_choice(bundled_eval: Path) -> None:
     html = render_run_page(
-        read_run(bundled_eval / "runs" / "manager-date-format" / "1"),
+        read_run(bundled_eval / "runs" / "manager-date-format" / "2"),
         task_source={"folder": str(Path("examples/tasks/manager-date-format").resolve())},
     )
     proposals = re.findall(r'<div class="proposal( chosen)?"><b>Proposal (\d)</b>', html)
@@ -125,7 +147,7 @@ def test_a_manager_run_page_shows_the_proposals_and_the_choice(bundled_eval: Pat
 
 def test_run_page_lists_each_test_outcome_and_folds_long_outputs(bundled_eval: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    shutil.copytree(bundled_eval / "runs" / "invoice-discount" / "0", run_dir)
+    shutil.copytree(bundled_eval / "runs" / "invoice-discount" / "1", run_dir)
     result = json.loads((run_dir / "result.json").read_text())
     result["grade"]["tests"] = [
         {"name": "test_discount_before_tax", "outcome": "passed"},

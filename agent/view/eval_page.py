@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent import tally
+from agent.eval.attempt import ERROR_EXIT_STATUSES
 from agent.records import EvalRecord
 from agent.view.html import esc, money, page, percent, seconds
 
@@ -32,10 +33,10 @@ def render_eval_page(
     body = [
         head,
         "<main>",
-        _cards(summary, ev),
+        _cards(summary["overall"], ev),
         _attempts_table(ev, rows, run_href, titles or {}),
         _variants(summary),
-        _errors(summary),
+        _errors(summary["overall"]),
     ]
     if plots:
         images = "".join(
@@ -69,7 +70,8 @@ def _cards(summary: dict[str, Any], ev: EvalRecord) -> str:
         ("earned, all attempts", money(real["earned"])),
         ("errors", str(summary.get("errors", 0))),
         ("not run", str(summary.get("not_run", 0))),
-        ("graded attempts", str(summary.get("graded", sum(1 for r in ev.rows if tally.is_graded(r))))),
+        ("graded attempts", str(summary.get("graded", "-"))),
+        ("interrupted", str(summary.get("interrupted", 0))),
     ]
     html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{v}</div></div>' for k, v in cards)
     return f'<h2>Summary</h2><div class="cards" id="summary">{html}</div>'
@@ -102,7 +104,9 @@ def _errors(summary: dict[str, Any]) -> str:
     if not details:
         return ""
     items = "".join(
-        f"<li>{esc(d.get('task_id'))} attempt {esc(d.get('attempt'))}: {esc(d.get('reason', ''))}</li>" for d in details
+        f"<li>{esc(d.get('task_id'))} attempt {esc(d.get('attempt'))}: {esc(d.get('exit_status', ''))} "
+        f"{esc(d.get('reason', ''))}</li>"
+        for d in details
     )
     return f"<h2>Errors (not counted as failures)</h2><ul>{items}</ul>"
 
@@ -164,7 +168,7 @@ def _select(name: str, options: list[str]) -> str:
 
 
 def _error_kind(row: dict[str, Any]) -> str:
-    if row.get("exit_status") in tally.ERROR_EXITS:
+    if row.get("exit_status") in ERROR_EXIT_STATUSES:
         return str(row["exit_status"])
     return "grade error"
 
