@@ -121,19 +121,30 @@ def test_report_of_a_folder_that_is_no_eval_is_one_clear_line(tmp_path: Path) ->
     )
 
 
-def test_without_matplotlib_report_says_how_to_get_it(evals: tuple[Path, Path], tmp_path: Path) -> None:
+def lancer_without_matplotlib(*args: str) -> subprocess.CompletedProcess[str]:
     blocked = (
         "import sys; sys.modules['matplotlib'] = None; sys.modules['matplotlib.figure'] = None; "
         "from agent.cli import main; sys.exit(main(sys.argv[1:]))"
     )
+    return subprocess.run([sys.executable, "-c", blocked, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+def test_without_matplotlib_report_says_how_to_get_it_and_view_leaves_the_plots_out(
+    evals: tuple[Path, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", blocked, "report", str(evals[0]), "-o", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = lancer_without_matplotlib("report", str(evals[0]), "-o", str(out))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (
-        "lancer: error: plots need matplotlib, which is not installed: pip install 'lancer[study]'"
-    )
+    message = "plots need matplotlib, which is not installed: pip install 'lancer[study]'"
+    assert proc.stderr.strip() == f"lancer: error: {message}"
     assert not (out / "summary.csv").exists()
+
+    proc = lancer_without_matplotlib("view", str(evals[0]))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == f"note: {message}"
+    html = (evals[0] / "view.html").read_text()
+    assert "<h2>Plots</h2>" not in html and 'id="task-t3"' in html
 
 
 def test_attempts_df_has_one_row_per_attempt_with_the_evals_model_and_config(

@@ -89,7 +89,10 @@ class ViewBuilder:
                     read_run(d), back=b, stamp=stamp, task_source=s
                 ),
             )
+        # A running attempt's cell shows its steps so far: its trajectory is an input too.
+        running = tuple(_signature(ev.run_dir(row), ("trajectory.jsonl",)) for row in ev.running)
         eval_inputs = _signature(self.source, ("eval.json", "results.jsonl", "summary.json")) + tuple(sorted(hrefs))
+        eval_inputs += running
         self._write_if_changed(
             self.out,
             eval_inputs,

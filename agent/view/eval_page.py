@@ -183,9 +183,12 @@ def _cell(row: dict[str, Any] | None, run_href: Callable[[dict[str, Any]], str])
         f"{money(row.get('earned') if v == 'resolved' else 0.0, 0)} · {money(cost, 4)} · "
         f"{esc(row.get('steps', '-'))} steps · {seconds(row.get('duration_s'))}"
     )
+    detail = str(row.get("detail") or "")
+    why = "" if v in ("resolved", "running") or not detail or detail == row.get("exit_status") else detail
+    short = f" · {esc(why[:80])}{'…' if len(why) > 80 else ''}" if why else ""
     return (
         f'<td class="cell v-{v}" data-sort="{rank}"><a href="{esc(run_href(row))}" '
-        f'title="open attempt {esc(row["attempt"])} of {esc(row["task_id"])}">'
+        f'title="open attempt {esc(row["attempt"])} of {esc(row["task_id"])}{": " + esc(why) if why else ""}">'
         f'<span class="badge">{v}</span><div class="facts">{facts}</div>'
-        f'<div class="facts">exit: {esc(row.get("exit_status"))}</div></a></td>'
+        f'<div class="facts">exit: {esc(row.get("exit_status"))}{short}</div></a></td>'
     )
