@@ -70,7 +70,7 @@ def _nav_link(step: dict[str, Any]) -> str:
 def _task_section(task: dict[str, Any], result: dict[str, Any]) -> str:
     parts = ['<section id="task"><h2>Task</h2>']
     if task.get("description"):
-        parts.append(f'<pre class="description">{esc(task["description"])}</pre>')
+        parts.append(f'<div class="thought description">{esc(task["description"])}</div>')
     else:
         parts.append('<p class="muted">(the task text is not in this run, and its task folder was not found)</p>')
     chosen = (result.get("answer") or {}).get("proposal_id")
