@@ -60,7 +60,7 @@ class EvalRecord:
         declared = self.spec.get("attempts")
         if not isinstance(declared, int):
             return seen or [0]
-        first = 1 if seen and seen[0] >= 1 else 0  # 0- or 1-based, whichever the eval writes
+        first = 0 if seen and seen[0] == 0 else 1  # lancer eval counts from 1
         return sorted(set(range(first, first + declared)) | set(seen))
 
     def tasks(self) -> list[dict[str, Any]]:
