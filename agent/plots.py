@@ -45,6 +45,11 @@ def _axes(name: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
     return fig, ax
 
 
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:  # an eval with nothing finished yet has nothing to name
+        ax.legend(fontsize=8)
+
+
 def label(ev: EvalRecord) -> str:
     return _plain(f"{ev.name} ({ev.model})")
 
@@ -98,7 +103,7 @@ def roi_plot(evals: list[EvalRecord]) -> Any:
             ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=1, label="break-even (earned = spent)")
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return fig
 
 
@@ -115,7 +120,7 @@ def pass_rate_by_price_plot(evals: list[EvalRecord]) -> Any:
         ax.bar_label(bars, labels=[f"n={data[b][0]}" for b in buckets if b in data], fontsize=7)
     ax.set_xticks([j + width * (len(evals) - 1) / 2 for j in range(len(buckets))], [_plain(b) for b in buckets])
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return fig
 
 
@@ -131,7 +136,7 @@ def pass_at_k_plot(evals: list[EvalRecord]) -> Any:
             k_max = max(k_max, points[-1][0])
     ax.set_xticks(range(1, k_max + 1))
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return fig
 
 
