@@ -60,6 +60,7 @@ def page() -> Iterator[tuple[Page, list[str]]]:
         if message.type == "error":
             problems.append(f"console: {message.text}")
 
+    before = descendants()  # an earlier test's leftovers are that test's concern
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
@@ -78,9 +79,9 @@ def page() -> Iterator[tuple[Page, list[str]]]:
         finally:
             browser.close()
     deadline = time.monotonic() + 5
-    while descendants() and time.monotonic() < deadline:
+    while descendants() - before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not descendants(), "Chromium, Playwright's driver or the server outlived the test"
+    assert not descendants() - before, "Chromium, Playwright's driver or the server outlived the test"
 
 
 def test_eval_page_opens_a_run_that_shows_its_screenshots_and_steps(
