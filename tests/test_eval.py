@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,8 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.errors import LancerError
 from agent.eval.attempt import ROW_FIELDS
 from agent.eval.metrics import pass_at_k, summarize
+from agent.eval.store import EvalStore
 from agent.outdirs import fresh_dir
 from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 
@@ -299,6 +302,7 @@ def test_ctrl_c_interrupts_the_running_attempts_and_starts_no_more(tmp_path: Pat
             lambda: len(list(out.glob("runs/*/*/worker.pid"))) == 2 and len(processes("sleep 61.5")) >= 2, "2 runs"
         )
         workers = [int(p.read_text()) for p in out.glob("runs/*/*/worker.pid")]
+        assert summary(out)["status"] == "running"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -347,6 +351,8 @@ def test_resume_after_kill_9_counts_each_attempt_once(tmp_path: Path) -> None:
     resumed = run_lancer(*args)
     assert resumed.returncode == 0, resumed.stderr
     assert "continuing: 1 unfinished attempt(s) will run again" in resumed.stderr
+    discarded = [json.loads(line) for line in (out / "discarded.jsonl").read_text().splitlines()]
+    assert discarded == [{"task_id": "slow", "attempt": 1, "cost_usd": 0.0}]  # killed before its first step ended
     rows = results(out)
     assert sorted((r["task_id"], r["attempt"]) for r in rows) == [("fast-1", 1), ("fast-2", 1), ("slow", 1)]
     s = summary(out)["overall"]
@@ -414,3 +420,27 @@ def test_out_refuses_a_folder_holding_something_else(tmp_path: Path) -> None:
 def test_fresh_folders_never_collide(tmp_path: Path) -> None:
     made = {fresh_dir(tmp_path, "task") for _ in range(50)}  # all within the same second or two
     assert len(made) == 50 and all(p.is_dir() for p in made)
+
+
+def test_an_eval_folder_is_continued_only_by_the_same_question(tmp_path: Path) -> None:
+    plan = {"model": "m", "attempts": 2, "tasks": [{"id": "a", "variant": "ic_swe", "price": 1}], "config": {}}
+    store = EvalStore(tmp_path)
+    assert store.open(plan) is False
+    with pytest.raises(LancerError, match="another lancer eval is writing to"):
+        EvalStore(tmp_path).open(plan)
+    store.close()
+    refusals = {
+        "another number of attempts (2; this command: 3)": {"attempts": 3},
+        "another task set (1 task(s), with a; this command: 1 task(s), with b)": {
+            "tasks": [{"id": "b", "variant": "ic_swe", "price": 1}]
+        },
+        "another task set (the same ids; this command: another price or variant for a)": {
+            "tasks": [{"id": "a", "variant": "ic_swe", "price": 2}]
+        },
+    }
+    for message, change in refusals.items():
+        with pytest.raises(LancerError, match=re.escape(message)):
+            EvalStore(tmp_path).open({**plan, **change})
+    again = EvalStore(tmp_path)
+    assert again.open({**plan, "command": "another command line", "workers": 9}) is True
+    again.close()
