@@ -27,7 +27,8 @@ def render_eval_page(
     head = (
         f'<header class="top"><h1>Eval {esc(ev.name)}</h1><div class="muted">{esc(ev.model)} · '
         f"{len(ev.tasks())} tasks &times; {len(ev.attempt_numbers())} attempts · "
-        f"{len(ev.rows)} finished, {len(ev.running)} running · lancer {esc(spec.get('lancer_version', '?'))}"
+        f"{len(ev.rows)} finished, {len(ev.running)} running · eval {esc(summary.get('status', 'starting'))} · "
+        f"lancer {esc(spec.get('lancer_version', '?'))}"
         f"</div>{_command(spec)}</header>"
     )
     body = [
