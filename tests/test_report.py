@@ -187,3 +187,27 @@ def test_attempts_df_without_pandas_says_how_to_get_it(evals: tuple[Path, Path])
     assert proc.stdout.strip() == (
         "PandasMissing agent.frames needs pandas, which is not installed: pip install 'lancer[study]'"
     )
+
+
+def test_view_and_report_read_what_lancer_eval_writes(tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    tasks = [str(EXAMPLES / "invoice-discount"), str(EXAMPLES / "manager-date-format")]
+    proc = run_lancer("eval", *tasks, "--model", "oracle", "--attempts", "2", "--workers", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+
+    proc = run_lancer("view", str(out))
+    assert proc.returncode == 0, proc.stderr
+    html = (out / "view.html").read_text()
+    assert "4 finished, 0 running · eval finished" in html
+    assert html.count('<span class="badge">resolved</span>') == 4
+    for task in ("invoice-discount", "manager-date-format"):
+        for attempt in (1, 2):
+            assert f'href="view_runs/{task}/{attempt}.html"' in html
+            assert (out / "view_runs" / task / f"{attempt}.html").is_file()
+
+    proc = run_lancer("report", str(out), "-o", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "report" / "summary.csv").open() as f:
+        overall = next(r for r in csv.DictReader(f) if r["scope"] == "all")
+    assert (overall["tasks"], overall["graded"], overall["pass@1"], overall["earned"]) == ("2", "4", "1.0", "750.0")
+    assert overall["earned_all_attempts"] == "1500.0"
