@@ -18,18 +18,14 @@ import pytest
 from agent.frames import attempts_df, evals_df
 from tests.conftest import EXAMPLES, ROOT, run_lancer
 from tests.study_helpers import write_eval
+from tests.test_eval import _row
 
 
 def row(task: str, attempt: int, price: float, variant: str, outcome: str, cost: float | None) -> dict[str, Any]:
-    resolved = outcome == "resolved"
-    return {
-        "task_id": task, "attempt": attempt, "variant": variant, "set": None, "price": price,
-        "resolved": resolved, "earned": price if resolved else 0.0,
-        "exit_status": "model_error" if outcome == "error" else "submitted",
-        "grade_status": None if outcome == "error" else ("passed" if resolved else "failed"),
-        "cost_usd": cost, "input_tokens": 100, "output_tokens": 10, "steps": 3, "duration_s": 1.0,
-        "run_dir": f"runs/{task}/{attempt}", "node": "localhost",
-    }  # fmt: skip
+    """A results.jsonl line: test_eval's, with the fields a finished run adds."""
+    line = _row(task, attempt, price, variant, outcome, cost)
+    return {**line, "input_tokens": 100, "output_tokens": 10, "steps": 3, "duration_s": 1.0,
+            "run_dir": f"runs/{task}/{attempt}", "node": "localhost"}  # fmt: skip
 
 
 # Eval A, 2 attempts of 3 tasks (the definitions: agent/eval/metrics.py):
@@ -46,7 +42,7 @@ ROWS_A = [
     row("t1", 2, 100, "ic_swe", "failed", 0.20),
     row("t2", 1, 1000, "swe_manager", "failed", 0.05),
     row("t2", 2, 1000, "swe_manager", "failed", 0.05),
-    row("t3", 1, 300, "ic_swe", "error", 0.01),
+    row("t3", 1, 300, "ic_swe", "model_error", 0.01),
     row("t3", 2, 300, "ic_swe", "resolved", 0.30),
 ]
 # Eval B wrote its summary.json (as lancer eval does): the report takes its figures from it.
