@@ -75,6 +75,8 @@ def write_report(paths: list[Path], out_dir: Path, console: Console | None = Non
     """Prints the table and writes the files; returns the paths written."""
     evals = load_evals(paths)
     rows = metric_rows(evals)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LancerError(f"-o {out_dir} is a file: give the directory to write the report in")
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = write_plots(evals, out_dir)  # first: without matplotlib, nothing is half-written
     csv_path = out_dir / "summary.csv"
