@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from agent import __version__
+from agent import __version__, study_commands
 from agent.config import RunConfig, load_config
 from agent.errors import LancerError
 from agent.eval.cli import add_eval_command
@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_models)
 
     add_eval_command(commands)
+    study_commands.register(commands)  # view, report
 
     sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)

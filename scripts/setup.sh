@@ -31,12 +31,12 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff' 2>/dev/null \
+if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff, pandas, matplotlib' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.lancer-installed ]; then
   log "installing lancer and its Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
   # The build backend's warnings about editable installs are noise for a user; errors still show.
-  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev]'
+  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev,study]'
   touch .venv/.lancer-installed
 fi
 

@@ -25,8 +25,10 @@ LITE_CSV = next(
     if csv.is_file()
 )
 IC_TASK = EXAMPLES / "invoice-discount"
-THE_FIX = ("    taxed = subtotal(items) * (1 + tax_rate)\n    return round(taxed - discount, 2)\n",
-           "    discounted = max(subtotal(items) - discount, 0.0)\n    return round(discounted * (1 + tax_rate), 2)\n")
+THE_FIX = (
+    "    taxed = subtotal(items) * (1 + tax_rate)\n    return round(taxed - discount, 2)\n",
+    "    discounted = max(subtotal(items) - discount, 0.0)\n    return round(discounted * (1 + tax_rate), 2)\n",
+)
 
 
 @pytest.mark.parametrize("task", sorted(p.name for p in EXAMPLES.iterdir() if (p / "task.yaml").is_file()))
