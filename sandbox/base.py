@@ -44,6 +44,10 @@ class SandboxSpec:
     # Where the working tree lives inside the sandbox (docker; local picks a temp dir).
     workdir: str = "/repo"
     network: bool = False
+    # Local: "bwrap" (bubblewrap isolation; refuses to start without it) or "none".
+    isolation: str = "bwrap"
+    # Local: the Python version the task's environment is made from ("3.11"); None: the system's.
+    python: str | None = None
     label: str = ""  # for people reading `docker ps`: the task id
     # Docker: limits, so a fork bomb or a memory hog harms only its own container.
     memory: str = "4g"
