@@ -113,14 +113,14 @@ def open_file(req):
     socket.send_fds(conn, [b"ok\n"], [fd])
     os.close(fd)
 
-def bomb():
+def biggest():
     sizes = {}
     for p, s in procs():
         sizes[s] = sizes.get(s, 0) + 1
     if not sizes:
         return "none"
     sid = max(sizes, key=sizes.get)
-    return "killed %d %d" % (sid, kill_session(sid, True))
+    return "session %d %d" % (sid, sizes[sid])
 
 def reap():
     while True:
@@ -156,7 +156,7 @@ while True:
         elif op == "open":
             reply = open_file(req)
         else:
-            reply = bomb()
+            reply = biggest()
         for fd in fds:
             os.close(fd)
         if reply is not None:
@@ -270,11 +270,12 @@ class BwrapBox:
         with contextlib.suppress(SandboxError), self._request({"op": "kill", "sid": sid, "leader": leader}) as conn:
             conn.recv(64)
 
-    def kill_biggest_session(self) -> tuple[int, int] | None:
-        """Kill the session with the most processes (a fork bomb's); returns (sid, processes killed)."""
-        with self._request({"op": "bomb"}) as conn:
+    def biggest_session(self) -> tuple[int, int] | None:
+        """The session with the most processes (a fork bomb's, when the process limit is hit)
+        as (session id, process count)."""
+        with self._request({"op": "biggest"}) as conn:
             words = conn.recv(64).split()
-        return (int(words[1]), int(words[2])) if len(words) == 3 and words[0] == b"killed" else None
+        return (int(words[1]), int(words[2])) if len(words) == 3 and words[0] == b"session" else None
 
     def open(self, path: str, write: bool) -> int:
         """A file descriptor for ``path`` as the sandbox sees it; raises OSError as open() does."""

@@ -116,9 +116,11 @@ class LocalShell:
         self._chunks.put(f"\n{text}\n".encode())
 
     def send(self, data: bytes) -> None:
-        while data:
-            written = os.write(self._stdin, data)
-            data = data[written:]
+        # A shell that has ended (killed with a fork bomb's session, or ``exit``) swallows the
+        # write: ``recv`` then returns what it last said, and None, and the caller restarts it.
+        with contextlib.suppress(BrokenPipeError):
+            while data:
+                data = data[os.write(self._stdin, data) :]
 
     def recv(self, timeout: float) -> bytes | None:
         return self._chunks.get(timeout)
@@ -271,13 +273,15 @@ class LocalSandbox:
             hits, kills = self._limits.pids_hits(), self._limits.oom_kills()
             if hits > pids_hits:
                 with contextlib.suppress(SandboxError, OSError):
-                    killed = self._box.kill_biggest_session()
-                    if killed is not None:
+                    biggest = self._box.biggest_session()
+                    if biggest is not None:
+                        # Told first: the shell's output ends with the kill.
                         self._tell(
-                            killed[0],
+                            biggest[0],
                             f"lancer: the sandbox reached its process limit ({self.limits}); "
-                            f"the {killed[1]} processes of this shell's session were killed",
+                            f"the {biggest[1]} processes of this shell's session were killed",
                         )
+                        self._box.kill_session(biggest[0])
                 hits = self._limits.pids_hits()
             if kills > oom_kills:
                 self._tell(None, f"lancer: a process reached the sandbox's memory limit ({self.limits}) and was killed")
