@@ -258,12 +258,16 @@ def _user_process_count() -> int:
 
 def prune(prefix: str) -> int:
     """Remove empty cgroups named ``prefix*`` left by a lancer that was killed (-9)."""
+    parents = []
+    for controller in ("pids", "memory", "cpu"):
+        own = _own_cgroup(controller)
+        if own is not None:
+            parents.append(CGROUP_ROOT / controller / own.lstrip("/"))
+    own = _own_cgroup("")
+    if own is not None:
+        parents += [CGROUP_ROOT / own.lstrip("/"), CGROUP_ROOT / "unified" / own.lstrip("/")]
     removed = 0
-    for controller in ("pids", "memory", "cpu", "unified", ""):
-        own = _own_cgroup(controller or "") if controller != "unified" else _own_cgroup("")
-        if own is None:
-            continue
-        parent = CGROUP_ROOT / controller / own.lstrip("/")
+    for parent in parents:
         for folder in parent.glob(f"{prefix}*") if parent.is_dir() else []:
             with contextlib.suppress(OSError):
                 folder.rmdir()

@@ -32,7 +32,7 @@ from typing import Literal, Protocol
 
 from agent.errors import SandboxError
 from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
-from sandbox.bwrap import Binds, BwrapBox
+from sandbox.bwrap import Binds, BwrapBox, bwrap_path
 from sandbox.git import make_baseline
 from sandbox.limits import AppliedLimits, Backend, LimitSpec
 from sandbox.limits import apply as apply_limits
@@ -143,6 +143,8 @@ class LocalSandbox:
 
     def __init__(self, spec: SandboxSpec, limits_backend: Backend = "auto") -> None:
         self.isolation: Isolation = spec.isolation  # type: ignore[assignment]
+        if self.isolation == "bwrap":
+            bwrap_path()  # refuse before any work, in one line saying how to install it
         # Apps in an unisolated sandbox listen on the host itself; otherwise a relay reaches them.
         self.on_host = self.isolation == "none"
         self._root = Path(tempfile.mkdtemp(prefix=_PREFIX))
