@@ -96,14 +96,14 @@ def _counter(path: Path, key: str) -> int:
 def _remove(folders: list[Path]) -> None:
     # A cgroup can only go once its last process is reaped, which may take a moment.
     for folder in folders:
-        for _ in range(50):
+        for _ in range(400):
             try:
                 folder.rmdir()
                 break
             except FileNotFoundError:
                 break
             except OSError:
-                time.sleep(0.02)
+                time.sleep(0.005)
 
 
 @dataclass

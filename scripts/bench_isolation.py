@@ -1,0 +1,102 @@
+"""What the local sandbox's isolation costs: per sandbox start and per command.
+
+    .venv/bin/python scripts/bench_isolation.py [--runs 50] [--starts 20]
+
+Prints medians (and 90th percentiles) of
+  - a whole local sandbox start (copy of a small repo, git baseline, task environment,
+    limits, isolation), with ``isolation: bwrap`` and ``none``;
+  - its parts: the bubblewrap container and its init ready, the cgroups, the task's
+    virtual environment;
+  - one ``Sandbox.exec`` of ``true`` and one bash-tool command (the persistent shell),
+    with and without isolation, beside a plain ``subprocess.run`` on the host.
+The isolation's cost is the bwrap figure minus the none figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_docker import row, timed  # scripts/ is on sys.path when this file is run
+
+from sandbox.base import SandboxSpec
+from sandbox.bwrap import Binds, BwrapBox
+from sandbox.limits import LimitSpec
+from sandbox.limits import apply as apply_limits
+from sandbox.local import LocalSandbox
+from sandbox.shell import PersistentShell
+from sandbox.taskenv import base_env, find_interpreter, make_task_env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50, help="commands per method (default 50)")
+    parser.add_argument("--starts", type=int, default=20, help="sandbox starts per method (default 20)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="lancer-bench-") as tmp:
+        repo = Path(tmp) / "repo"
+        (repo / "src").mkdir(parents=True)
+        (repo / "src" / "app.py").write_text("print('hi')\n")
+        base = base_env(find_interpreter(None))
+        print(f"{'median':>52} {'p90':>12}")
+
+        for isolation in ("bwrap", "none"):
+            spec = SandboxSpec(repo_dir=repo, isolation=isolation)
+            with contextlib.redirect_stderr(io.StringIO()):  # isolation none warns every time
+                samples = timed(lambda: LocalSandbox(spec).close(), args.starts)
+            print(row(f"sandbox start, isolation {isolation}", samples))
+
+        work = Path(tmp) / "work"
+        work.mkdir()
+        binds = Binds([work], {"/opt/lancer-env": base.root}, str(work), network=False)
+        python = str(base.interpreter.path)
+        samples = timed(lambda: BwrapBox(binds, python, Path(tmp)).close(), args.starts)
+        print(row("  bubblewrap + init ready (and closed)", samples))
+
+        kinds = set()
+
+        def limits() -> None:
+            applied = apply_limits(f"lancer-bench-{time.monotonic_ns()}", LimitSpec(2**30, 1.0, 256))
+            kinds.add(applied.describe().split(":")[0])
+            applied.close()
+
+        samples = timed(limits, args.starts)
+        print(row(f"  limits ({', '.join(sorted(kinds))})", samples))
+
+        def task_env() -> None:
+            venv = Path(tmp) / f"venv-{time.monotonic_ns()}"
+            make_task_env(venv, base, base.root)
+            shutil.rmtree(venv)
+
+        print(row("  task environment (a venv on the cached base)", timed(task_env, args.starts)))
+
+        print(row("plain subprocess.run(['true']) on the host", timed(lambda: subprocess.run(["true"]), args.runs)))
+        for isolation in ("bwrap", "none"):
+            with contextlib.redirect_stderr(io.StringIO()):
+                sandbox = LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
+            shell = PersistentShell(sandbox)
+            try:
+                samples = timed(lambda: sandbox.exec(["true"]), args.runs)
+                print(row(f"Sandbox.exec(['true']), isolation {isolation}", samples))
+                print(
+                    row(
+                        f"bash tool command 'true', isolation {isolation}",
+                        timed(lambda: shell.run("true", 30), args.runs),
+                    )
+                )
+            finally:
+                shell.close()
+                sandbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
