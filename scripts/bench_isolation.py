@@ -35,6 +35,32 @@ from sandbox.shell import PersistentShell
 from sandbox.taskenv import base_env, find_interpreter, make_task_env
 
 
+def start_and_close(repo: Path, isolation: str, runs: int) -> tuple[list[float], list[float]]:
+    """Seconds to start a local sandbox, and to close it, ``runs`` times."""
+    starts, closes = [], []
+    for _ in range(runs + 1):  # the first is a warm-up
+        with contextlib.redirect_stderr(io.StringIO()):  # isolation none warns every time
+            began = time.perf_counter()
+            sandbox = LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
+            started = time.perf_counter()
+            sandbox.close()
+        starts.append(started - began)
+        closes.append(time.perf_counter() - started)
+    return starts[1:], closes[1:]
+
+
+def per_command(repo: Path, isolation: str, runs: int) -> None:
+    with contextlib.redirect_stderr(io.StringIO()):
+        sandbox = LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
+    shell = PersistentShell(sandbox)
+    try:
+        print(row(f"Sandbox.exec(['true']), isolation {isolation}", timed(lambda: sandbox.exec(["true"]), runs)))
+        print(row(f"bash tool command 'true', isolation {isolation}", timed(lambda: shell.run("true", 30), runs)))
+    finally:
+        shell.close()
+        sandbox.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="commands per method (default 50)")
@@ -49,17 +75,16 @@ def main() -> int:
         print(f"{'median':>52} {'p90':>12}")
 
         for isolation in ("bwrap", "none"):
-            spec = SandboxSpec(repo_dir=repo, isolation=isolation)
-            with contextlib.redirect_stderr(io.StringIO()):  # isolation none warns every time
-                samples = timed(lambda: LocalSandbox(spec).close(), args.starts)
-            print(row(f"sandbox start, isolation {isolation}", samples))
+            starts, closes = start_and_close(repo, isolation, args.starts)
+            print(row(f"sandbox start, isolation {isolation}", starts))
+            print(row(f"sandbox close, isolation {isolation}", closes))
 
         work = Path(tmp) / "work"
         work.mkdir()
         binds = Binds([work], {"/opt/lancer-env": base.root}, str(work), network=False)
         python = str(base.interpreter.path)
         samples = timed(lambda: BwrapBox(binds, python, Path(tmp)).close(), args.starts)
-        print(row("  bubblewrap + init ready (and closed)", samples))
+        print(row("  bubblewrap + its init ready, and closed", samples))
 
         kinds = set()
 
@@ -69,7 +94,7 @@ def main() -> int:
             applied.close()
 
         samples = timed(limits, args.starts)
-        print(row(f"  limits ({', '.join(sorted(kinds))})", samples))
+        print(row(f"  limits ({', '.join(sorted(kinds))}), made and removed", samples))
 
         def task_env() -> None:
             venv = Path(tmp) / f"venv-{time.monotonic_ns()}"
@@ -80,21 +105,7 @@ def main() -> int:
 
         print(row("plain subprocess.run(['true']) on the host", timed(lambda: subprocess.run(["true"]), args.runs)))
         for isolation in ("bwrap", "none"):
-            with contextlib.redirect_stderr(io.StringIO()):
-                sandbox = LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
-            shell = PersistentShell(sandbox)
-            try:
-                samples = timed(lambda: sandbox.exec(["true"]), args.runs)
-                print(row(f"Sandbox.exec(['true']), isolation {isolation}", samples))
-                print(
-                    row(
-                        f"bash tool command 'true', isolation {isolation}",
-                        timed(lambda: shell.run("true", 30), args.runs),
-                    )
-                )
-            finally:
-                shell.close()
-                sandbox.close()
+            per_command(repo, isolation, args.runs)
     return 0
 
 
