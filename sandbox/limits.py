@@ -16,7 +16,7 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -203,21 +203,19 @@ class _CgroupV2:
         return made
 
 
-@dataclass
 class _Prlimit:
-    spec: LimitSpec
-    applied: list[str] = field(default_factory=list)
+    def __init__(self, spec: LimitSpec) -> None:
+        self._options = [f"--as={spec.memory_bytes}"]
+        self.applied = [f"memory {_gib(spec.memory_bytes)} per process"]
+        if os.geteuid() != 0:  # RLIMIT_NPROC counts all of the user's processes, and never root's
+            self._options.append(f"--nproc={_user_process_count() + spec.pids}")
+            self.applied.append(f"{spec.pids} more processes for this user")
 
     def wrap(self, argv: list[str]) -> list[str]:
-        limits = [f"--as={self.spec.memory_bytes}"]
-        self.applied = [f"memory {_gib(self.spec.memory_bytes)} per process"]
-        if os.geteuid() != 0:  # RLIMIT_NPROC counts all of the user's processes, and never root's
-            limits.append(f"--nproc={_user_process_count() + self.spec.pids}")
-            self.applied.append(f"{self.spec.pids} more processes for this user")
-        return ["prlimit", *limits, "--", *argv]
+        return ["prlimit", *self._options, "--", *argv]
 
     def describe(self) -> str:
-        return "prlimit (no writable cgroup): " + (", ".join(self.applied) or "nothing") + "; cpu not limited"
+        return "prlimit (no writable cgroup): " + ", ".join(self.applied) + "; cpu not limited"
 
     def pids_hits(self) -> int:
         return 0

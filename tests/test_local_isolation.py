@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,85 @@ def test_bubblewrap_that_cannot_run_is_refused_with_the_reason(tmp_path: Path) -
     message = str(refused.value)
     assert "\n" not in message and "No permissions to create new namespace" in message
     assert "apt-get install bubblewrap" in message
+
+
+def test_with_the_network_allowed_the_hosts_loopback_answers(tmp_path: Path) -> None:
+    sandbox = LocalSandbox(SandboxSpec(repo_dir=make_repo(tmp_path), network=True))
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            port = server.getsockname()[1]
+            probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('reached')"
+            result = sandbox.exec(["python3", "-c", probe], timeout=30)
+        assert result.stdout == b"reached\n", result.text
+    finally:
+        sandbox.close()
+
+
+def test_where_no_cgroup_is_writable_prlimit_caps_memory(tmp_path: Path) -> None:
+    spec = SandboxSpec(repo_dir=make_repo(tmp_path), memory="1g")
+    sandbox = LocalSandbox(spec, limits_backend="prlimit")
+    try:
+        assert sandbox.limits.startswith("prlimit (no writable cgroup): memory 1 GiB per process")
+        hog = sandbox.exec(["python3", "-c", "x = bytearray(6 * 2**30)"], timeout=60)
+        assert hog.exit_code == 1 and b"MemoryError" in hog.stderr
+        assert sandbox.exec(["echo", "fine"]).stdout == b"fine\n"
+    finally:
+        sandbox.close()
+
+
+def test_killing_lancer_kills_everything_in_its_sandbox(tmp_path: Path) -> None:
+    marker = f"sleep {1000 + uuid.uuid4().int % 1000}.5"
+    script = (
+        "import sys, time; from pathlib import Path; from sandbox.base import SandboxSpec; "
+        "from sandbox.local import LocalSandbox; from sandbox.shell import PersistentShell; "
+        f"sb = LocalSandbox(SandboxSpec(repo_dir=Path({str(make_repo(tmp_path))!r}))); "
+        f"PersistentShell(sb).run('(setsid {marker} &) ; {marker} &', 30); print('ready', flush=True); time.sleep(600)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+    deadline = time.monotonic() + 10
+    while len(_processes_running(marker)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_processes_running(marker)) == 2
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 10
+    while _processes_running(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_running(marker) == []
+
+
+def _processes_running(command: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip() == command.encode()
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_the_grader_tests_with_the_task_env_its_setup_installed_into(tmp_path: Path) -> None:
+    task = tmp_path / "task"
+    repo = make_repo(task)
+    (repo / "dep" / "lancer_dep").mkdir(parents=True)
+    (repo / "dep" / "lancer_dep" / "__init__.py").write_text("ANSWER = 42\n")
+    (repo / "dep" / "pyproject.toml").write_text('[project]\nname = "lancer-dep"\nversion = "1.0"\n')
+    (task / "tests").mkdir()
+    (task / "tests" / "test_env.py").write_text(
+        "import sys, pytest, lancer_dep\n\n"
+        "def test_env():\n"
+        "    assert lancer_dep.ANSWER == 42\n"
+        "    assert pytest.__file__.startswith('/opt/lancer-env/')\n"
+        "    assert sys.prefix.endswith('/venv') and 'lancer-' in sys.prefix\n"
+    )
+    (task / "task.yaml").write_text(
+        "id: env-probe\nvariant: ic_swe\nprice: 1\ntitle: t\ndescription: d\nsetup: ['pip install -q ./dep']\n"
+    )
+    (tmp_path / "empty.diff").write_text("")
+    result = run_lancer("grade", str(task), str(tmp_path / "empty.diff"))
+    assert json.loads(result.stdout)["grade"]["status"] == "passed", result.stdout + result.stderr
