@@ -23,7 +23,8 @@ from typing import Literal, Protocol
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Moves the shell itself into each cgroup.procs file given before "--", then runs the rest.
 _JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
-Backend = Literal["auto", "cgroup", "prlimit", "none"]
+# auto: the best the machine allows; the others force a fallback (tests, comparisons).
+Backend = Literal["auto", "prlimit", "none"]
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ class AppliedLimits(Protocol):
 
 def apply(name: str, spec: LimitSpec, backend: Backend = "auto") -> AppliedLimits:
     """The best limits this machine allows for one sandbox named ``name``."""
-    if backend in ("auto", "cgroup"):
+    if backend == "auto":
         cgroups = _CgroupV1.make(name, spec) or _CgroupV2.make(name, spec)
         if cgroups is not None:
             return cgroups
-    if backend in ("auto", "prlimit", "cgroup") and shutil.which("prlimit"):
+    if backend != "none" and shutil.which("prlimit"):
         return _Prlimit(spec)
     return _NoLimits()
 
@@ -203,31 +204,9 @@ class _CgroupV2:
         return made
 
 
-class _Prlimit:
-    def __init__(self, spec: LimitSpec) -> None:
-        self._options = [f"--as={spec.memory_bytes}"]
-        self.applied = [f"memory {_gib(spec.memory_bytes)} per process"]
-        if os.geteuid() != 0:  # RLIMIT_NPROC counts all of the user's processes, and never root's
-            self._options.append(f"--nproc={_user_process_count() + spec.pids}")
-            self.applied.append(f"{spec.pids} more processes for this user")
-
-    def wrap(self, argv: list[str]) -> list[str]:
-        return ["prlimit", *self._options, "--", *argv]
-
-    def describe(self) -> str:
-        return "prlimit (no writable cgroup): " + ", ".join(self.applied) + "; cpu not limited"
-
-    def pids_hits(self) -> int:
-        return 0
-
-    def oom_kills(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
-
-
 class _NoLimits:
+    """Nothing applied, nothing counted, nothing to remove."""
+
     def wrap(self, argv: list[str]) -> list[str]:
         return argv
 
@@ -242,6 +221,21 @@ class _NoLimits:
 
     def close(self) -> None:
         pass
+
+
+class _Prlimit(_NoLimits):
+    def __init__(self, spec: LimitSpec) -> None:
+        self._options = [f"--as={spec.memory_bytes}"]
+        self.applied = [f"memory {_gib(spec.memory_bytes)} per process"]
+        if os.geteuid() != 0:  # RLIMIT_NPROC counts all of the user's processes, and never root's
+            self._options.append(f"--nproc={_user_process_count() + spec.pids}")
+            self.applied.append(f"{spec.pids} more processes for this user")
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["prlimit", *self._options, "--", *argv]
+
+    def describe(self) -> str:
+        return "prlimit (no writable cgroup): " + ", ".join(self.applied) + "; cpu not limited"
 
 
 def _user_process_count() -> int:

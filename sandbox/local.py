@@ -15,6 +15,7 @@ every sandbox says so on stderr.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import selectors
@@ -182,6 +183,8 @@ class LocalSandbox:
                 self._root.name, LimitSpec(_bytes(spec.memory), spec.cpus, spec.pids_limit), limits_backend
             )
             self.limits = self._limits.describe()
+            if not self.limits.startswith("cgroup"):
+                _say_once(f"lancer: note: the local sandbox's limits here: {self.limits}")
             if self.isolation == "bwrap":
                 readonly = {str(BASE_ENV_INSIDE): base.root}
                 if not str(base.interpreter.prefix).startswith("/usr/"):
@@ -400,6 +403,11 @@ def _communicate(
         if stdin_fd >= 0 and stdin_fd in {key.fd for key in selector.get_map().values()}:
             os.close(stdin_fd)
     return b"".join(chunks[out_fd]), b"".join(chunks[err_fd]), ended
+
+
+@functools.cache
+def _say_once(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _bytes(size: str) -> int:
