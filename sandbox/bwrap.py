@@ -91,6 +91,10 @@ def spawn(conn, words, fds):
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in fds if fd > 2]
     try:
         os.chdir(cwd)
+    except OSError as e:
+        os.write(fds[2], ("cannot run in %s: %s\n" % (cwd, e.strerror)).encode())
+        return "status %d" % (126 << 8)
+    try:
         pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True,
                               setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD), setsigmask=())
     except OSError as e:
