@@ -12,7 +12,7 @@ import queue
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SandboxSpec:
     workdir: str = "/repo"
     network: bool = False
     # Local: "bwrap" (bubblewrap isolation; refuses to start without it) or "none".
-    isolation: str = "bwrap"
+    isolation: Literal["bwrap", "none"] = "bwrap"
     # Local: the Python version the task's environment is made from ("3.11"); None: the system's.
     python: str | None = None
     label: str = ""  # for people reading `docker ps`: the task id

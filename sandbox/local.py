@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from agent.errors import SandboxError
 from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
@@ -39,11 +39,10 @@ from sandbox.limits import AppliedLimits, Backend, LimitSpec
 from sandbox.limits import apply as apply_limits
 from sandbox.limits import prune as prune_limits
 from sandbox.shell import KILL_SESSION_SCRIPT
-from sandbox.taskenv import base_env, env_variables, find_interpreter, make_task_env
+from sandbox.taskenv import BaseEnv, base_env, env_variables, find_interpreter, make_task_env
 
 _PREFIX = "lancer-"
 OWNER_FILE = "lancer.pid"
-Isolation = Literal["bwrap", "none"]
 # Where the sandbox sees lancer's cached base environment (read-only).
 BASE_ENV_INSIDE = Path("/opt/lancer-env")
 # Only these host variables reach the sandbox: secrets such as API keys must not.
@@ -143,7 +142,7 @@ class LocalSandbox:
     environment and a private HOME; with ``isolation="bwrap"`` all of it runs in bubblewrap."""
 
     def __init__(self, spec: SandboxSpec, limits_backend: Backend = "auto") -> None:
-        self.isolation: Isolation = spec.isolation  # type: ignore[assignment]
+        self.isolation = spec.isolation
         if self.isolation == "bwrap":
             bwrap_path()  # refuse before any work, in one line saying how to install it
         # Apps in an unisolated sandbox listen on the host itself; otherwise a relay reaches them.
@@ -167,18 +166,7 @@ class LocalSandbox:
             base = base_env(find_interpreter(spec.python))
             base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root
             make_task_env(venv, base, base_seen_at)
-            host_path = os.environ.get("PATH", _SYSTEM_PATH) if self.isolation == "none" else _SYSTEM_PATH
-            self._env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-            self._env.update(
-                PATH=f"{venv / 'bin'}:{host_path}",
-                HOME=str(home),
-                TERM="dumb",
-                PAGER="cat",
-                GIT_PAGER="cat",
-                PYTHONDONTWRITEBYTECODE="1",
-                **env_variables(venv, base_seen_at, spec.network),
-            )
-            self._env.update(spec.env)
+            self._env = _environment(venv, home, base_seen_at, spec)
             self._limits = apply_limits(
                 self._root.name, LimitSpec(_bytes(spec.memory), spec.cpus, spec.pids_limit), limits_backend
             )
@@ -186,11 +174,7 @@ class LocalSandbox:
             if not self.limits.startswith("cgroup"):
                 _say_once(f"lancer: note: the local sandbox's limits here: {self.limits}")
             if self.isolation == "bwrap":
-                readonly = {str(BASE_ENV_INSIDE): base.root}
-                if not str(base.interpreter.prefix).startswith("/usr/"):
-                    readonly[str(base.interpreter.prefix)] = base.interpreter.prefix
-                binds = Binds([Path(self.workdir), venv, home], readonly, self.workdir, spec.network)
-                self._box = BwrapBox(binds, str(base.interpreter.path), self._root, self._limits.wrap([]))
+                self._box = _start_box(base, [Path(self.workdir), venv, home], spec.network, self._root, self._limits)
                 threading.Thread(target=self._watch, daemon=True, name="sandbox-limits").start()
             else:
                 print(
@@ -354,6 +338,30 @@ class LocalSandbox:
             self._limits.close()
             self._limits = None
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+def _environment(venv: Path, home: Path, base_seen_at: Path, spec: SandboxSpec) -> dict[str, str]:
+    """Every command's environment: the task's Python first on PATH, no secrets of the host."""
+    host_path = os.environ.get("PATH", _SYSTEM_PATH) if spec.isolation == "none" else _SYSTEM_PATH
+    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    env.update(
+        PATH=f"{venv / 'bin'}:{host_path}",
+        HOME=str(home),
+        TERM="dumb",
+        PAGER="cat",
+        GIT_PAGER="cat",
+        PYTHONDONTWRITEBYTECODE="1",
+        **env_variables(venv, base_seen_at, spec.network),
+    )
+    return {**env, **spec.env}
+
+
+def _start_box(base: BaseEnv, writable: list[Path], network: bool, root: Path, limits: AppliedLimits) -> BwrapBox:
+    readonly = {str(BASE_ENV_INSIDE): base.root}
+    if not base.interpreter.prefix.is_relative_to("/usr"):  # e.g. a pyenv or uv-managed Python
+        readonly[str(base.interpreter.prefix)] = base.interpreter.prefix
+    binds = Binds(writable, readonly, workdir=str(writable[0]), network=network)
+    return BwrapBox(binds, str(base.interpreter.path), root, limits.wrap([]))
 
 
 def _close(*fds: int) -> None:

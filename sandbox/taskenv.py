@@ -69,13 +69,15 @@ def cache_dir() -> Path:
 def find_interpreter(version: str | None) -> Interpreter:
     """The Python a task's environment is made from: ``version`` (e.g. "3.11") if given,
     else the system's python3 (always visible in a sandbox), else lancer's own.
+    Found in system directories first, then by uv, then on PATH.
     Raises SandboxError saying how to get a missing version."""
     candidates: list[str] = []
     if version is None:
         candidates = ["/usr/bin/python3", "/usr/local/bin/python3", sys.executable]
     else:
-        candidates = [p for p in (_uv_find(version), shutil.which(f"python{version}")) if p]
-        candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", sys.executable]
+        # System ones first: they are visible in the sandbox without binding anything more.
+        candidates = [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+        candidates += [p for p in (_uv_find(version), shutil.which(f"python{version}"), sys.executable) if p]
     for candidate in candidates:
         found = _probe(candidate)
         if found is not None and (version is None or found.version == version):

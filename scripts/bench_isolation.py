@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 from bench_docker import row, timed  # scripts/ is on sys.path when this file is run
 
@@ -34,8 +35,10 @@ from sandbox.local import LocalSandbox
 from sandbox.shell import PersistentShell
 from sandbox.taskenv import base_env, find_interpreter, make_task_env
 
+Isolation = Literal["bwrap", "none"]
 
-def start_and_close(repo: Path, isolation: str, runs: int) -> tuple[list[float], list[float]]:
+
+def start_and_close(repo: Path, isolation: Isolation, runs: int) -> tuple[list[float], list[float]]:
     """Seconds to start a local sandbox, and to close it, ``runs`` times."""
     starts, closes = [], []
     for _ in range(runs + 1):  # the first is a warm-up
@@ -49,7 +52,7 @@ def start_and_close(repo: Path, isolation: str, runs: int) -> tuple[list[float],
     return starts[1:], closes[1:]
 
 
-def per_command(repo: Path, isolation: str, runs: int) -> None:
+def per_command(repo: Path, isolation: Isolation, runs: int) -> None:
     with contextlib.redirect_stderr(io.StringIO()):
         sandbox = LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
     shell = PersistentShell(sandbox)
@@ -74,7 +77,8 @@ def main() -> int:
         base = base_env(find_interpreter(None))
         print(f"{'median':>52} {'p90':>12}")
 
-        for isolation in ("bwrap", "none"):
+        isolations: tuple[Isolation, ...] = ("bwrap", "none")
+        for isolation in isolations:
             starts, closes = start_and_close(repo, isolation, args.starts)
             print(row(f"sandbox start, isolation {isolation}", starts))
             print(row(f"sandbox close, isolation {isolation}", closes))
@@ -104,7 +108,7 @@ def main() -> int:
         print(row("  task environment (a venv on the cached base)", timed(task_env, args.starts)))
 
         print(row("plain subprocess.run(['true']) on the host", timed(lambda: subprocess.run(["true"]), args.runs)))
-        for isolation in ("bwrap", "none"):
+        for isolation in isolations:
             per_command(repo, isolation, args.runs)
     return 0
 

@@ -249,3 +249,15 @@ def test_the_grader_tests_with_the_task_env_its_setup_installed_into(tmp_path: P
     (tmp_path / "empty.diff").write_text("")
     result = run_lancer("grade", str(task), str(tmp_path / "empty.diff"))
     assert json.loads(result.stdout)["grade"]["status"] == "passed", result.stdout + result.stderr
+
+
+def test_a_task_pins_its_python_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    sandbox = LocalSandbox(SandboxSpec(repo_dir=make_repo(tmp_path / "a"), python=version))
+    try:
+        probe = sandbox.exec(["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        assert probe.stdout.decode().strip() == version
+    finally:
+        sandbox.close()
+    with pytest.raises(SandboxError, match=r"needs Python 3\.99, which is not installed here: install it"):
+        LocalSandbox(SandboxSpec(repo_dir=make_repo(tmp_path / "b"), python="3.99"))
