@@ -222,7 +222,8 @@ def bwrap_argv(bwrap: str, binds: Binds) -> list[str]:
 
 
 class BwrapBox:
-    """One running bwrap and its init. Raises SandboxError if bwrap cannot start here."""
+    """One running bwrap and its init: started here, usable once ``wait_ready`` returns
+    (lancer does other work meanwhile)."""
 
     def __init__(self, binds: Binds, python: str, control_dir: Path, wrap: list[str] | None = None) -> None:
         self._socket_path = str(control_dir / "init.sock")
@@ -239,9 +240,9 @@ class BwrapBox:
             start_new_session=True,
         )
         listener.close()  # the init holds its own copy
-        self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Raises SandboxError (one line: bwrap's reason, how to install) if it did not start."""
         assert self._proc.stdout is not None and self._proc.stderr is not None
         ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
         line = self._proc.stdout.readline() if ready else b""

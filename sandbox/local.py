@@ -162,7 +162,6 @@ class LocalSandbox:
             home.mkdir()
             # Lets `lancer sandbox prune` tell a sandbox whose lancer died (kill -9) from a live one.
             (self._root / OWNER_FILE).write_text(str(os.getpid()))
-            make_baseline(Path(self.workdir))
             base = base_env(find_interpreter(spec.python))
             base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root
             make_task_env(venv, base, base_seen_at)
@@ -175,6 +174,9 @@ class LocalSandbox:
                 _say_once(f"lancer: note: the local sandbox's limits here: {self.limits}")
             if self.isolation == "bwrap":
                 self._box = _start_box(base, [Path(self.workdir), venv, home], spec.network, self._root, self._limits)
+            make_baseline(Path(self.workdir))  # while the box starts
+            if self._box is not None:
+                self._box.wait_ready()
                 threading.Thread(target=self._watch, daemon=True, name="sandbox-limits").start()
             else:
                 print(
