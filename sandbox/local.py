@@ -170,6 +170,8 @@ class LocalSandbox:
                 self._root.name, LimitSpec(_bytes(spec.memory), spec.cpus, spec.pids_limit), limits_backend
             )
             self.limits = self._limits.describe()
+            # What result.json records: e.g. "bwrap; cgroup v1: processes 1024, memory 4 GiB, cpu 2".
+            self.summary = f"{self.isolation}; {self.limits}"
             if not self.limits.startswith("cgroup"):
                 _say_once(f"lancer: note: the local sandbox's limits here: {self.limits}")
             if self.isolation == "bwrap":

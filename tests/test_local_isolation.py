@@ -148,7 +148,9 @@ def test_without_bubblewrap_the_local_sandbox_refuses_in_one_line(tmp_path: Path
         str(tmp_path / "run"),
         env={"PATH": str(bin_dir)},
     )
-    detail = json.loads((tmp_path / "run" / "result.json").read_text())["detail"]
+    result_json = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert "sandbox_isolation" not in result_json  # no sandbox was made
+    detail = result_json["detail"]
     assert "\n" not in detail and "not on PATH" in detail
     assert "apt-get install bubblewrap" in detail and "sandbox.isolation: none" in detail
     assert "apt-get install bubblewrap" in " ".join(result.stderr.split())  # what the user sees
@@ -261,3 +263,11 @@ def test_a_task_pins_its_python_and_a_missing_one_is_named(tmp_path: Path) -> No
         sandbox.close()
     with pytest.raises(SandboxError, match=r"needs Python 3\.99, which is not installed here: install it"):
         LocalSandbox(SandboxSpec(repo_dir=make_repo(tmp_path / "b"), python="3.99"))
+
+
+def test_a_run_records_the_isolation_and_limits_it_had(tmp_path: Path) -> None:
+    task = EXAMPLES / "invoice-discount"
+    result = run_lancer("run", str(task), "--model", f"scripted:{task / 'solution.yaml'}", "--out", str(tmp_path))
+    recorded = json.loads((tmp_path / "result.json").read_text())
+    assert recorded["resolved"] is True, result.stdout + result.stderr
+    assert recorded["sandbox_isolation"].startswith("bwrap; ") and "memory 4 GiB" in recorded["sandbox_isolation"]
