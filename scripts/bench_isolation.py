@@ -9,7 +9,8 @@ Prints medians (and 90th percentiles) of
     virtual environment;
   - one ``Sandbox.exec`` of ``true`` and one bash-tool command (the persistent shell),
     with and without isolation, beside a plain ``subprocess.run`` on the host.
-The isolation's cost is the bwrap figure minus the none figure.
+The isolation's cost is the bwrap figure minus the none figure, taken pair by pair (bwrap
+and none run in turn), so a busy machine's drift cancels out.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -36,38 +38,37 @@ from sandbox.shell import PersistentShell
 from sandbox.taskenv import base_env, find_interpreter, make_task_env
 
 Isolation = Literal["bwrap", "none"]
+ISOLATIONS: tuple[Isolation, ...] = ("bwrap", "none")
 
 
-def start_and_close(repo: Path, isolation: Isolation, runs: int) -> tuple[list[float], list[float]]:
-    """Seconds to start a local sandbox, and to close it, ``runs`` times."""
-    starts, closes = [], []
-    for _ in range(runs + 1):  # the first is a warm-up
-        with contextlib.redirect_stderr(io.StringIO()):  # isolation none warns every time
-            began = time.perf_counter()
-            sandbox = LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
-            started = time.perf_counter()
-            sandbox.close()
-        starts.append(started - began)
-        closes.append(time.perf_counter() - started)
-    return starts[1:], closes[1:]
+def sandbox(repo: Path, isolation: Isolation) -> LocalSandbox:
+    with contextlib.redirect_stderr(io.StringIO()):  # isolation none warns every time
+        return LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
 
 
-def per_command(repo: Path, isolation: Isolation, runs: int) -> None:
-    with contextlib.redirect_stderr(io.StringIO()):
-        sandbox = LocalSandbox(SandboxSpec(repo_dir=repo, isolation=isolation))
-    shell = PersistentShell(sandbox)
-    try:
-        print(row(f"Sandbox.exec(['true']), isolation {isolation}", timed(lambda: sandbox.exec(["true"]), runs)))
-        print(row(f"bash tool command 'true', isolation {isolation}", timed(lambda: shell.run("true", 30), runs)))
-    finally:
-        shell.close()
-        sandbox.close()
+def paired(measure: Callable[[Isolation], float], runs: int) -> dict[Isolation, list[float]]:
+    """``measure`` for bwrap and none in turn, ``runs`` times after a warm-up: on a busy
+    machine the pair-by-pair difference stays meaningful where the medians drift."""
+    samples: dict[Isolation, list[float]] = {"bwrap": [], "none": []}
+    for run in range(runs + 1):
+        for isolation in ISOLATIONS:
+            seconds = measure(isolation)
+            if run:
+                samples[isolation].append(seconds)
+    return samples
+
+
+def report(what: str, samples: dict[Isolation, list[float]]) -> None:
+    for isolation in ISOLATIONS:
+        print(row(f"{what}, {isolation}", samples[isolation]))
+    cost = [b - n for b, n in zip(samples["bwrap"], samples["none"], strict=True)]
+    print(row("  isolation's cost (pairwise bwrap - none)", cost))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=50, help="commands per method (default 50)")
-    parser.add_argument("--starts", type=int, default=20, help="sandbox starts per method (default 20)")
+    parser.add_argument("--runs", type=int, default=100, help="commands per method (default 100)")
+    parser.add_argument("--starts", type=int, default=30, help="sandbox starts per method (default 30)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="lancer-bench-") as tmp:
@@ -77,11 +78,19 @@ def main() -> int:
         base = base_env(find_interpreter(None))
         print(f"{'median':>52} {'p90':>12}")
 
-        isolations: tuple[Isolation, ...] = ("bwrap", "none")
-        for isolation in isolations:
-            starts, closes = start_and_close(repo, isolation, args.starts)
-            print(row(f"sandbox start, isolation {isolation}", starts))
-            print(row(f"sandbox close, isolation {isolation}", closes))
+        closes: dict[Isolation, list[float]] = {"bwrap": [], "none": []}
+
+        def start(isolation: Isolation) -> float:
+            began = time.perf_counter()
+            started = sandbox(repo, isolation)
+            seconds = time.perf_counter() - began
+            began = time.perf_counter()
+            started.close()
+            closes[isolation].append(time.perf_counter() - began)
+            return seconds
+
+        report("sandbox start", paired(start, args.starts))
+        report("sandbox close", {k: v[1:] for k, v in closes.items()})
 
         work = Path(tmp) / "work"
         work.mkdir()
@@ -94,7 +103,6 @@ def main() -> int:
             started.close()
 
         print(row("  bubblewrap + its init ready, and closed", timed(box, args.starts)))
-
         kinds = set()
 
         def limits() -> None:
@@ -112,9 +120,27 @@ def main() -> int:
 
         print(row("  task environment (a venv on the cached base)", timed(task_env, args.starts)))
 
-        print(row("plain subprocess.run(['true']) on the host", timed(lambda: subprocess.run(["true"]), args.runs)))
-        for isolation in isolations:
-            per_command(repo, isolation, args.runs)
+        sandboxes = {isolation: sandbox(repo, isolation) for isolation in ISOLATIONS}
+        shells = {isolation: PersistentShell(sandboxes[isolation]) for isolation in ISOLATIONS}
+        try:
+
+            def exec_true(isolation: Isolation) -> float:
+                began = time.perf_counter()
+                sandboxes[isolation].exec(["true"])
+                return time.perf_counter() - began
+
+            def bash_true(isolation: Isolation) -> float:
+                began = time.perf_counter()
+                shells[isolation].run("true", 30)
+                return time.perf_counter() - began
+
+            print(row("plain subprocess.run(['true']) on the host", timed(lambda: subprocess.run(["true"]), args.runs)))
+            report("Sandbox.exec(['true'])", paired(exec_true, args.runs))
+            report("bash tool command 'true'", paired(bash_true, args.runs))
+        finally:
+            for isolation in ISOLATIONS:
+                shells[isolation].close()
+                sandboxes[isolation].close()
     return 0
 
 
