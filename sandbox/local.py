@@ -99,7 +99,7 @@ class LocalShell:
         self._stdin = stdin_fd
         self._stdout = open(stdout_fd, "rb", buffering=0)  # noqa: SIM115 - closed in close()
         self._chunks = OutputChunks()
-        self._closed = False
+        self.closed = False
         if process.error:
             self._chunks.put(f"{process.error}\n".encode())
         self._reader = threading.Thread(target=self._pump, daemon=True)
@@ -126,9 +126,9 @@ class LocalShell:
         return self._chunks.get(timeout)
 
     def close(self) -> None:
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         self.process.kill()
         with contextlib.suppress(OSError):
             os.close(self._stdin)
@@ -255,7 +255,7 @@ class LocalSandbox:
             os.close(in_r)
             os.close(out_w)
         shell = LocalShell(process, in_w, out_r)
-        self._shells.append(shell)
+        self._shells = [*(s for s in self._shells if not s.closed), shell]
         return shell
 
     def _watch(self) -> None:
