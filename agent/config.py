@@ -103,10 +103,13 @@ class ModelConfig(StrictModel):
 
 class SandboxConfig(StrictModel):
     kind: Literal["local", "docker"] = "local"
-    # The rest is for the docker sandbox. ``image`` (--image) replaces the task's image
-    # and dockerfile.
+    # Local sandbox: bwrap isolates every command (bubblewrap must be installed); none runs
+    # them on this machine unisolated, with a warning on every run. See docs/sandbox.md.
+    isolation: Literal["bwrap", "none"] = "bwrap"
+    # ``image`` (--image) replaces the task's image and dockerfile (docker only).
     image: str | None = None
-    # Docker's notation: 512m, 4g ... Swap is off, so a memory hog is killed at this size.
+    # Limits, docker and local sandboxes alike. Docker's notation: 512m, 4g ... Swap is
+    # off, so a memory hog is killed at this size.
     memory: str = Field("4g", pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")
     cpus: float = Field(2.0, gt=0)
     pids_limit: int = Field(1024, ge=32)

@@ -75,8 +75,10 @@ def _run_task(
     outcome, patch = Outcome("error"), b""
     sandbox: Sandbox | None = None
     toolbox: Toolbox | None = None
+    isolation: str | None = None
     try:
         sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
+        isolation = getattr(sandbox, "summary", None)  # the local sandbox: isolation and limits applied
         run_setup(sandbox, task.setup)
         toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
         messages = prompts.messages(task, sandbox.workdir, toolbox.specs())
@@ -104,6 +106,8 @@ def _run_task(
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
     result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
+    if isolation is not None:
+        result["sandbox_isolation"] = isolation
     totals = ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")
     trajectory.final({**{k: result[k] for k in totals}, "events": outcome.events})
     trajectory.close()

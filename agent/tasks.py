@@ -96,6 +96,9 @@ class Task(StrictModel):
     correct_proposal: int | None = None
     env: dict[str, str] = Field(default_factory=dict)
     network: bool = False
+    # The Python the task's environment is made from in the local sandbox ("3.11"); None:
+    # the system's python3. Docker uses the image's.
+    python: str | None = Field(None, pattern=r"^3\.[0-9]+$")
     container: ContainerSpec | None = None
 
     # Filled by the loader, not read from task.yaml: the task folder, and what the agent must
@@ -144,6 +147,8 @@ class Task(StrictModel):
             dockerfile=None if config.image else dockerfile,
             workdir=container.workdir,
             network=self.network if config.network is None else config.network,
+            isolation=config.isolation,
+            python=self.python,
             label=self.id,
             memory=config.memory,
             cpus=config.cpus,

@@ -8,8 +8,8 @@ agent's, so it sees what the agent sees: the agent wrote its code, and in the lo
 sandbox that shell hides the task folder (hidden tests, answers).
 
 Where the app is reached from the host:
-- local sandbox: the app runs on this machine, at ``http://127.0.0.1:PORT``;
-- any other backend (docker, no network): through a ``PortRelay`` over the sandbox's exec
+- local sandbox with ``isolation: none``: the app runs on this machine, at ``http://127.0.0.1:PORT``;
+- any other (bubblewrap, docker: a network of their own): through a ``PortRelay`` over the sandbox's exec
   channel, listening on the same port number on the host's loopback when it is free, so
   the URL is the same one the app believes it has.
 
@@ -82,10 +82,8 @@ class App:
         self._relay: PortRelay | None = None
         self._url: str | None = None
         self.log_path = f"/tmp/lancer-app-{secrets.token_hex(4)}.log"
-        from sandbox.local import LocalSandbox
-
-        # The local backend shares the host's processes and network; every other does not.
-        self._on_host = isinstance(sandbox, LocalSandbox)
+        # Only an unisolated local sandbox shares the host's processes and network.
+        self._on_host: bool = getattr(sandbox, "on_host", False)
 
     @property
     def url(self) -> str:

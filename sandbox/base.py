@@ -13,7 +13,7 @@ import queue
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 @dataclass
@@ -45,6 +45,10 @@ class SandboxSpec:
     # Where the working tree lives inside the sandbox (docker; local picks a temp dir).
     workdir: str = "/repo"
     network: bool = False
+    # Local: "bwrap" (bubblewrap isolation; refuses to start without it) or "none".
+    isolation: Literal["bwrap", "none"] = "bwrap"
+    # Local: the Python version the task's environment is made from ("3.11"); None: the system's.
+    python: str | None = None
     label: str = ""  # for people reading `docker ps`: the task id
     # Docker: limits, so a fork bomb or a memory hog harms only its own container.
     memory: str = "4g"

@@ -1,105 +1,211 @@
-"""The local sandbox, the embedded default: a temporary copy of the repo on this machine.
+"""The local sandbox, the embedded default: a temporary copy of the repo, isolated with bubblewrap.
 
-Commands run as the current user with a scrubbed environment (no API keys). The agent's
-shell runs in a private mount namespace where the task folder (hidden tests, answers) is
-covered by an empty mount, so not even ``find /`` reaches it. Where namespaces are not
-allowed, lancer says so once and runs without that cover: use ``--sandbox docker`` there.
+Every command (the agent's, the task's setup, the app, the grader's tests) runs in one
+bubblewrap container per sandbox (sandbox.bwrap): only the working tree, the task's
+Python environment and an empty home are writable and visible from this machine, /tmp
+is private, the network is the sandbox's own loopback (unless the task asks for the
+network), and the processes live in a PID namespace of their own, under the sandbox's
+resource limits (sandbox.limits). The agent's python3, pip and pytest are a fresh
+environment per sandbox (sandbox.taskenv). Where bubblewrap is missing the sandbox
+refuses to start, unless the config says ``sandbox.isolation: none``: then commands run
+on the host as the current user (with the limits and the task environment still), and
+every sandbox says so on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
-import shlex
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
-from functools import cache
 from pathlib import Path
+from typing import Protocol
 
+from agent.errors import SandboxError
 from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
+from sandbox.bwrap import Binds, BwrapBox, bwrap_path
 from sandbox.git import make_baseline
+from sandbox.limits import AppliedLimits, Backend, LimitSpec
+from sandbox.limits import apply as apply_limits
+from sandbox.limits import prune as prune_limits
 from sandbox.shell import KILL_SESSION_SCRIPT
+from sandbox.taskenv import BaseEnv, base_env, env_variables, find_interpreter, make_task_env
 
 _PREFIX = "lancer-"
 OWNER_FILE = "lancer.pid"
+# Where the sandbox sees lancer's cached base environment (read-only).
+BASE_ENV_INSIDE = Path("/opt/lancer-env")
 # Only these host variables reach the sandbox: secrets such as API keys must not.
-_PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+_PASSED_ENV = ("LANG", "LC_ALL", "TZ")
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# How often the sandbox's limits are checked for a fork bomb or a killed memory hog.
+_WATCH_S = 0.2
+# After a timeout's kill, how long output may still drain from the pipes.
+_DRAIN_S = 2.0
+
+
+class Process(Protocol):
+    """A process started in the sandbox, in a session of its own."""
+
+    error: str  # why it did not start ("" if it did)
+
+    def wait(self, timeout: float | None) -> int | None:
+        """Exit code (negative: the signal that killed it), or None if running at ``timeout``."""
+
+    def kill(self) -> None:
+        """SIGKILL it and everything in its session."""
+
+    def close(self) -> None: ...
+
+
+class _HostProcess:
+    """``isolation: none``: a plain child process of lancer."""
+
+    error = ""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.pid = popen.pid
+        self._popen = popen
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            return self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self._popen.poll() is None:
+            subprocess.run(["sh", "-c", KILL_SESSION_SCRIPT, "kill", str(self.pid), "include-leader"], check=False)
+
+    def close(self) -> None:
+        self._popen.wait()
 
 
 class LocalShell:
-    """A bash process fed through a pipe; a reader thread queues its output."""
+    """A bash whose stdin and stdout are pipes to lancer; a reader thread queues its output."""
 
-    def __init__(self, argv: list[str], cwd: str, env: dict[str, str]) -> None:
-        self._proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own session, so a timeout can kill all it started
-        )
+    def __init__(self, process: Process, stdin_fd: int, stdout_fd: int) -> None:
+        self.process = process
+        self._stdin = stdin_fd
+        self._stdout = open(stdout_fd, "rb", buffering=0)  # noqa: SIM115 - closed in close()
         self._chunks = OutputChunks()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.closed = False
+        if process.error:
+            self._chunks.put(f"{process.error}\n".encode())
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
 
     def _pump(self) -> None:
-        stdout = self._proc.stdout
-        assert isinstance(stdout, io.BufferedReader)
-        # read1 returns what is there now instead of waiting for a full buffer.
-        while chunk := stdout.read1(65536):
-            self._chunks.put(chunk)
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self._stdout.read(65536):
+                self._chunks.put(chunk)
         self._chunks.put(None)
 
+    def note(self, text: str) -> None:
+        """A message from lancer, shown to the model in the middle of the shell's output."""
+        self._chunks.put(f"\n{text}\n".encode())
+
     def send(self, data: bytes) -> None:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(data)
-        self._proc.stdin.flush()
+        # A shell that has ended (killed with a fork bomb's session, or ``exit``) swallows the
+        # write: ``recv`` then returns what it last said, and None, and the caller restarts it.
+        with contextlib.suppress(BrokenPipeError):
+            while data:
+                data = data[os.write(self._stdin, data) :]
 
     def recv(self, timeout: float) -> bytes | None:
         return self._chunks.get(timeout)
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self._chunks.discard()
-        if self._proc.poll() is None:
-            _kill_session(self._proc.pid)
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._proc.wait()
+        self.process.kill()
+        with contextlib.suppress(OSError):
+            os.close(self._stdin)
+        self._reader.join(timeout=2)
+        self._stdout.close()
+        self.process.close()
 
 
 class LocalSandbox:
-    """A temp dir holding the working tree (with a baseline commit) and a private HOME."""
+    """A temp dir holding the working tree (with a baseline commit), the task's Python
+    environment and a private HOME; with ``isolation="bwrap"`` all of it runs in bubblewrap."""
 
-    def __init__(self, spec: SandboxSpec) -> None:
+    def __init__(self, spec: SandboxSpec, limits_backend: Backend = "auto") -> None:
+        self.isolation = spec.isolation
+        if self.isolation == "bwrap":
+            bwrap_path()  # refuse before any work, in one line saying how to install it
+        # Apps in an unisolated sandbox listen on the host itself; otherwise a relay reaches them.
+        self.on_host = self.isolation == "none"
         self._root = Path(tempfile.mkdtemp(prefix=_PREFIX))
-        self._hidden = [p.resolve() for p in spec.hidden_paths]
         self._shells: list[LocalShell] = []
+        self._box: BwrapBox | None = None
+        self._limits: AppliedLimits | None = None
+        self._stop_watch = threading.Event()
         try:
             self.workdir = str(self._root / "repo")
             if spec.repo_dir is not None:
                 shutil.copytree(spec.repo_dir, self.workdir, symlinks=True)
             else:  # a task with no code of its own (a manager task from the dataset)
                 os.mkdir(self.workdir)
-            (self._root / "home").mkdir()
+            home, venv = self._root / "home", self._root / "venv"
+            home.mkdir()
             # Lets `lancer sandbox prune` tell a sandbox whose lancer died (kill -9) from a live one.
             (self._root / OWNER_FILE).write_text(str(os.getpid()))
-            self._env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-            # The Python lancer runs with comes first, so `python3 -m pytest` finds pytest.
-            self._env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), self._env.get("PATH", os.defpath)])
-            self._env.update(
-                HOME=str(self._root / "home"), TERM="dumb", PAGER="cat", GIT_PAGER="cat", PYTHONDONTWRITEBYTECODE="1"
+            base = base_env(find_interpreter(spec.python))
+            base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root
+            make_task_env(venv, base, base_seen_at)
+            self._env = _environment(venv, home, base_seen_at, spec)
+            self._limits = apply_limits(
+                self._root.name, LimitSpec(_bytes(spec.memory), spec.cpus, spec.pids_limit), limits_backend
             )
-            self._env.update(spec.env)
-            make_baseline(Path(self.workdir))
-        except Exception:
+            self.limits = self._limits.describe()
+            # What result.json records: e.g. "bwrap; cgroup v1: processes 1024, memory 4 GiB, cpu 2".
+            self.summary = f"{self.isolation}; {self.limits}"
+            if not self.limits.startswith("cgroup"):
+                _say_once(f"lancer: note: the local sandbox's limits here: {self.limits}")
+            if self.isolation == "bwrap":
+                self._box = _start_box(base, [Path(self.workdir), venv, home], spec.network, self._root, self._limits)
+            make_baseline(Path(self.workdir))  # while the box starts
+            if self._box is not None:
+                self._box.wait_ready()
+                threading.Thread(target=self._watch, daemon=True, name="sandbox-limits").start()
+            else:
+                print(
+                    "lancer: warning: sandbox.isolation is none: the agent's commands run on this machine "
+                    "unisolated (they can read and change your files, and reach the network)",
+                    file=sys.stderr,
+                )
+        except BaseException:
             self.close()
             raise
+
+    # --- processes ----------------------------------------------------------------------
+    def _spawn(self, argv: Sequence[str], cwd: str, env: Mapping[str, str], fds: Sequence[int]) -> Process:
+        if self._box is not None:
+            return self._box.spawn(argv, cwd, dict(env), fds)
+        assert self._limits is not None
+        popen = subprocess.Popen(
+            self._limits.wrap(list(argv)),
+            cwd=cwd,
+            env=dict(env),
+            stdin=fds[0],
+            stdout=fds[1],
+            stderr=fds[2],
+            start_new_session=True,  # its own session, so a timeout can kill all it started
+        )
+        return _HostProcess(popen)
 
     def exec(
         self,
@@ -110,54 +216,218 @@ class LocalSandbox:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ExecResult:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd or self.workdir,
-            env={**self._env, **(env or {})},
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        in_r, in_w = os.pipe() if stdin is not None else (os.open(os.devnull, os.O_RDONLY), -1)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
-            out, err = proc.communicate(stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_session(proc.pid)
-            out, err = proc.communicate()
-            return ExecResult(-signal.SIGKILL, out, err, timed_out=True)
-        return ExecResult(proc.returncode, out, err)
+            process = self._spawn(argv, cwd or self.workdir, {**self._env, **(env or {})}, [in_r, out_w, err_w])
+        except BaseException:
+            _close(in_w, out_r, err_r)
+            raise
+        finally:
+            _close(in_r, out_w, err_w)
+        try:
+            if process.error:
+                _close(in_w)
+                return ExecResult(126, b"", process.error.encode())
+            deadline = None if timeout is None else time.monotonic() + timeout
+            out, err, drained = _communicate(in_w, stdin or b"", out_r, err_r, deadline)
+            code = process.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if drained and code is not None:
+                return ExecResult(code, out, err)
+            process.kill()
+            more_out, more_err, _ = _communicate(-1, b"", out_r, err_r, time.monotonic() + _DRAIN_S)
+            process.wait(_DRAIN_S)
+            return ExecResult(-signal.SIGKILL, out + more_out, err + more_err, timed_out=True)
+        finally:
+            process.close()
+            _close(out_r, err_r)
 
     def open_shell(self) -> LocalShell:
-        bash = "exec bash --noprofile --norc"
-        argv = ["bash", "-c", bash]
-        if self._hidden:
-            if _namespaces_work():
-                covers = " && ".join(_cover_command(p) for p in self._hidden)
-                argv = [*_unshare_argv(), "sh", "-c", f"{covers} && cd {shlex.quote(self.workdir)} && {bash}"]
-            else:
-                _warn_once()
-        shell = LocalShell(argv, self.workdir, self._env)
-        self._shells.append(shell)
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            process = self._spawn(["bash", "--noprofile", "--norc"], self.workdir, self._env, [in_r, out_w, out_w])
+        except BaseException:
+            os.close(in_w)
+            os.close(out_r)
+            raise
+        finally:
+            os.close(in_r)
+            os.close(out_w)
+        shell = LocalShell(process, in_w, out_r)
+        self._shells = [*(s for s in self._shells if not s.closed), shell]
         return shell
 
+    def _watch(self) -> None:
+        """Fork bombs and memory hogs hurt only their own shell, and the model hears of it."""
+        assert self._limits is not None and self._box is not None
+        pids_hits, oom_kills = self._limits.pids_hits(), self._limits.oom_kills()
+        while not self._stop_watch.wait(_WATCH_S):
+            hits, kills = self._limits.pids_hits(), self._limits.oom_kills()
+            if hits > pids_hits:
+                with contextlib.suppress(SandboxError, OSError):
+                    biggest = self._box.biggest_session()
+                    if biggest is not None:
+                        # Told first: the shell's output ends with the kill.
+                        self._tell(
+                            biggest[0],
+                            f"lancer: the sandbox reached its process limit ({self.limits}); "
+                            f"the {biggest[1]} processes of this shell's session were killed",
+                        )
+                        self._box.kill_session(biggest[0])
+                hits = self._limits.pids_hits()
+            if kills > oom_kills:
+                self._tell(None, f"lancer: a process reached the sandbox's memory limit ({self.limits}) and was killed")
+            pids_hits, oom_kills = hits, kills
+
+    def _tell(self, sid: int | None, text: str) -> None:
+        for shell in list(self._shells):
+            if sid is None or getattr(shell.process, "pid", None) == sid:
+                shell.note(text)
+
+    # --- files ---------------------------------------------------------------------------
+    def _open(self, path: str, write: bool) -> int:
+        if self._box is not None:  # resolved inside: a symlink there cannot lead out
+            return self._box.open(path, write)
+        if write:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        if Path(path).is_dir():
+            raise IsADirectoryError(21, "Is a directory", path)
+        return os.open(path, os.O_RDONLY)
+
     def read_file(self, path: str) -> bytes:
-        return Path(path).read_bytes()
+        with open(self._open(path, write=False), "rb") as f:
+            return f.read()
 
     def write_file(self, path: str, data: bytes) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(data)
+        with open(self._open(path, write=True), "wb") as f:
+            f.write(data)
 
     def copy_in(self, host_path: Path, dest: str) -> None:
-        _copy(host_path, Path(dest))
+        if not host_path.is_dir():
+            self.write_file(dest, host_path.read_bytes())
+            return
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            tar.add(host_path, arcname=".")
+        script = 'mkdir -p "$1" && tar -x --no-same-owner -C "$1"'
+        result = self.exec(["sh", "-c", script, "copy-in", dest], stdin=archive.getvalue(), timeout=600)
+        if result.exit_code != 0:
+            raise SandboxError(f"could not copy {host_path} into the sandbox: {result.text.strip()[-300:]}")
 
     def copy_out(self, src: str, host_path: Path) -> None:
-        _copy(Path(src), host_path)
+        try:
+            data = self.read_file(src)
+        except IsADirectoryError:
+            result = self.exec(["tar", "-c", "-C", src, "."], timeout=600)
+            if result.exit_code != 0:
+                raise SandboxError(f"could not copy {src} out of the sandbox: {result.text.strip()[-300:]}") from None
+            host_path.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
+                tar.extractall(host_path, filter="data")
+            return
+        host_path.parent.mkdir(parents=True, exist_ok=True)
+        host_path.write_bytes(data)
 
     def close(self) -> None:
+        self._stop_watch.set()
         for shell in self._shells:
             shell.close()
         self._shells.clear()
+        if self._box is not None:
+            self._box.close()
+            self._box = None
+        if self._limits is not None:
+            self._limits.close()
+            self._limits = None
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+def _environment(venv: Path, home: Path, base_seen_at: Path, spec: SandboxSpec) -> dict[str, str]:
+    """Every command's environment: the task's Python first on PATH, no secrets of the host."""
+    host_path = os.environ.get("PATH", _SYSTEM_PATH) if spec.isolation == "none" else _SYSTEM_PATH
+    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    env.update(
+        PATH=f"{venv / 'bin'}:{host_path}",
+        HOME=str(home),
+        TERM="dumb",
+        PAGER="cat",
+        GIT_PAGER="cat",
+        PYTHONDONTWRITEBYTECODE="1",
+        **env_variables(venv, base_seen_at, spec.network),
+    )
+    return {**env, **spec.env}
+
+
+def _start_box(base: BaseEnv, writable: list[Path], network: bool, root: Path, limits: AppliedLimits) -> BwrapBox:
+    readonly = {str(BASE_ENV_INSIDE): base.root}
+    if not base.interpreter.prefix.is_relative_to("/usr"):  # e.g. a pyenv or uv-managed Python
+        readonly[str(base.interpreter.prefix)] = base.interpreter.prefix
+    binds = Binds(writable, readonly, workdir=str(writable[0]), network=network)
+    return BwrapBox(binds, str(base.interpreter.path), root, limits.wrap([]))
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _communicate(
+    stdin_fd: int, data: bytes, out_fd: int, err_fd: int, deadline: float | None
+) -> tuple[bytes, bytes, bool]:
+    """Feed ``data`` to ``stdin_fd`` and read both pipes to their end or ``deadline``;
+    returns (stdout, stderr, whether both ended)."""
+    chunks: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
+    with selectors.DefaultSelector() as selector:
+        for fd in (out_fd, err_fd):
+            with contextlib.suppress(ValueError, OSError):
+                selector.register(fd, selectors.EVENT_READ)
+        if stdin_fd >= 0:
+            if data:
+                os.set_blocking(stdin_fd, False)
+                selector.register(stdin_fd, selectors.EVENT_WRITE)
+            else:
+                os.close(stdin_fd)
+        view = memoryview(data)
+        while selector.get_map():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            for key, _ in selector.select(remaining):
+                fd = key.fd
+                if fd == stdin_fd:
+                    try:
+                        view = view[os.write(fd, view[:65536]) :]
+                    except BrokenPipeError:
+                        view = view[:0]
+                    if not view:
+                        selector.unregister(fd)
+                        os.close(fd)
+                    continue
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    chunks[fd].append(chunk)
+                else:
+                    selector.unregister(fd)
+        ended = not any(key.fd in (out_fd, err_fd) for key in selector.get_map().values())
+        if stdin_fd >= 0 and stdin_fd in {key.fd for key in selector.get_map().values()}:
+            os.close(stdin_fd)
+    return b"".join(chunks[out_fd]), b"".join(chunks[err_fd]), ended
+
+
+@functools.cache
+def _say_once(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _bytes(size: str) -> int:
+    """Docker's notation (512m, 4g, 1.5G, 1024) in bytes."""
+    units = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+    last = size[-1].lower()
+    return int(float(size[:-1]) * units[last]) if last in units else int(float(size))
 
 
 def prune(everything: bool = False) -> int:
@@ -168,47 +438,5 @@ def prune(everything: bool = False) -> int:
         if owner.is_file() and (everything or not pid_alive(owner.read_text().strip())):
             shutil.rmtree(root, ignore_errors=True)
             removed += 1
+    prune_limits(_PREFIX)
     return removed
-
-
-def _copy(src: Path, dest: Path) -> None:
-    if src.is_dir():
-        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest)
-
-
-def _kill_session(sid: int) -> None:
-    """SIGKILL a process and every process in its session (what it started, however deep)."""
-    subprocess.run(["sh", "-c", KILL_SESSION_SCRIPT, "kill-session", str(sid), "include-leader"], check=False)
-
-
-def _unshare_argv() -> list[str]:
-    as_root = os.geteuid() == 0
-    return ["unshare", "--mount", "--propagation", "private", *([] if as_root else ["--map-root-user"]), "--"]
-
-
-def _cover_command(path: Path) -> str:
-    quoted = shlex.quote(str(path))
-    if path.is_dir():
-        return f"mount -t tmpfs -o ro,size=4k lancer-hidden {quoted}"
-    return f"mount --bind /dev/null {quoted}"
-
-
-@cache
-def _namespaces_work() -> bool:
-    try:
-        probe = subprocess.run([*_unshare_argv(), "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
-@cache
-def _warn_once() -> None:
-    print(
-        "lancer: warning: this machine does not allow mount namespaces, so the local sandbox "
-        "cannot hide the task's hidden tests from the agent; use --sandbox docker",
-        file=sys.stderr,
-    )

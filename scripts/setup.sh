@@ -2,7 +2,8 @@
 # Sets up everything lancer and its tests need on a fresh Debian machine (run as root, or
 # with sudo available). Idempotent: what is already there is kept.
 #   - Python deps in .venv (lancer installed editable, with the dev tools)
-#   - Debian packages: git, Chromium (for the browser tools), Docker engine, debootstrap
+#   - Debian packages: git, bubblewrap (the local sandbox), Chromium (for the browser tools),
+#     Docker engine, debootstrap
 #   - a running Docker engine and the base image lancer's docker sandbox uses by default
 # Set LANCER_SETUP_SKIP_DOCKER=1 to skip the Docker engine and image.
 set -euo pipefail
@@ -15,6 +16,7 @@ SUDO=""
 # --- Debian packages -------------------------------------------------------------------
 need=()
 command -v git >/dev/null || need+=(git)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${LANCER_SETUP_SKIP_DOCKER:-0}" != 1 ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
@@ -39,6 +41,9 @@ if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff, pandas, matplo
   PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev,study]'
   touch .venv/.lancer-installed
 fi
+
+# The task environments' base (pytest, pip, build backends), built once into lancer's cache.
+.venv/bin/python -c 'from sandbox.taskenv import base_env, find_interpreter; base_env(find_interpreter(None))'
 
 # --- Docker ------------------------------------------------------------------------------
 if [ "${LANCER_SETUP_SKIP_DOCKER:-0}" != 1 ]; then
