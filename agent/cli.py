@@ -6,7 +6,6 @@ import argparse
 import json
 import signal
 import sys
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -16,6 +15,8 @@ from rich.text import Text
 
 from agent.config import RunConfig, load_config
 from agent.errors import LancerError
+from agent.eval.cli import add_eval_command
+from agent.outdirs import check_run_dir, fresh_dir
 from agent.secrets import redact
 from agent.study import compare_runs, render_run
 from agent.tasks import Task, load_task
@@ -47,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="a task folder (task.yaml, repo/, tests/) or a SWE-Lancer task id")
     run.add_argument("--model", required=True, help="provider:model, e.g. openai:gpt-4o or scripted:turns.yaml")
     _common(run)
-    run.add_argument("--out", type=Path, help="run directory (default: runs/<task>-<time>)")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<task>-<time>-<random>)")
+    run.add_argument("--force", action="store_true", help="let --out replace a run already in that folder")
     run.add_argument("--max-steps", type=int, help="stop after this many model calls")
     run.add_argument("--cost-limit", type=float, help="stop before spending more than this many USD")
     run.add_argument("--time-limit", type=float, help="stop after this many seconds")
@@ -69,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare runs: verdicts, dollars earned, cost")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories")
     compare.set_defaults(handler=lambda args: _print(compare_runs(args.runs)))
+
+    add_eval_command(commands)
 
     sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -117,12 +121,16 @@ def _run(args: argparse.Namespace) -> int:
         },
     )
     model = create_model(args.model, config.model, task)
-    out = args.out or Path("runs") / f"{task.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if args.out is not None:
+        check_run_dir(args.out, args.force)
+    out = args.out or fresh_dir(Path("runs"), task.id)
     console.print(
         f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) with {model.name} in a {config.sandbox.kind} sandbox"
     )
     result = run_task(task, model, config, out, _print_step)
     _print_summary(result, out)
+    if result["exit_status"] == "interrupted":
+        return 130
     return 0 if result["exit_status"] != "error" else 1
 
 

@@ -70,7 +70,8 @@ def run_task(
     (out_dir / "patch.diff").write_bytes(patch)
 
     verdict: Grade | None = None
-    if outcome.exit_status not in ("interrupted", "error"):
+    # A run the harness or the model's API broke says nothing about the model's fix: not graded.
+    if outcome.exit_status not in ("interrupted", "error", "model_error"):
         try:
             verdict = grade(task, patch, config, outcome.answer)
         except KeyboardInterrupt:

@@ -181,7 +181,8 @@ def test_model_error_when_the_model_fails(tmp_path: Path) -> None:
     result, _ = run(tmp_path, [bash_turn("echo one")])
     assert result["exit_status"] == "model_error"
     assert "no turn left" in result["detail"]
-    assert result["grade"]["status"] == "failed"  # an empty patch is still graded
+    # A model error is not the model's failed fix: the run is not graded.
+    assert (result["resolved"], result["grade"]) == (False, None)
 
 
 def test_replay_reproduces_a_recorded_run(tmp_path: Path) -> None:
