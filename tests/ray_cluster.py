@@ -44,7 +44,7 @@ def ray_cluster(cpus_per_node: int = 2, start_timeout: float = 120) -> Iterator[
     """Start a head on HEAD_IP and a second node on SECOND_IP; always stop both."""
     env = {**os.environ, **ENV}
     port = _free_port(HEAD_IP)
-    temp = Path(tempfile.mkdtemp(prefix="lancer-ray-"))
+    temp = Path(tempfile.mkdtemp(prefix="ray-cluster-"))
     common = ["--num-cpus", str(cpus_per_node), "--object-store-memory", str(200 * 2**20), "--disable-usage-stats"]
     cluster = RayCluster(f"{HEAD_IP}:{port}", (HEAD_IP, SECOND_IP), [])
     try:

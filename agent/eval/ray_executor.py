@@ -8,16 +8,18 @@ same path (the driver's machine, a shared file system) uses it in place, so the 
 sandbox hides it from the agent as in a local eval. ``node`` in each row is the Ray node's
 IP address.
 
-Interrupts: ``ray.cancel`` raises KeyboardInterrupt only when the task's Python code next
-runs, not in a blocking call, so the executor keeps its own flag (a small actor). Each
-attempt watches it from a thread and, when it is set, sends SIGINT to its own main thread:
-the run ends as ``interrupted`` exactly as a local attempt does (outputs written, sandbox
-removed), and its run directory still comes back.
+Each attempt runs in a child process of its Ray task, exactly as the local executor runs
+it (``agent.eval.local``), so it ends the same way: Ctrl-C of the eval sets a flag (a small
+actor) that every attempt watches, and the attempt gets SIGINT (``ray.cancel`` would only
+raise in the Ray task's own Python code); if Ray kills the task because the driver died, the
+child gets SIGTERM. Either way the run ends as ``interrupted``, writes its outputs and
+removes its sandbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import logging
@@ -27,21 +29,27 @@ import signal
 import socket
 import tarfile
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from agent.errors import ConfigError
-from agent.eval.attempt import AttemptJob, error_row, run_attempt
+from agent.errors import ConfigError, LancerError
+from agent.eval.attempt import AttemptJob, error_row
+from agent.eval.local import LocalExecutor
+from agent.eval.store import WORKER_PID_FILE
+from sandbox import docker, local
+from sandbox.base import pid_alive
 
 # Each attempt takes one CPU of the cluster: `ray start --num-cpus N` is how many attempts
 # a node runs at once (they wait on the model and the sandbox far more than they compute).
 CPUS_PER_ATTEMPT = 1
+# An attempt's folder on its node (the task folder if shipped, the run directory).
+WORK_PREFIX = "lancer-ray-attempt-"
+OWNER_FILE = "ray-worker.pid"
 _CONNECT_TIMEOUT_S = 5.0
 
 
@@ -53,19 +61,20 @@ class RayExecutor:
             _check_reachable(address)
         # Ray's own lines (connecting, worker logs) would tear the progress display.
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        self._interrupts = _Interrupts.remote()  # type: ignore[attr-defined]
+        self._interrupts = Interrupts.remote()  # type: ignore[attr-defined]
+        _clean_every_node()  # what attempts of a killed eval left on the nodes
         self._running: dict[Any, AttemptJob] = {}  # ObjectRef -> its job
         self._task_folders: dict[str, tuple[str, Any]] = {}  # folder -> (digest, ObjectRef of its tar)
 
     def submit(self, job: AttemptJob) -> None:
         shipped = self._ship(job.task_folder) if job.task_folder else None
-        ref = _run_on_node.options(num_cpus=CPUS_PER_ATTEMPT).remote(job, shipped, self._interrupts)
+        ref = run_on_node.options(num_cpus=CPUS_PER_ATTEMPT).remote(job, shipped, self._interrupts)
         self._running[ref] = job
 
     def _ship(self, folder: str) -> tuple[str, Any]:
         if folder not in self._task_folders:
             data = pack(Path(folder))
-            self._task_folders[folder] = (_digest(data), ray.put(data))
+            self._task_folders[folder] = (digest(data), ray.put(data))
         return self._task_folders[folder]
 
     def wait(self, timeout: float) -> list[dict[str, Any]]:
@@ -81,9 +90,12 @@ class RayExecutor:
     def _collect(self, ref: Any, job: AttemptJob) -> dict[str, Any]:
         try:
             row, run_tar = ray.get(ref)
-        except Exception as e:  # the task died, its node vanished, or it was cancelled
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            return error_row(job, f"the attempt's Ray task failed: {type(e).__name__}: {reason}")
+        except ray.exceptions.RayTaskError as e:  # lancer's code raised on the node
+            row = error_row(job, f"the attempt failed on node {e.ip}: {type(e.cause).__name__}: {e.cause}")
+            return {**row, "node": e.ip}
+        except ray.exceptions.RayError as e:  # its worker or node died, its objects were lost ...
+            first_line = next(iter(str(e).strip().splitlines()), "")
+            return error_row(job, f"the attempt's Ray task failed: {type(e).__name__}: {first_line}")
         unpack(run_tar, Path(job.run_dir))
         row["run_dir"] = job.run_dir
         return dict(row)
@@ -104,8 +116,14 @@ class RayExecutor:
             ray.shutdown()
 
 
+def _clean_every_node() -> int:
+    nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]
+    on = [NodeAffinitySchedulingStrategy(node, soft=False) for node in nodes]
+    return sum(ray.get([clean_node.options(scheduling_strategy=where).remote() for where in on]))
+
+
 @ray.remote(num_cpus=0)
-class _Interrupts:
+class Interrupts:
     """The eval's Ctrl-C, as seen by every attempt on every node."""
 
     def __init__(self) -> None:
@@ -120,9 +138,11 @@ class _Interrupts:
 
 
 @ray.remote
-def _run_on_node(job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: Any) -> tuple[dict[str, Any], bytes]:
+def run_on_node(job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: Any) -> tuple[dict[str, Any], bytes]:
     """One attempt on whichever node Ray picked: its row, and its run directory as a tar."""
-    work = Path(tempfile.mkdtemp(prefix="lancer-ray-"))
+    _remove_abandoned_work()
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+    (work / OWNER_FILE).write_text(str(os.getpid()))
     try:
         folder = _task_folder_here(job.task_folder, shipped, work / "task") if job.task_folder else None
         source = job.task_source if job.task_source and Path(job.task_source).exists() else None
@@ -132,9 +152,8 @@ def _run_on_node(job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: A
             task_source=str(folder) if folder else source,  # what the agent must not see, on this node
             run_dir=str(work / "run"),
         )
-        row = _run_interruptibly(here, interrupts)
+        row = _run_in_child(here, interrupts)
         row["node"] = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-        (work / "run").mkdir(exist_ok=True)  # an attempt that failed before its run made none
         return row, pack(work / "run")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -143,48 +162,60 @@ def _run_on_node(job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: A
 def _task_folder_here(original: str | None, shipped: tuple[str, Any] | None, dest: Path) -> Path:
     """The node's own copy of the task folder when it is the same, else the shipped one."""
     assert original is not None and shipped is not None
-    digest, ref = shipped
-    local = Path(original)
-    if local.is_dir() and _digest(pack(local)) == digest:
-        return local
+    shipped_digest, ref = shipped
+    same_path = Path(original)
+    if same_path.is_dir() and digest(pack(same_path)) == shipped_digest:
+        return same_path
     unpack(ray.get(ref), dest)
     return dest
 
 
-def _run_interruptibly(job: AttemptJob, interrupts: Any) -> dict[str, Any]:
-    """``run_attempt``, ended as ``interrupted`` by SIGINT once the eval's flag is set."""
-    armed = True
+def _run_in_child(job: AttemptJob, interrupts: Any) -> dict[str, Any]:
+    """The attempt in a child process, as the local executor runs it, until done or interrupted.
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        nonlocal armed
-        if armed:  # the first ends the run; later ones must not cut its cleanup short
-            armed = False
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    finished = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(interrupts, finished, threading.get_ident()), daemon=True)
-    watcher.start()
+    The child outlives this Ray worker if it must: when Ray kills the worker (the driver
+    died), the child gets SIGTERM, ends its run as ``interrupted`` and removes its sandbox.
+    """
+    attempt = LocalExecutor(workers=1)
+    # Ray blocks SIGINT in its workers, and a child inherits that: unblocked for the start,
+    # so that the interrupt below reaches the run.
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
-        return run_attempt(job)
-    except KeyboardInterrupt:  # between the watcher's start and the run's own handling
-        return error_row(job, "interrupted before the run began", exit_status="interrupted")
+        attempt.submit(job)
     finally:
-        armed = False
-        finished.set()
-        watcher.join()
-        signal.signal(signal.SIGINT, previous)  # the Ray worker process runs other tasks next
-
-
-def _watch(interrupts: Any, finished: threading.Event, main_thread: int) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     flag = interrupts.wait.remote()
-    while not finished.is_set():
-        ready, _ = ray.wait([flag], timeout=0.2)
-        if ready:
-            # At the main thread itself: a signal at the process may land in one of Ray's
-            # threads, and would then not break the run's blocking calls.
-            signal.pthread_kill(main_thread, signal.SIGINT)
-            return
+    try:
+        while not (rows := attempt.wait(timeout=0.2)):
+            if ray.wait([flag], timeout=0)[0]:
+                attempt.interrupt()
+        return rows[0]
+    finally:
+        attempt.close()
+
+
+@ray.remote(num_cpus=0)
+def clean_node() -> int:
+    """Remove what attempts killed with their Ray worker left on this node; how many things.
+
+    When a driver dies (kill -9), Ray kills its tasks' workers and their child processes
+    with them, so those attempts cannot clean up: their sandboxes and work folders stay
+    until this runs, at the start of the next eval (a resumed one first of all).
+    """
+    removed = _remove_abandoned_work() + local.prune()
+    with contextlib.suppress(LancerError):  # no Docker engine on this node: no containers either
+        removed += docker.prune()
+    return removed
+
+
+def _remove_abandoned_work() -> int:
+    removed = 0
+    for work in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
+        pids = [f.read_text().strip() for f in (work / OWNER_FILE, work / "run" / WORKER_PID_FILE) if f.is_file()]
+        if pids and not any(pid_alive(pid) for pid in pids):  # no pid yet: one being set up
+            shutil.rmtree(work, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 # --- moving folders: tar bytes -------------------------------------------------------------
@@ -219,7 +250,7 @@ def unpack(data: bytes, dest: Path) -> None:
         tar.extractall(dest, filter="data")  # no absolute paths, no escapes through ..
 
 
-def _digest(data: bytes) -> str:
+def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
