@@ -287,7 +287,7 @@ def test_ctrl_c_ends_the_run_as_interrupted_and_cleans_up(tmp_path: Path) -> Non
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # an interrupted run is not a finished one
     result = json.loads((out / "result.json").read_text())
     assert (result["exit_status"], result["resolved"], result["grade"]) == ("interrupted", False, None)
     assert "taxed - 2 * discount" in (out / "patch.diff").read_text()
@@ -368,6 +368,20 @@ def test_the_run_directory_defaults_under_runs(tmp_path: Path) -> None:
     assert run_dir.name.startswith("invoice-discount-")
     assert {p.name for p in run_dir.iterdir()} == {"trajectory.jsonl", "patch.diff", "result.json"}
     assert os.path.getsize(run_dir / "patch.diff") > 0
+
+
+def test_out_never_replaces_another_run_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", str(IC_TASK), "--model", f"scripted:{IC_TASK / 'solution.yaml'}", "--out", str(out)]
+    assert run_lancer(*args).returncode == 0
+    first = (out / "trajectory.jsonl").read_text()
+    again = run_lancer(*args)
+    assert again.returncode == 2
+    assert f"{out} already holds a run: give another --out, or add --force to replace it" in again.stderr
+    assert (out / "trajectory.jsonl").read_text() == first
+    forced = run_lancer(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (out / "trajectory.jsonl").read_text() != first  # a new run (another start time)
 
 
 def test_what_setup_commands_change_stays_out_of_the_patch(tmp_path: Path) -> None:

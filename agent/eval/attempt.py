@@ -127,7 +127,7 @@ def error_row(job: AttemptJob, reason: str, seconds: float = 0.0, exit_status: s
 
     What its finished steps spent is read back from its trajectory, if it wrote one.
     """
-    usage = _usage_so_far(Path(job.run_dir) / "trajectory.jsonl")
+    usage = usage_so_far(Path(job.run_dir) / "trajectory.jsonl")
     return {
         "task_id": job.task_id,
         "attempt": job.attempt,
@@ -146,7 +146,8 @@ def error_row(job: AttemptJob, reason: str, seconds: float = 0.0, exit_status: s
     }
 
 
-def _usage_so_far(trajectory: Path) -> dict[str, Any]:
+def usage_so_far(trajectory: Path) -> dict[str, Any]:
+    """Cost, tokens and steps of the finished steps in a (possibly cut short) trajectory."""
     steps = [r for r in read_trajectory(trajectory) if r.get("type") == "step"] if trajectory.is_file() else []
     costs = [(r.get("usage") or {}).get("cost_usd") for r in steps]
     return {

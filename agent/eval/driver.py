@@ -78,7 +78,8 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
     done = {(r["task_id"], r["attempt"]) for r in rows}
     pending = [job for job in plan.jobs(store) if (job.task_id, job.attempt) not in done]
     in_flight: dict[tuple[str, int], AttemptJob] = {}
-    spent = sum(r.get("cost_usd") or 0.0 for r in rows)
+    # Money spent so far, including attempts interrupted or killed before (and run again).
+    spent = sum(r.get("cost_usd") or 0.0 for r in rows) + store.discarded_cost()
     limit = plan.config.limits.cost_limit_usd or 0.0
     status = "finished"
     stop = threading.Event()

@@ -58,7 +58,9 @@ class LocalExecutor:
             row = json.loads(out.decode().strip().splitlines()[-1])
         except (ValueError, IndexError, OSError):
             reason = f"the attempt's process ended (exit code {proc.wait()}) without a result; see {WORKER_LOG}"
-            row = error_row(job, reason, time.monotonic() - started)
+            # Interrupted before it could catch the signal (still starting): not an error.
+            status = "interrupted" if self._interrupted else "error"
+            row = error_row(job, reason, time.monotonic() - started, status)
         with self._lock:
             self._running.pop(proc.pid, None)
         self._done.put(row)

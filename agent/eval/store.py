@@ -20,16 +20,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.errors import LancerError
-from agent.eval.attempt import ROW_FIELDS
+from agent.eval.attempt import ROW_FIELDS, usage_so_far
 from agent.secrets import redact
 
 EVAL_FILE = "eval.json"
 RESULTS_FILE = "results.jsonl"
+# Attempts that were interrupted or killed and then cleared to run again: what they cost
+# still counts against the budget.
+DISCARDED_FILE = "discarded.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 WORKER_PID_FILE = "worker.pid"  # written by an attempt's process in its run directory
-# What must match for a directory to be continued: the same question asked again.
-IDENTITY = ("model", "attempts", "tasks", "config")
+# What must match for a directory to be continued (the same question asked again), and
+# how an error names it.
+IDENTITY = {"model": "model", "attempts": "number of attempts", "tasks": "task set", "config": "config"}
 
 
 class EvalStore:
@@ -53,7 +57,11 @@ class EvalStore:
         self._take_lock()
         resuming = existing.is_file()
         if resuming:
-            self._check_same(json.loads(existing.read_text()), plan)
+            try:
+                self._check_same(json.loads(existing.read_text()), plan)
+            except LancerError:
+                self.close()
+                raise
         else:
             _write_atomically(existing, redact(json.dumps(plan, indent=2)) + "\n")
         self._results = (self.root / RESULTS_FILE).open("a", encoding="utf-8")
@@ -70,11 +78,11 @@ class EvalStore:
         self._lock = lock
 
     def _check_same(self, before: dict[str, Any], now: dict[str, Any]) -> None:
-        for key in IDENTITY:
+        for key, name in IDENTITY.items():
             if _identity(key, before.get(key)) != _identity(key, now.get(key)):
                 was, asked = _describe(key, before.get(key), now.get(key))
                 raise LancerError(
-                    f"{self.root} holds an eval with another {key} ({was}; this command: {asked}): "
+                    f"{self.root} holds an eval with another {name} ({was}; this command: {asked}): "
                     "run the same command to continue it, or give another --out"
                 )
 
@@ -112,17 +120,27 @@ class EvalStore:
         """Remove run directories of attempts that never got a results line; how many.
 
         Their processes (if a killed eval left any) are stopped first, so nothing still
-        writes there when the attempt runs again.
+        writes there when the attempt runs again; what they cost goes to discarded.jsonl.
         """
         runs = self.root / "runs"
         cleared = 0
         for run_dir in sorted(runs.glob("*/*")) if runs.is_dir() else []:
-            if (run_dir.parent.name, _int(run_dir.name)) in finished:
+            task_id, attempt = run_dir.parent.name, _int(run_dir.name)
+            if (task_id, attempt) in finished:
                 continue
             _stop_worker(run_dir / WORKER_PID_FILE)
+            cost = usage_so_far(run_dir / "trajectory.jsonl")["cost_usd"]
+            with (self.root / DISCARDED_FILE).open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"task_id": task_id, "attempt": attempt, "cost_usd": cost}) + "\n")
             shutil.rmtree(run_dir, ignore_errors=True)
             cleared += 1
         return cleared
+
+    def discarded_cost(self) -> float:
+        """What attempts cleared to run again had cost (unknown costs count as 0)."""
+        path = self.root / DISCARDED_FILE
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        return sum(json.loads(line).get("cost_usd") or 0.0 for line in lines if line.strip())
 
     def close(self) -> None:
         for handle in (self._results, self._lock):
@@ -138,18 +156,23 @@ def _identity(key: str, value: Any) -> Any:
 
 
 def _describe(key: str, before: Any, now: Any) -> tuple[str, str]:
+    """What the eval here had and what this command asks for, told apart in a few words."""
     if key == "tasks":
-        was, asked = {t[0] for t in _identity(key, before)}, {t[0] for t in _identity(key, now)}
-        if was == asked:
-            return "other prices or variants", "these"
-        return f"{len(was)} tasks, e.g. {', '.join(sorted(was - asked)[:3]) or '-'}", (
-            f"{len(asked)} tasks, e.g. {', '.join(sorted(asked - was)[:3]) or '-'}"
-        )
+        was, asked = _identity(key, before), _identity(key, now)
+        if {t[0] for t in was} == {t[0] for t in asked}:
+            changed = sorted({t[0] for t in set(was) ^ set(asked)})
+            return "the same ids", f"another price or variant for {', '.join(changed[:3])}"
+        return _task_ids(was, asked), _task_ids(asked, was)
     if key == "config":
         diff = sorted(_flat(before).items() ^ _flat(now).items())
         name = diff[0][0] if diff else "?"
-        return f"{name}={_flat(before).get(name)!r}", f"{name}={_flat(now).get(name)!r}"
+        return f"{name}={_flat(before).get(name)}", f"{name}={_flat(now).get(name)}"
     return str(before), str(now)
+
+
+def _task_ids(these: list[tuple[str, str, float]], others: list[tuple[str, str, float]]) -> str:
+    only = sorted({t[0] for t in these} - {t[0] for t in others})
+    return f"{len(these)} task(s)" + (f", with {', '.join(only[:3])}" if only else "")
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

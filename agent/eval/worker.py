@@ -30,14 +30,18 @@ def main() -> int:
     run_dir = Path(job.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / WORKER_PID_FILE).write_text(str(os.getpid()))  # a resumed eval stops a stray one
-    row_out = os.fdopen(os.dup(1), "w")
+    row_out = os.dup(1)
     os.dup2(2, 1)  # stray prints go to the log, not into the row
     _die_with_parent(int(os.environ.get("LANCER_EVAL_PARENT", "0")))
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     row = run_attempt(job)
-    row_out.write(json.dumps(row) + "\n")
-    row_out.flush()
+    data = (json.dumps(row) + "\n").encode()
+    try:
+        while data:
+            data = data[os.write(row_out, data) :]
+    except BrokenPipeError:  # the eval is gone (killed); its resume runs this attempt again
+        return 1
     return 0
 
 

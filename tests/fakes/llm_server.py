@@ -124,11 +124,23 @@ def invalid_request(protocol: str, message: str) -> ApiError:
 class FakeLLMServer:
     """Serves ``script`` in order; ``api_key`` is the key it accepts (None: any)."""
 
-    def __init__(self, script: Sequence[Item], api_key: str | None = None, report_usage: bool = True) -> None:
+    def __init__(
+        self,
+        script: Sequence[Item],
+        api_key: str | None = None,
+        report_usage: bool = True,
+        delay_s: float = 0.0,
+        per_conversation: bool = False,
+    ) -> None:
         self.script: list[Item] = list(script)
         self.api_key = api_key
         # False: like some OpenAI-compatible servers, never say how many tokens a reply took.
         self.report_usage = report_usage
+        # Seconds each answer takes, as a real model's would (requests are served in parallel).
+        self.delay_s = delay_s
+        # True: every conversation plays the script from its start (the item is picked by how
+        # many assistant turns the request holds), so many runs at once can share one server.
+        self.per_conversation = per_conversation
         self.requests: list[Recorded] = []
         self.served: list[ServedUsage] = []
         self.errors_served: list[int] = []
@@ -171,7 +183,10 @@ class FakeLLMServer:
                     total[key] = total.get(key, 0) + value
         return total
 
-    def next_item(self) -> Item | None:
+    def next_item(self, body: dict[str, Any]) -> Item | None:
+        if self.per_conversation:
+            turn = sum(m.get("role") == "assistant" for m in body.get("messages", []))
+            return self.script[turn] if turn < len(self.script) else None
         with self._lock:
             return self.script.pop(0) if self.script else None
 
@@ -209,7 +224,8 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             problem = _check_auth(protocol, headers, server.api_key) or _check_request(protocol, body)
             if problem is not None:
                 return self._error(problem)
-            item = server.next_item()
+            time.sleep(server.delay_s)
+            item = server.next_item(body)
             if item is None:
                 return self._error(invalid_request(protocol, "fake server: script exhausted"))
             if isinstance(item, ApiError):
@@ -536,10 +552,16 @@ def main() -> None:
     parser.add_argument("--rate-limits", type=int, default=0, help="answer this many 429s first")
     parser.add_argument("--protocol", choices=["openai", "anthropic"], default="openai")
     parser.add_argument("--api-key", help="the only key accepted")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each answer takes")
+    parser.add_argument(
+        "--per-conversation", action="store_true", help="play the script from its start in every conversation"
+    )
     args = parser.parse_args()
     make_error = openai_error if args.protocol == "openai" else anthropic_error
     errors = [make_error(429, retry_after=1) for _ in range(args.rate_limits)]
-    with FakeLLMServer.from_turns_file(args.turns, errors, args.api_key) as server:
+    server = FakeLLMServer.from_turns_file(args.turns, errors, args.api_key)
+    server.delay_s, server.per_conversation = args.delay, args.per_conversation
+    with server:
         print(f"OPENAI_BASE_URL={server.openai_base_url}\nANTHROPIC_BASE_URL={server.url}", flush=True)
         try:
             while True:
