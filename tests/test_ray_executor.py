@@ -16,9 +16,10 @@ import pytest
 import ray
 
 from agent.eval.attempt import AttemptJob
-from agent.eval.ray_executor import Interrupts, digest, pack, run_on_node
+from agent.eval.ray_executor import OWNER_FILE, WORK_PREFIX, Interrupts, digest, pack, run_on_node
 from agent.tasks import load_task
-from sandbox.local import OWNER_FILE
+from sandbox.base import pid_alive
+from sandbox.local import OWNER_FILE as SANDBOX_OWNER_FILE
 from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 from tests.ray_cluster import ENV, HEAD_IP, SECOND_IP, RayCluster, ray_cluster
 
@@ -41,19 +42,27 @@ def results(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
 SUBMIT = {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 1}}]}
 
 
-def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[Any], timeout: float = 180) -> None:
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[Any] | None, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline and proc.poll() is None, "the attempts never started"
+        assert time.monotonic() < deadline, "timed out"
+        assert proc is None or proc.poll() is None, "the eval ended first"
         time.sleep(0.3)
+
+
+def attempt_owners() -> list[str]:
+    """The Ray worker pids of the attempts' work folders on this machine."""
+    owners = Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*/{OWNER_FILE}")
+    return [f.read_text().strip() for f in owners if f.is_file()]
 
 
 def leftovers(cluster: RayCluster) -> list[Path]:
     """Local sandboxes of the cluster's processes, and attempts' work folders, still on disk."""
     ours = {str(pid) for pid in cluster.processes()}
     tmp = Path(tempfile.gettempdir())
-    sandboxes = [p for p in tmp.glob("lancer-*") if (p / OWNER_FILE).is_file() and (p / OWNER_FILE).read_text() in ours]
-    return sandboxes + list(tmp.glob("lancer-ray-attempt-*"))
+    owned = [(p, p / SANDBOX_OWNER_FILE) for p in tmp.glob("lancer-*")]
+    sandboxes = [p for p, owner in owned if owner.is_file() and owner.read_text() in ours]
+    return sandboxes + list(tmp.glob(f"{WORK_PREFIX}*"))
 
 
 def test_an_eval_on_two_ray_nodes_matches_the_local_executor(cluster: RayCluster, tmp_path: Path) -> None:
@@ -177,6 +186,7 @@ def test_a_killed_eval_continues_on_the_cluster_and_the_nodes_are_cleaned(cluste
         proc.kill()  # kill -9 of the eval: Ray kills its attempts with it
         proc.wait()
     sandboxes = [Path(f.read_text().strip()).parent for f in started.iterdir()]
+    wait_for(lambda: not any(pid_alive(pid) for pid in attempt_owners()), None, 60)  # Ray killed them
     hold.unlink()
 
     again = subprocess.run(argv, cwd=ROOT, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)

@@ -51,6 +51,7 @@ CPUS_PER_ATTEMPT = 1
 WORK_PREFIX = "lancer-ray-attempt-"
 OWNER_FILE = "ray-worker.pid"
 _CONNECT_TIMEOUT_S = 5.0
+_SETUP_GRACE_S = 60.0
 
 
 class RayExecutor:
@@ -137,7 +138,7 @@ class Interrupts:
         return True
 
 
-@ray.remote
+@ray.remote(max_retries=0)  # a lost attempt is an error row, never run twice behind the driver's back
 def run_on_node(job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: Any) -> tuple[dict[str, Any], bytes]:
     """One attempt on whichever node Ray picked: its row, and its run directory as a tar."""
     _remove_abandoned_work()
@@ -212,10 +213,18 @@ def _remove_abandoned_work() -> int:
     removed = 0
     for work in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
         pids = [f.read_text().strip() for f in (work / OWNER_FILE, work / "run" / WORKER_PID_FILE) if f.is_file()]
-        if pids and not any(pid_alive(pid) for pid in pids):  # no pid yet: one being set up
+        # No pid yet: one being set up, unless it has been so for long (its worker was killed first).
+        if not any(pid_alive(pid) for pid in pids) and (pids or _age_s(work) > _SETUP_GRACE_S):
             shutil.rmtree(work, ignore_errors=True)
             removed += 1
     return removed
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 # --- moving folders: tar bytes -------------------------------------------------------------
