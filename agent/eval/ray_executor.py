@@ -11,9 +11,10 @@ IP address.
 Each attempt runs in a child process of its Ray task, exactly as the local executor runs
 it (``agent.eval.local``), so it ends the same way: Ctrl-C of the eval sets a flag (a small
 actor) that every attempt watches, and the attempt gets SIGINT (``ray.cancel`` would only
-raise in the Ray task's own Python code); if Ray kills the task because the driver died, the
-child gets SIGTERM. Either way the run ends as ``interrupted``, writes its outputs and
-removes its sandbox.
+raise in the Ray task's own Python code): the run ends as ``interrupted``, writes its
+outputs and removes its sandbox. When the driver dies (kill -9), Ray kills its tasks and
+their children at once, with no time to clean up: the next eval on the cluster first
+removes what they left on every node (``clean_node``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ class RayExecutor:
         if address:
             _check_reachable(address)
         # Ray's own lines (connecting, worker logs) would tear the progress display.
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"cannot join the Ray cluster at {address or 'this machine'}: {e}") from None
         self._interrupts = Interrupts.remote()  # type: ignore[attr-defined]
         _clean_every_node()  # what attempts of a killed eval left on the nodes
         self._running: dict[Any, AttemptJob] = {}  # ObjectRef -> its job
