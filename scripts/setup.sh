@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything lancer and its tests need on a fresh Debian machine (run as root, or
 # with sudo available). Idempotent: what is already there is kept.
-#   - Python deps in .venv (lancer installed editable, with the dev tools)
+#   - Python deps in .venv (lancer installed editable, with the dev tools, Ray and the study extras)
 #   - Debian packages: git, bubblewrap (the local sandbox), Chromium (for the browser tools),
 #     Docker engine, debootstrap
 #   - a running Docker engine and the base image lancer's docker sandbox uses by default
@@ -33,12 +33,12 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff, pandas, matplotlib' 2>/dev/null \
+if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff, pandas, matplotlib, ray' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.lancer-installed ]; then
   log "installing lancer and its Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
   # The build backend's warnings about editable installs are noise for a user; errors still show.
-  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev,study]'
+  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev,study,ray]'
   touch .venv/.lancer-installed
 fi
 
