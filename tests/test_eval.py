@@ -212,9 +212,13 @@ def test_an_eval_of_mixed_outcomes_writes_every_output(tmp_path: Path) -> None:
         },
     )
     out = tmp_path / "eval"
+    # The flaky task's attempts share a mark on the host, which an isolated sandbox cannot see.
+    config = tmp_path / "shared-host.yaml"
+    config.write_text("sandbox:\n  isolation: none\n")
     proc = run_lancer(
-        "eval", str(tasks), "--model", f"scripted:{scripts}", "--attempts", "2", "--workers", "3", "--out", str(out)
-    )
+        "eval", str(tasks), "--model", f"scripted:{scripts}", "--attempts", "2", "--workers", "3", "--out", str(out),
+        "--config", str(config),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
 
     plan = json.loads((out / "eval.json").read_text())
