@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cost-limit", type=float, help="stop before spending more than this many USD")
     run.add_argument("--time-limit", type=float, help="stop after this many seconds")
     run.add_argument("--base-url", help="the model API's base URL (any OpenAI-compatible server)")
+    run.add_argument("--verbose", action="store_true", help="print lancer's debug log (RUN_DIR/lancer.log) live")
     run.set_defaults(handler=_run)
 
     grade = commands.add_parser("grade", help="grade a patch against a task's hidden tests")
@@ -111,6 +112,10 @@ def _run(args: argparse.Namespace) -> int:
     from agent.models import create_model
     from agent.runner import run_task
 
+    if args.verbose:
+        from agent.logs import log_to_stderr
+
+        log_to_stderr()
     task, config = _load(
         args,
         {

@@ -26,6 +26,11 @@ class LimitsConfig(StrictModel):
     time_limit_s: float = Field(3600, gt=0)
     # Malformed tool calls (unknown tool, bad arguments) in a row before the run ends.
     max_format_errors: int = Field(3, ge=1)
+    # A model that repeats itself: the same tool call getting the same observation this
+    # many times in a row, or two such calls alternating this many rounds, is told once;
+    # if it goes on, the run ends as ``stuck``.
+    stuck_repeats: int = Field(4, ge=2)
+    stuck_alternations: int = Field(3, ge=2)
 
 
 class ToolsConfig(StrictModel):

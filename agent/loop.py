@@ -1,8 +1,9 @@
 """The agent loop: query the model, run its tool calls, append the observations, repeat.
 
-It ends when the model submits or a limit is reached; every finished step is appended to
-the trajectory before the next begins. Errors that end the run are turned into an exit
-status here and nowhere else.
+It ends when the model submits, a limit is reached, or the model is stuck in a loop (told
+once, then stopped: see agent/stuck.py); every finished step is appended to the trajectory
+before the next begins. Errors that end the run are turned into an exit status here and
+nowhere else, with their traceback in the run's log.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from typing import Any
 
 from agent.config import LimitsConfig
 from agent.errors import ModelError
+from agent.logs import get_logger
 from agent.models.base import Message, Model, ToolCall, Usage
+from agent.stuck import LoopDetector, fingerprint
 from agent.trajectory import TrajectoryWriter
+from prompts import render
 from tools.base import FormatError, Toolbox, ToolResult
 
 NO_TOOL_CALL = "Your reply called no tool. Use a tool to continue, or call `submit` when you are done."
+log = get_logger("loop")
 
 
 class RunEnded(Exception):
@@ -52,6 +57,8 @@ class Agent:
         self.outcome = Outcome("running")
         self.format_errors = 0
         self.started = time.monotonic()
+        self.loops = LoopDetector(limits.stuck_repeats, limits.stuck_alternations)
+        self.warned_stuck = False
 
     def run(self, messages: list[Message]) -> Outcome:
         self.messages = messages
@@ -61,10 +68,15 @@ class Agent:
         except RunEnded as end:
             self.outcome.exit_status, self.outcome.detail = end.status, str(end)
         except ModelError as e:
+            log.error("the model call failed for good: %s", e, exc_info=True)
             self.outcome.exit_status, self.outcome.detail = "model_error", str(e)
             self.outcome.events = list(getattr(e, "events", []))
         except KeyboardInterrupt:
             self.outcome.exit_status, self.outcome.detail = "interrupted", "interrupted by the user"
+        except Exception as e:  # the steps taken so far still count, and are reported
+            log.error("the run ended with an error after %d steps", self.outcome.steps, exc_info=True)
+            self.outcome.exit_status, self.outcome.detail = "error", f"{type(e).__name__}: {e}"
+        log.info("run ended: %s after %d steps (%s)", self.outcome.exit_status, self.outcome.steps, self.outcome.detail)
         return self.outcome
 
     def step(self) -> None:
@@ -72,6 +84,14 @@ class Agent:
         step_started = time.monotonic()
         response = self.model.query(self.messages, self.toolbox.specs())
         model_seconds = time.monotonic() - step_started
+        log.debug(
+            "step %d: model answered in %.3f s (%d tokens in, %d out, %d tool calls)",
+            self.outcome.steps + 1,
+            model_seconds,
+            response.usage.input_tokens,
+            response.usage.output_tokens,
+            len(response.tool_calls),
+        )
         self.outcome.usage += response.usage
         self.messages.append(Message("assistant", response.content, response.tool_calls))
         observations = [self.execute(call) for call in response.tool_calls]
@@ -79,6 +99,7 @@ class Agent:
             self.format_errors += 1
             self.messages.append(Message("user", NO_TOOL_CALL))
         self.outcome.steps += 1
+        stuck = self.check_loop(response.tool_calls, observations)
         record = {
             "step": self.outcome.steps,
             "content": response.content,
@@ -92,10 +113,14 @@ class Agent:
             "model_duration_s": round(model_seconds, 3),
             "duration_s": round(time.monotonic() - step_started, 3),
         }
+        if stuck:
+            record["stuck"] = stuck
         self.trajectory.step(record)
         self.on_step(record)
         if any(r.submitted for r in observations):
             raise RunEnded("submitted")
+        if stuck == "ended":
+            raise RunEnded("stuck", "the model kept repeating the same tool calls with the same results")
         if self.format_errors >= self.limits.max_format_errors:
             raise RunEnded("format_errors", f"{self.format_errors} malformed replies in a row")
 
@@ -104,7 +129,9 @@ class Agent:
             result = ToolResult("Not run: the task was already submitted.", is_error=True)
         else:
             try:
+                started = time.monotonic()
                 result = self.toolbox.run(call)
+                log.debug("%s ran in %.3f s", call.name, time.monotonic() - started)
                 self.format_errors = 0
             except FormatError as e:
                 self.format_errors += 1
@@ -113,6 +140,24 @@ class Agent:
                 self.outcome.answer = result.answer or {}
         self.messages.append(Message("tool", result.output, tool_call_id=call.id, name=call.name, images=result.images))
         return result
+
+    def check_loop(self, calls: list[ToolCall], observations: list[ToolResult]) -> str | None:
+        """None, "warned" (the model was told it is looping) or "ended" (it went on)."""
+        for call, result in zip(calls, observations, strict=True):
+            arguments = call.arguments if call.arguments is not None else call.raw_arguments
+            self.loops.add(fingerprint(call.name, arguments, result.output))
+        kind = self.loops.looping() if calls else None
+        if kind is None:
+            self.warned_stuck = False  # the loop was broken: a new one gets a new warning
+            return None
+        if self.warned_stuck:
+            log.info("the model went on looping after the warning: ending the run")
+            return "ended"
+        self.warned_stuck = True
+        times = self.limits.stuck_repeats if kind == "repeated" else self.limits.stuck_alternations
+        log.info("the model is looping (%s %d times): telling it once", kind, times)
+        self.messages.append(Message("user", render("stuck.j2", kind=kind, times=times)))
+        return "warned"
 
     def check_limits(self) -> None:
         limits, outcome = self.limits, self.outcome

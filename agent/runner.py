@@ -15,6 +15,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config import RunConfig
+from agent.logs import attach_run_log, detach_run_log, get_logger
 from agent.loop import Agent, Outcome
 from agent.models.base import Message, Model
 from agent.secrets import redact
@@ -26,6 +27,8 @@ from sandbox import Sandbox, create_sandbox, run_setup
 from sandbox.git import diff
 from tools import Toolbox, build_toolbox
 
+log = get_logger("runner")
+
 
 def run_task(
     task: Task,
@@ -34,8 +37,23 @@ def run_task(
     out_dir: Path,
     on_step: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> dict[str, Any]:
-    """Run ``model`` on ``task``; writes and returns result.json's content."""
+    """Run ``model`` on ``task``; writes and returns result.json's content (and lancer.log)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    run_log = attach_run_log(out_dir / "lancer.log")
+    try:
+        log.info("run of %s with %s in a %s sandbox, into %s", task.id, model.name, config.sandbox.kind, out_dir)
+        return _run_task(task, model, config, out_dir, on_step)
+    finally:
+        detach_run_log(run_log)
+
+
+def _run_task(
+    task: Task,
+    model: Model,
+    config: RunConfig,
+    out_dir: Path,
+    on_step: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
     started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     trajectory = TrajectoryWriter(
         out_dir / "trajectory.jsonl",
@@ -61,7 +79,9 @@ def run_task(
     except KeyboardInterrupt:
         outcome.exit_status, outcome.detail = "interrupted", "interrupted by the user"
     except Exception as e:  # the run ends, but its outputs are still written below
-        outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
+        log.error("the run ended with an error", exc_info=True)
+        if not (outcome.exit_status == "error" and outcome.detail):  # the first error is the one to report
+            outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
     finally:
         if toolbox is not None:
             toolbox.close()

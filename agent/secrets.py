@@ -21,10 +21,24 @@ def add_secret(value: str) -> None:
         _registered.add(value)
 
 
+# The environment's secrets, recomputed only when the environment changed: every line
+# lancer writes is redacted, and decoding the whole environment each time cost ~0.1 ms.
+_env_seen: dict[bytes, bytes] | None = None
+_env_secrets: frozenset[str] = frozenset()
+
+
+def _environment_secrets() -> frozenset[str]:
+    global _env_seen, _env_secrets
+    data = getattr(os.environ, "_data", None)  # CPython's raw environment: compared in C, cheaply
+    if data is None or data != _env_seen:
+        _env_secrets = frozenset(v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_LEN)
+        _env_seen = dict(data) if data is not None else None
+    return _env_secrets
+
+
 def secret_values() -> list[str]:
     """Values of environment variables whose names look secret, and added ones, longest first."""
-    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_LEN}
-    return sorted(values | _registered, key=len, reverse=True)
+    return sorted(_environment_secrets() | _registered, key=len, reverse=True)
 
 
 def redact(text: str, extra: list[str] | None = None) -> str:
@@ -32,4 +46,4 @@ def redact(text: str, extra: list[str] | None = None) -> str:
     for value in [*(extra or []), *secret_values()]:
         if value and value in text:
             text = text.replace(value, "[REDACTED]")
-    return _KEY_SHAPES.sub("[REDACTED]", text)
+    return _KEY_SHAPES.sub("[REDACTED]", text) if "sk-" in text else text  # the check is 10x cheaper

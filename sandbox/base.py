@@ -7,6 +7,7 @@ this protocol, in ``sandbox.git`` and ``tools``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 from collections.abc import Mapping, Sequence
@@ -79,15 +80,28 @@ def pid_alive(pid: str) -> bool:
 
 class OutputChunks:
     """Output a reader thread pushes and a shell's ``recv`` takes, with ShellProcess.recv's
-    contract: b"" when nothing came within the timeout, None once the stream has ended."""
+    contract: b"" when nothing came within the timeout, None once the stream has ended.
+
+    At most ``_MAX_CHUNKS`` wait here: a command printing faster than lancer reads is held
+    back by its pipe, so memory stays bounded whatever it prints. Once the reader is gone
+    (``discard``), chunks are dropped instead, so the pushing thread never blocks for good.
+    """
+
+    _MAX_CHUNKS = 64  # of up to 64 KiB each
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self._MAX_CHUNKS)
         self._ended = False
+        self._discarded = False
 
     def put(self, chunk: bytes | None) -> None:
         """A chunk of output, or None for the end of the stream."""
-        self._queue.put(chunk)
+        while not self._discarded:
+            try:
+                self._queue.put(chunk, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def get(self, timeout: float) -> bytes | None:
         if self._ended:
@@ -99,6 +113,13 @@ class OutputChunks:
         if chunk is None:
             self._ended = True
         return chunk
+
+    def discard(self) -> None:
+        """Nobody reads any more: drop what waits and what comes."""
+        self._discarded = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
 
 
 @runtime_checkable
@@ -113,6 +134,14 @@ class ShellProcess(Protocol):
 
     def close(self) -> None:
         """Kill the shell (and its session); idempotent."""
+
+
+@runtime_checkable
+class ProcessReset(Protocol):
+    """A sandbox that can kill every process in it at once, even when none can start."""
+
+    def kill_all_processes(self) -> None:
+        """Kill every process in the sandbox (its files stay); SandboxError if that fails."""
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -74,6 +76,16 @@ mkdir -p "$home"
 chown "$uid:$gid" "$home"
 echo "$uid $gid $home"
 """
+# PID 1's child for lancer's own images and the default user: makes the sandbox user ($1)
+# and empties the working tree's place ($2, if given) before the idle loop, so a new
+# container is ready without a single exec. Its one line of output says how it went.
+_BOOT_SCRIPT = f"""
+info=$( ( {_MAKE_USER_SCRIPT} ) 2>&1 ) || info="failed $info"
+if [ -n "$2" ]; then rm -rf -- "$2" && mkdir -p -- "${{2%/*}}/" || info="failed to make room for $2"; fi
+printf 'lancer-ready %s\\n' "$(echo $info)"
+{_INIT_SCRIPT}
+"""
+_READY_PREFIX = b"lancer-ready "
 # Prints "uid gid home" of the user named (or numbered) $1 in /etc/passwd.
 _FIND_USER_SCRIPT = r"""
 while IFS=: read -r n _ u g _ h _; do
@@ -86,6 +98,7 @@ exit 1
 _READ_SCRIPT = '[ -d "$1" ] && { echo "$1: Is a directory" >&2; exit 1; }; exec cat -- "$1"'
 _WRITE_SCRIPT = 'd=${1%/*}; [ -z "$d" ] || mkdir -p -- "$d" || exit 1; exec cat > "$1"'
 
+_GONE = "the sandbox container is gone (it died, or `lancer sandbox prune` ran)"
 _GRACE_S = 5.0  # for a killed command's stream to end
 _API_TIMEOUT_S = 120  # one Docker API call (not a command: those stream without a timeout)
 
@@ -122,10 +135,16 @@ class DockerSandbox:
         self._shells: list[DockerShell] = []
         self._user = "0:0"
         self._env: dict[str, str] = {}
+        self._booted: str | None = None  # the boot script's line, when it made the user
+        self._spare: Future[_ExecStream] | None = None  # a shell opened while the repo was copied
+        self._tmp = tempfile.TemporaryDirectory(prefix="lancer-repo-")
         try:
             image = _ensure_image(self._client, spec)
-            self._create(image)
-            self._prepare()
+            # The host copies the repo and commits its baseline while the container starts.
+            with ThreadPoolExecutor(2, thread_name_prefix="lancer-docker-start") as pool:
+                tree = pool.submit(self._host_tree, spec.repo_dir) if spec.repo_dir is not None else None
+                self._create(image)
+                self._prepare(tree, pool)
         except BaseException:
             self.close()
             raise
@@ -159,11 +178,19 @@ class DockerSandbox:
             "lancer.host": socket.gethostname(),
         }
         base_env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **spec.env}
+        boot = (
+            own_init
+            and spec.user == "auto"
+            and spec.repo_dir is not None  # else the image's tree needs a chown: _resolve_user does it
+            and self._image_user(image) in ("", "0", "root")
+        )
+        entrypoint = ["/bin/sh", "-c", _BOOT_SCRIPT if boot else _INIT_SCRIPT] if own_init else None
+        room = self.workdir if spec.repo_dir is not None else ""
         try:
             created = self._api.create_container(
                 image,
-                command=["lancer-init"] if own_init else None,
-                entrypoint=["/bin/sh", "-c", _INIT_SCRIPT] if own_init else None,
+                command=["lancer-init", SANDBOX_USER, room] if boot else ["lancer-init"] if own_init else None,
+                entrypoint=entrypoint,
                 stdin_open=own_init,  # with detach=False this also sets StdinOnce
                 environment=base_env,
                 labels=labels,
@@ -172,22 +199,33 @@ class DockerSandbox:
             )
             self._id = str(created["Id"])
             if own_init:
-                self._lifeline = self._api.attach_socket(self._id, params={"stdin": 1, "stream": 1})
+                params = {"stdin": 1, "stream": 1, **({"stdout": 1, "stderr": 1} if boot else {})}
+                self._lifeline = self._api.attach_socket(self._id, params=params)
             self._api.start(self._id)
+            if boot:
+                self._booted = _read_boot_line(self._lifeline)
         except docker.errors.APIError as e:
             raise SandboxError(f"the container for {image} failed to start: {_api_reason(e)}") from None
         self._env = dict(base_env)
 
-    def _prepare(self) -> None:
+    def _image_user(self, image: str) -> str:
+        try:
+            return str(self._client.images.get(image).attrs["Config"].get("User") or "")
+        except docker.errors.APIError:
+            return ""
+
+    def _prepare(self, tree: Future[Path] | None, pool: ThreadPoolExecutor) -> None:
         spec = self._spec
         if spec.ready_file:
             self._wait_ready(spec.ready_file, spec.ready_timeout_s)
         if spec.setup_network and not spec.network:
             self._cut_network()
-        self._user, home = self._resolve_user(spec.user)
+        self._user, home = self._booted_user() if self._booted is not None else self._resolve_user(spec.user)
         self._env["HOME"] = home
-        if spec.repo_dir is not None:
-            self._copy_repo(spec.repo_dir)
+        if not spec.prepare and not spec.remove_paths:  # the agent's shell starts while the repo goes in
+            self._spare = pool.submit(self._open_bash, "/")
+        if tree is not None:
+            self._put_repo(tree.result(), clear=self._booted is None)
         for command in spec.prepare:
             self._root(["sh", "-c", command], f"prepare command {command!r}", timeout=1800)
         for path in spec.remove_paths:
@@ -242,17 +280,29 @@ class DockerSandbox:
             self._root(["chown", "-R", owner, "--", self.workdir], "chown of the working tree", timeout=1800)
         return f"{fields[0]}:{fields[1]}", fields[2]
 
-    def _copy_repo(self, repo_dir: Path) -> None:
-        """The repo with a fresh baseline commit (made on the host, as for the local backend)."""
+    def _booted_user(self) -> tuple[str, str]:
+        fields = (self._booted or "").split()
+        if len(fields) != 3 or fields[0] == "failed" or not fields[0].isdigit():
+            _warn_root((self._booted or "").removeprefix("failed").strip()[-200:])
+            return "0:0", "/root"
+        return f"{fields[0]}:{fields[1]}", fields[2]
+
+    def _host_tree(self, repo_dir: Path) -> Path:
+        """A copy of the repo with a fresh baseline commit, made on the host (as for the local backend)."""
+        tree = Path(self._tmp.name) / "repo"
+        shutil.copytree(repo_dir, tree, symlinks=True)
+        make_baseline(tree)
+        return tree
+
+    def _put_repo(self, tree: Path, clear: bool) -> None:
+        """The tree into the container as ``workdir``, in one tar stream."""
         uid, gid = (int(x) for x in self._user.split(":"))
         workdir = PurePosixPath(self.workdir)
-        with tempfile.TemporaryDirectory(prefix="lancer-repo-") as tmp:
-            tree = Path(tmp) / "repo"
-            shutil.copytree(repo_dir, tree, symlinks=True)
-            make_baseline(tree)
+        if clear:  # the boot script did it already otherwise
             script = 'rm -rf -- "$1" && mkdir -p -- "${1%/*}/"'
             self._root(["sh", "-c", script, "prep", str(workdir)], "making the working tree's parent")
-            self._put_tree(tree, str(workdir.parent), workdir.name, uid, gid)
+        self._put_tree(tree, str(workdir.parent), workdir.name, uid, gid)
+        self._tmp.cleanup()
 
     def _baseline_in_place(self) -> None:
         """A fresh repository in the image's working tree, so the history cannot give the fix away."""
@@ -301,11 +351,19 @@ class DockerSandbox:
         return self._run(argv, user=self._user, timeout=timeout, stdin=stdin, cwd=cwd, env=env)
 
     def open_shell(self) -> DockerShell:
-        bash = ["bash", "--noprofile", "--norc"]
-        stream = self._attach(bash, user=self._user, cwd=self.workdir, env=None, stdin=True)
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            stream = spare.result()
+            stream.send(f"cd {shlex.quote(self.workdir)}\n".encode())  # it was opened before the tree was there
+        else:
+            stream = self._open_bash(self.workdir)
         shell = DockerShell(stream, self._kill_session)
         self._shells.append(shell)
         return shell
+
+    def _open_bash(self, cwd: str) -> _ExecStream:
+        bash = ["bash", "--noprofile", "--norc"]
+        return self._attach(bash, user=self._user, cwd=cwd, env=None, stdin=True, keep_output=False)
 
     def read_file(self, path: str) -> bytes:
         result = self._run(["sh", "-c", _READ_SCRIPT, "read", path], user=self._user, timeout=120)
@@ -343,9 +401,14 @@ class DockerSandbox:
                     _copy_host(Path(tmp) / top, Path(host_path))
 
     def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                spare.result().close()
         for shell in self._shells:
             shell.close(kill=False)  # removing the container ends every process at once
         self._shells.clear()
+        self._tmp.cleanup()
         if self._id is not None:
             _remove_container(self._api, self._id)
             self._id = None
@@ -358,7 +421,14 @@ class DockerSandbox:
     # -- execs ---------------------------------------------------------------------------
 
     def _attach(
-        self, argv: Sequence[str], *, user: str, cwd: str | None, env: Mapping[str, str] | None, stdin: bool
+        self,
+        argv: Sequence[str],
+        *,
+        user: str,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        stdin: bool,
+        keep_output: bool = True,
     ) -> _ExecStream:
         if self._id is None:
             raise SandboxError("the sandbox is closed")
@@ -373,10 +443,12 @@ class DockerSandbox:
                 environment=environment,
             )
             exec_id = str(created["Id"])
-            return _ExecStream(exec_id, self._api.exec_start(exec_id, socket=True))
+            return _ExecStream(exec_id, self._api.exec_start(exec_id, socket=True), keep_output)
         except docker.errors.NotFound:
-            raise SandboxError("the sandbox container is gone (it died, or `lancer sandbox prune` ran)") from None
+            raise SandboxError(_GONE) from None
         except docker.errors.APIError as e:
+            if e.status_code == 409:  # not running: with auto-removal, on its way out
+                raise SandboxError(_GONE) from None
             raise SandboxError(f"could not run a command in the sandbox: {_api_reason(e)}") from None
 
     def _run(
@@ -388,18 +460,28 @@ class DockerSandbox:
         stdin: bytes | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        contain: bool = True,
     ) -> ExecResult:
-        stream = self._attach(argv, user=user, cwd=cwd, env=env, stdin=stdin is not None)
-        try:
-            if stdin is not None:
-                threading.Thread(target=stream.feed, args=(stdin,), daemon=True).start()
-            if stream.wait(timeout):
-                return ExecResult(self._exit_code(stream.exec_id), bytes(stream.stdout), bytes(stream.stderr))
-            self._kill_session(stream.pid_or_none())
-            stream.wait(_GRACE_S)
-            return ExecResult(-signal.SIGKILL, bytes(stream.stdout), bytes(stream.stderr), timed_out=True)
-        finally:
-            stream.close()
+        """Run ``argv`` to completion; if it cannot even start because the container's
+        process table is full, every process in the container is killed and it runs again
+        (unless ``contain`` is off)."""
+        for attempt in (1, 2):
+            stream = self._attach(argv, user=user, cwd=cwd, env=env, stdin=stdin is not None)
+            try:
+                if stdin is not None:
+                    threading.Thread(target=stream.feed, args=(stdin,), daemon=True).start()
+                if not stream.wait(timeout):
+                    self._kill_session(stream.pid_or_none())
+                    stream.wait(_GRACE_S)
+                    return ExecResult(-signal.SIGKILL, bytes(stream.stdout), bytes(stream.stderr), timed_out=True)
+                code = self._exit_code(stream.exec_id)
+                if code == 0 or stream.pid_or_none(0) is not None or not contain or attempt == 2:
+                    return ExecResult(code, bytes(stream.stdout), bytes(stream.stderr))
+            finally:
+                stream.close()
+            # Not even the wrapper started: the process table is full (a fork bomb). Empty it.
+            self.kill_all_processes()
+        raise AssertionError("unreachable")
 
     def _exit_code(self, exec_id: str) -> int:
         # The stream can end a moment before the engine records the exit code.
@@ -419,18 +501,36 @@ class DockerSandbox:
             stream = self._attach(argv, user="0:0", cwd="/", env=None, stdin=False)
         except SandboxError:
             stream = None
-        finished = stream is not None and stream.wait(30)
+        finished = stream is not None and stream.wait(30) and stream.pid_or_none(0) is not None
         if stream is not None:
             stream.close()
         if not finished:
-            # Nothing can start in the container (a fork bomb holds every pid): reset it.
-            self._reset()
+            # Nothing can start in the container (a fork bomb holds every pid): empty it.
+            with contextlib.suppress(SandboxError):
+                self.kill_all_processes()
 
-    def _reset(self) -> None:
-        """Kill every process in the container but its init (lancer's init only)."""
-        if self._id is not None and not self._spec.image_command:
-            with contextlib.suppress(docker.errors.APIError):
-                self._api.kill(self._id, signal="SIGUSR1")
+    def kill_all_processes(self) -> None:
+        """Kill every process in the container but its init; the files stay.
+
+        Lancer's init does it on SIGUSR1 with ``kill -KILL -1``, which needs no new
+        process; repeated while a dying fork bomb still forks. A container running its
+        image's own init is restarted instead.
+        """
+        cid = self._cid
+        try:
+            if self._spec.image_command:
+                self._api.restart(cid, timeout=0)
+                return
+            for _ in range(5):
+                self._api.kill(cid, signal="SIGUSR1")
+                probe = self._run(["true"], user="0:0", cwd="/", timeout=30, contain=False)
+                if probe.exit_code == 0:
+                    return
+        except docker.errors.APIError as e:
+            if e.status_code in (404, 409):  # gone, or not running: with auto-removal, on its way out
+                raise SandboxError(_GONE) from None
+            raise SandboxError(f"could not kill the processes in the sandbox: {_api_reason(e)}") from None
+        raise SandboxError("the sandbox's processes could not be killed: it still cannot start a process")
 
 
 class DockerShell:
@@ -461,10 +561,13 @@ class _ExecStream:
     """One hijacked ``docker exec`` connection: stdin in, demultiplexed stdout/stderr out.
 
     A reader thread parses Docker's frames (8-byte header: stream id, size). The first
-    stderr line is the wrapper's pid, kept apart from the command's output.
+    stderr line is the wrapper's pid, kept apart from the command's output. Output is kept
+    whole in ``stdout``/``stderr`` only with ``keep_output`` (commands lancer runs); a
+    shell's output only passes through the bounded ``recv_merged`` queue.
     """
 
-    def __init__(self, exec_id: str, sock: Any) -> None:
+    def __init__(self, exec_id: str, sock: Any, keep_output: bool = True) -> None:
+        self._keep = keep_output
         self.exec_id = exec_id
         self._sock = _raw_socket(sock)
         self._sock.settimeout(None)
@@ -490,8 +593,10 @@ class _ExecStream:
                     data = self._take_pid(data)
                 if not data:
                     continue
-                (self.stderr if kind == 2 else self.stdout).extend(data)
-                self._merged.put(data)
+                if self._keep:
+                    (self.stderr if kind == 2 else self.stdout).extend(data)
+                else:
+                    self._merged.put(data)
         except (OSError, ValueError):
             pass  # the connection was closed under us: same as the end of the stream
         finally:
@@ -500,13 +605,7 @@ class _ExecStream:
             self._merged.put(None)
 
     def _read_exact(self, size: int) -> bytes | None:
-        parts = bytearray()
-        while len(parts) < size:
-            chunk = self._read(size - len(parts))
-            if not chunk:
-                return None
-            parts.extend(chunk)
-        return bytes(parts)
+        return _read_exact(self._read, size)
 
     def _take_pid(self, data: bytes) -> bytes:
         self._pid_line.extend(data)
@@ -546,6 +645,7 @@ class _ExecStream:
         if self._closed:
             return
         self._closed = True
+        self._merged.discard()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread
         with contextlib.suppress(OSError):
@@ -718,6 +818,40 @@ def _buffered_reader(sock: Any) -> Callable[[int], bytes]:
         return fp.read1  # type: ignore[no-any-return]
     raw = _raw_socket(sock)
     return raw.recv
+
+
+def _read_exact(read: Callable[[int], bytes], size: int) -> bytes | None:
+    """``size`` bytes from ``read``, or None if the stream ends first."""
+    parts = bytearray()
+    while len(parts) < size:
+        chunk = read(size - len(parts))
+        if not chunk:
+            return None
+        parts.extend(chunk)
+    return bytes(parts)
+
+
+def _read_boot_line(lifeline: Any) -> str:
+    """The boot script's ``lancer-ready ...`` line, from the attach connection's stdout."""
+    read = _buffered_reader(lifeline)
+    sock = _raw_socket(lifeline)
+    sock.settimeout(60)
+    text = bytearray()
+    try:
+        while _READY_PREFIX not in text or not text.endswith(b"\n"):
+            header = _read_exact(read, 8)
+            frame = _read_exact(read, struct.unpack(">BxxxL", header)[1]) if header else None
+            if frame is None:
+                break
+            text += frame
+    except OSError as e:
+        raise SandboxError(f"the container did not start its init: {e}") from None
+    finally:
+        sock.settimeout(None)
+    line = bytes(text).partition(_READY_PREFIX)[2].decode(errors="replace").strip()
+    if not line:
+        raise SandboxError(f"the container's init did not start: {bytes(text).decode(errors='replace')[-300:]!r}")
+    return line
 
 
 def _os_error(result: ExecResult, path: str) -> OSError:

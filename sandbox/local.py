@@ -64,6 +64,7 @@ class LocalShell:
         return self._chunks.get(timeout)
 
     def close(self) -> None:
+        self._chunks.discard()
         if self._proc.poll() is None:
             _kill_session(self._proc.pid)
         for stream in (self._proc.stdin, self._proc.stdout):

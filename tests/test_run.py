@@ -366,7 +366,7 @@ def test_the_run_directory_defaults_under_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("invoice-discount-")
-    assert {p.name for p in run_dir.iterdir()} == {"trajectory.jsonl", "patch.diff", "result.json"}
+    assert {p.name for p in run_dir.iterdir()} == {"trajectory.jsonl", "patch.diff", "result.json", "lancer.log"}
     assert os.path.getsize(run_dir / "patch.diff") > 0
 
 

@@ -5,7 +5,12 @@ middle of a stream, timeouts, dropped connections) are retried with exponential 
 and jitter, honouring Retry-After, within ``max_retries`` more attempts and
 ``retry_max_total_s`` seconds from the first. Everything else fails at once with a one-line
 ModelCallError saying what to fix: a bad key, a refused request, an exhausted quota, a
-request too long for the context window. Each retry becomes an event in the trajectory.
+request too long for the context window. Each retry becomes an event in the trajectory,
+and each request (its timing) and retry a line in the run's log.
+
+A connection refused by a server on this machine (a base URL on localhost or 127.x) is
+given only a few seconds: nothing is listening there, and minutes of backoff would not
+start it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import ipaddress
 import random
 import re
 import time
@@ -26,6 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from agent.config import ModelConfig
 from agent.errors import ModelError
+from agent.logs import get_logger
 from agent.models.notices import notice
 from agent.secrets import redact
 
@@ -40,6 +47,11 @@ _OVERFLOW = re.compile(
 _TRANSIENT_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error", "server_error"}
 # Matched against an error's type and code only: plain rate-limit messages mention billing too.
 _QUOTA = re.compile(r"quota|billing|spend_limit", re.IGNORECASE)
+# A local server that refuses connections gets this long, retried this often.
+_LOCAL_REFUSED_S = 3.0
+_LOCAL_REFUSED_WAIT_S = 0.5
+
+log = get_logger("models")
 
 
 class ModelCallError(ModelError):
@@ -119,9 +131,25 @@ def call_with_retries(
 
     def retryable(exc: BaseException) -> bool:
         failure = classify(exc, errors)
+        if _refused_locally(exc) and time.monotonic() - started + _LOCAL_REFUSED_WAIT_S > _LOCAL_REFUSED_S:
+            return False
         return failure is not None and failure.retryable
 
+    def attempt() -> T:
+        sent = time.monotonic()
+        try:
+            result = call()
+        except Exception as exc:
+            failure = classify(exc, errors)
+            summary = failure.summary if failure else repr(exc)
+            log.debug("%s: request failed after %.3f s: %s", label, time.monotonic() - sent, summary)
+            raise
+        log.debug("%s: request answered in %.3f s", label, time.monotonic() - sent)
+        return result
+
     def wait(state: RetryCallState) -> float:
+        if _refused_locally(_exception(state)):
+            return _LOCAL_REFUSED_WAIT_S
         failure = classify(_exception(state), errors)
         if failure is not None and failure.retry_after is not None:
             return failure.retry_after
@@ -133,6 +161,7 @@ def call_with_retries(
         sleep = state.next_action.sleep if state.next_action else 0.0
         events.append({"type": "retry", "attempt": state.attempt_number, "error": summary, "wait_s": round(sleep, 3)})
         attempt = f"attempt {state.attempt_number + 1} of {policy.max_retries + 1}"
+        log.info("%s: %s; retrying in %.1f s (%s)", label, summary, sleep, attempt)
         notice(f"{label}: {summary.rstrip('.')}; retrying in {sleep:.1f} s ({attempt})")
 
     retrying = Retrying(
@@ -143,12 +172,21 @@ def call_with_retries(
         reraise=True,
     )
     try:
-        return retrying(call), events
+        return retrying(attempt), events
     except Exception as exc:
         failure = classify(exc, errors)
         if failure is None:
             raise
         attempts = len(events) + 1
+        if url := _refused_locally(exc):
+            raise ModelCallError(
+                redact(
+                    f"{label}: nothing is listening at {url} (connection refused, {attempts} attempts in "
+                    f"{time.monotonic() - started:.1f} s); start the model server there, or fix the base URL "
+                    "(model.base_url or --base-url)"
+                ),
+                events,
+            ) from None
         raise _final_error(failure, label, key_env, attempts, time.monotonic() - started, policy, events) from None
 
 
@@ -244,6 +282,32 @@ def _exception(state: RetryCallState) -> BaseException:
     exc = state.outcome.exception()
     assert exc is not None
     return exc
+
+
+def _refused_locally(exc: BaseException) -> str | None:
+    """The URL of a server on this machine that refused the connection ``exc`` is about."""
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None)
+    host = str(getattr(url, "host", "") or "")
+    if not host or not _is_loopback(host):
+        return None
+    seen: BaseException | None = exc
+    for _ in range(6):  # the SDK's error wraps the HTTP library's, which wraps the OS's
+        if seen is None:
+            return None
+        if isinstance(seen, ConnectionRefusedError):
+            return str(url)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _with_cause(exc: BaseException) -> str:

@@ -1,0 +1,79 @@
+"""Faults inside the sandbox are contained and the run goes on: a fork bomb, a flood of output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sandbox import Sandbox
+from tests.conftest import ROOT, make_repo
+from tools.bash import BashArgs, BashTool
+
+# Prints the process limit of the shell's pids cgroup (v1, or v2 at either usual mount), if any.
+_PIDS_LIMIT = r"""
+for path in "pids$(sed -n 's/^[0-9]*:pids://p' /proc/self/cgroup)" pids \
+    "$(sed -n 's/^0:://p' /proc/self/cgroup)" "unified$(sed -n 's/^0:://p' /proc/self/cgroup)"; do
+  cat "/sys/fs/cgroup/$path/pids.max" 2>/dev/null
+done
+"""
+
+
+def test_a_backgrounded_fork_bomb_is_contained_and_the_next_command_works(sandbox: Sandbox) -> None:
+    tool = BashTool(sandbox, default_timeout=60, max_timeout=60, max_output_chars=2000)
+    try:
+        # Without a process limit the bomb would fill the whole machine: never set it off then.
+        limits = tool.run(BashArgs(command=_PIDS_LIMIT)).output.split()
+        assert any(limit.isdigit() for limit in limits), f"the sandbox has no process limit: {limits}"
+        assert tool.run(BashArgs(command="bomb() { bomb | bomb & }; bomb")).output == "[no output]"
+        time.sleep(2)  # the model thinks; the bomb fills the process table
+        outputs = [tool.run(BashArgs(command="ls; echo listed")).output for _ in range(2)]
+        # The first call may be the one that finds the table full: the model is told why.
+        assert outputs[-1].split() == ["hello.txt", "src", "listed"], outputs
+        if "listed" not in outputs[0]:
+            assert "could start no more processes" in outputs[0] and "new shell was started" in outputs[0]
+        count = tool.run(BashArgs(command="ps -eo comm | grep -c '^bash$' || true")).output.strip()
+        assert int(count) <= 2, count  # the bomb's shells are gone; the agent's shell remains
+    finally:
+        tool.close()
+
+
+# Runs in a child process, so its peak memory (ru_maxrss) is the sandbox and tool's alone.
+_FLOOD = """
+import json, resource, sys
+from pathlib import Path
+from sandbox import SandboxSpec, create_sandbox
+from tools.bash import BashArgs, BashTool
+
+sandbox = create_sandbox(sys.argv[1], SandboxSpec(repo_dir=Path(sys.argv[2]), label="pytest-flood"))
+tool = BashTool(sandbox, default_timeout=300, max_timeout=300, max_output_chars=10_000)
+try:
+    command = "head -c 1000000000 /dev/zero | tr '\\\\0' a; echo; echo the-end"
+    output = tool.run(BashArgs(command=command)).output
+    after = tool.run(BashArgs(command="echo still-here")).output
+finally:
+    tool.close()
+    sandbox.close()
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"peak_mb": peak_mb, "output": output, "after": after}))
+"""
+
+
+def test_a_gigabyte_of_output_keeps_lancers_memory_bounded(sandbox_kind: str, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    child = subprocess.run(
+        [sys.executable, "-c", _FLOOD, sandbox_kind, str(repo)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    report = json.loads(child.stdout.splitlines()[-1])
+    assert report["peak_mb"] < 200, report["peak_mb"]
+    assert report["output"].startswith("aaaa") and "the-end" in report["output"]
+    assert "bytes of output were dropped from the middle" in report["output"]
+    assert len(report["output"]) < 12_000
+    assert report["after"].strip() == "still-here"
