@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import threading
 import time
 import uuid
@@ -131,6 +132,8 @@ class FakeLLMServer:
         report_usage: bool = True,
         delay_s: float = 0.0,
         per_conversation: bool = False,
+        routes: dict[str, Sequence[Item]] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.script: list[Item] = list(script)
         self.api_key = api_key
@@ -140,7 +143,12 @@ class FakeLLMServer:
         self.delay_s = delay_s
         # True: every conversation plays the script from its start (the item is picked by how
         # many assistant turns the request holds), so many runs at once can share one server.
-        self.per_conversation = per_conversation
+        self.per_conversation = per_conversation or bool(routes)
+        # Scripts per kind of conversation: the first whose marker appears in the request's
+        # first two messages (system and task) plays, per conversation.
+        self.routes = {marker: list(items) for marker, items in (routes or {}).items()}
+        self.faults = faults
+        self.hangs_served = 0
         self.requests: list[Recorded] = []
         self.served: list[ServedUsage] = []
         self.errors_served: list[int] = []
@@ -185,8 +193,12 @@ class FakeLLMServer:
 
     def next_item(self, body: dict[str, Any]) -> Item | None:
         if self.per_conversation:
+            script = self.script
+            if self.routes:
+                opening = json.dumps(body.get("messages", [])[:2])
+                script = next((s for marker, s in self.routes.items() if marker in opening), self.script)
             turn = sum(m.get("role") == "assistant" for m in body.get("messages", []))
-            return self.script[turn] if turn < len(self.script) else None
+            return script[turn] if turn < len(script) else None
         with self._lock:
             return self.script.pop(0) if self.script else None
 
@@ -194,6 +206,33 @@ class FakeLLMServer:
         with self._lock:
             self._turn += 1
             return self._turn
+
+
+@dataclass
+class Faults:
+    """Random faults, seeded: a 429 or 500 with probability ``error_rate``, else a hang of
+    ``hang_s`` seconds (past the client's request timeout) with probability ``hang_rate``."""
+
+    error_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_s: float = 5.0
+    seed: int = 0
+    retry_after_s: float = 0.2
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def draw(self, protocol: str) -> ApiError | float | None:
+        with self._lock:
+            roll, status = self._rng.random(), self._rng.choice((429, 500))
+        if roll < self.error_rate:
+            make = openai_error if protocol == "openai" else anthropic_error
+            return make(status, retry_after=self.retry_after_s if status == 429 else None)
+        if roll < self.error_rate + self.hang_rate:
+            return self.hang_s
+        return None
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -225,7 +264,13 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             if problem is not None:
                 return self._error(problem)
             time.sleep(server.delay_s)
-            item = server.next_item(body)
+            fault = server.faults.draw(protocol) if server.faults else None
+            if isinstance(fault, float):  # hang past the client's timeout; it has gone by then
+                with server._lock:
+                    server.hangs_served += 1
+                time.sleep(fault)
+                return None
+            item = fault or server.next_item(body)
             if item is None:
                 return self._error(invalid_request(protocol, "fake server: script exhausted"))
             if isinstance(item, ApiError):

@@ -1,0 +1,40 @@
+"""The soak (scripts/soak.py) at its CI size: both sandboxes, model faults, a fork bomb, a
+memory hog, 1 GB of output, a crashing app, a ``kill -9`` of the eval and its resume, and the
+Docker engine restarted in the middle; every attempt counted exactly once, nothing left."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_soak_at_ci_size_loses_nothing_and_leaves_nothing(tmp_path: Path) -> None:
+    figures = tmp_path / "soak.json"
+    command = [sys.executable, "scripts/soak.py", "--attempts", "8", "--kills", "1", "--hang-rate", "0.05"]
+    proc = subprocess.run(
+        [*command, "--json", str(figures), "--time-limit", "1200"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(figures.read_text())
+    total = report["total"]
+    assert total["attempts"] == 16 and total["results_written"] == 16
+    for invariant in ("lost", "double_counted", "containers_left", "processes_left", "temp_folders_left"):
+        assert total[invariant] == 0, (invariant, report)
+    assert total["chromium_left"] == 0
+    # The faults really happened: a kill and resume per sandbox, an engine restart, model errors and hangs.
+    assert [p["kills"] for p in report["passes"]] == [1, 1]
+    assert all(p["eval_runs"] == 2 for p in report["passes"])
+    assert total["engine_restarts"] == 1
+    assert total["model_errors_served"] > 0 and total["model_hangs_served"] > 0
+    # Most attempts resolve despite it all; lancer's own memory stays bounded under 1 GB printed.
+    assert sum(p["resolved"] for p in report["passes"]) >= 12, report["passes"]
+    assert total["peak_rss_lancer_process_mb"] < 200
+    assert "soak: attempts 16, results written 16, lost 0, double-counted 0" in proc.stdout
