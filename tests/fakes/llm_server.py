@@ -23,7 +23,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -132,7 +132,7 @@ class FakeLLMServer:
         report_usage: bool = True,
         delay_s: float = 0.0,
         per_conversation: bool = False,
-        routes: dict[str, Sequence[Item]] | None = None,
+        routes: Mapping[str, Sequence[Item]] | None = None,
         faults: Faults | None = None,
     ) -> None:
         self.script: list[Item] = list(script)
