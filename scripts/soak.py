@@ -446,7 +446,7 @@ def check_pass(p: Pass) -> dict[str, Any]:
     expected = {(t, a) for t in p.task_ids for a in range(1, ATTEMPTS_PER_TASK + 1)}
     seen: Counter[tuple[str, int]] = Counter()
     statuses: Counter[str] = Counter()
-    torn = 0
+    torn, broken_runs = 0, []
     path = p.out / "results.jsonl"
     for line in path.read_text().splitlines() if path.is_file() else []:
         try:
@@ -456,6 +456,8 @@ def check_pass(p: Pass) -> dict[str, Any]:
             continue
         seen[(row["task_id"], row["attempt"])] += 1
         statuses[row["exit_status"]] += 1
+        if not run_dir_intact(p.out / row["run_dir"]):
+            broken_runs.append(row["run_dir"])
     runs = p.out / "runs"
     orphan_dirs = [d for d in runs.glob("*/*") if (d.parent.name, int(d.name)) not in seen] if runs.is_dir() else []
     summary = json.loads((p.out / "summary.json").read_text()) if (p.out / "summary.json").is_file() else {}
@@ -468,6 +470,7 @@ def check_pass(p: Pass) -> dict[str, Any]:
         "double_counted": sum(n - 1 for n in seen.values()) + len(set(seen) - expected),
         "torn_lines": torn,
         "run_dirs_without_result": len(orphan_dirs),
+        "run_dirs_broken": broken_runs,
         "summary_attempts": overall.get("attempts"),
         "resolved": overall.get("resolved"),
         "errors": overall.get("errors"),
@@ -477,6 +480,18 @@ def check_pass(p: Pass) -> dict[str, Any]:
         "eval_exit_codes": p.exit_codes,
         "timed_out": p.timed_out,
     }
+
+
+def run_dir_intact(run_dir: Path) -> bool:
+    """A counted attempt's run directory has its result.json and a trajectory.jsonl of whole lines."""
+    try:
+        json.loads((run_dir / "result.json").read_text())
+        lines = (run_dir / "trajectory.jsonl").read_text().splitlines()
+        for line in lines:
+            json.loads(line)
+    except (OSError, ValueError):
+        return False
+    return bool(lines)
 
 
 def leftovers(temp_roots: list[Path], engine: Engine, sampler: Sampler) -> dict[str, Any]:
@@ -618,7 +633,12 @@ def main() -> int:
         for k in ("lost", "double_counted", "containers_left", "processes_left", "temp_folders_left", "chromium_left")
         if total[k]
     ]
-    broken += [f"{c['sandbox']}: timed out" for c in checks if c["timed_out"]]
+    for c in checks:
+        broken += [f"{c['sandbox']}: timed out"] if c["timed_out"] else []
+        broken += [f"{c['sandbox']}: {c[k]} {k}" for k in ("torn_lines", "run_dirs_without_result") if c[k]]
+        broken += [f"{c['sandbox']}: run dirs broken: {', '.join(c['run_dirs_broken'][:5])}"] * bool(
+            c["run_dirs_broken"]
+        )
     report = {"ok": not broken, "broken": broken, "total": total, "passes": checks, "left": left["left_details"]}
     for c in checks:
         print(
