@@ -77,9 +77,9 @@ class LocalSandbox:
     """A temp dir holding the working tree (with a baseline commit) and a private HOME."""
 
     def __init__(self, spec: SandboxSpec) -> None:
-        self._root = Path(tempfile.mkdtemp(prefix=_PREFIX))
         self._hidden = [p.resolve() for p in spec.hidden_paths]
         self._shells: list[LocalShell] = []
+        self._root = Path(tempfile.mkdtemp(prefix=_PREFIX))
         try:
             self.workdir = str(self._root / "repo")
             if spec.repo_dir is not None:
@@ -97,7 +97,7 @@ class LocalSandbox:
             )
             self._env.update(spec.env)
             make_baseline(Path(self.workdir))
-        except Exception:
+        except BaseException:  # also Ctrl-C or an eval worker's SIGTERM mid-copy: no temp tree left
             self.close()
             raise
 

@@ -68,6 +68,7 @@ EXAMPLES = ROOT / "examples" / "tasks"
 KINDS = ("crash", "bomb", "memhog", "flood", "plain")
 ATTEMPTS_PER_TASK = 2
 REQUEST_TIMEOUT_S = 2.0
+TURN_USAGE = {"input_tokens": 3000, "output_tokens": 150}
 PR_SET_CHILD_SUBREAPER = 36
 BASE_IMAGE = os.environ.get("LANCER_BASE_IMAGE", "lancer-base:bookworm")
 ENGINE_NAMES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy")
@@ -162,6 +163,8 @@ def routes(sandbox: str, mild_local: bool, flood_mb: int) -> dict[str, list[Any]
         for kind in KINDS:
             path = Path(tmp) / f"{kind}.yaml"
             turns = fault_turns(kind, sandbox, mild_local, flood_mb) + solution_turns(kind)
+            for turn in turns:  # a fixed size per turn: the fake server's own figures grow with its turn count
+                turn["usage"] = TURN_USAGE
             path.write_text(yaml.safe_dump({"turns": turns}))
             result[marker(kind)] = list(load_turns(path))
     return result
@@ -604,6 +607,7 @@ def main() -> int:
                 figures["model_errors_served"] = figures.get("model_errors_served", 0) + len(server.errors_served)
                 figures["model_hangs_served"] = figures.get("model_hangs_served", 0) + server.hangs_served
                 figures["model_requests"] = figures.get("model_requests", 0) + len(server.requests)
+                figures.setdefault("model_requests_rejected", []).extend(server.rejected)
                 print(f"[soak] {sandbox} pass done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             checks = [check_pass(p) for p in passes]
             left = leftovers([p.out.parent / "tmp" for p in passes], engine, sampler)
@@ -633,6 +637,8 @@ def main() -> int:
         for k in ("lost", "double_counted", "containers_left", "processes_left", "temp_folders_left", "chromium_left")
         if total[k]
     ]
+    if total["model_requests_rejected"]:
+        broken.append(f"{len(total['model_requests_rejected'])} malformed model request(s)")
     for c in checks:
         broken += [f"{c['sandbox']}: timed out"] if c["timed_out"] else []
         broken += [f"{c['sandbox']}: {c[k]} {k}" for k in ("torn_lines", "run_dirs_without_result") if c[k]]

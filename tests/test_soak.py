@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from tests.conftest import ROOT
+import pytest
+
+from sandbox import SandboxSpec
+from tests.conftest import ROOT, make_repo
 
 
 def test_soak_at_ci_size_loses_nothing_and_leaves_nothing(tmp_path: Path) -> None:
@@ -38,3 +42,21 @@ def test_soak_at_ci_size_loses_nothing_and_leaves_nothing(tmp_path: Path) -> Non
     assert sum(p["resolved"] for p in report["passes"]) >= 12, report["passes"]
     assert total["peak_rss_lancer_process_mb"] < 200
     assert "soak: attempts 16, results written 16, lost 0, double-counted 0" in proc.stdout
+
+
+def test_a_local_sandbox_interrupted_while_it_is_made_leaves_no_temp_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the soak: an eval worker's SIGTERM (its eval killed with -9) raises
+    KeyboardInterrupt; arriving while the sandbox made its baseline commit, it left the tree."""
+    import sandbox.local
+
+    def interrupted(repo: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sandbox.local, "make_baseline", interrupted)
+    repo = make_repo(tmp_path / "task")
+    with pytest.raises(KeyboardInterrupt):
+        sandbox.local.LocalSandbox(SandboxSpec(repo_dir=repo))
+    assert [p.name for p in tmp_path.iterdir()] == ["task"]

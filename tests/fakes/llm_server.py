@@ -18,6 +18,7 @@ Run it by hand: ``python -m tests.fakes.llm_server TURNS.yaml [--rate-limits N]`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import threading
@@ -152,6 +153,8 @@ class FakeLLMServer:
         self.requests: list[Recorded] = []
         self.served: list[ServedUsage] = []
         self.errors_served: list[int] = []
+        # Requests refused as malformed (what the real API would answer 400): the reasons.
+        self.rejected: list[str] = []
         self.request_times: list[float] = []
         self._lock = threading.Lock()
         self._turn = 0
@@ -248,6 +251,11 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             pass
 
+        def handle(self) -> None:
+            # A client that gave up (its request timed out) is not the server's error.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                super().handle()
+
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -262,6 +270,7 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 return self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             problem = _check_auth(protocol, headers, server.api_key) or _check_request(protocol, body)
             if problem is not None:
+                server.rejected.append(json.dumps(problem.body))
                 return self._error(problem)
             time.sleep(server.delay_s)
             fault = server.faults.draw(protocol) if server.faults else None
@@ -272,6 +281,7 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 return None
             item = fault or server.next_item(body)
             if item is None:
+                server.rejected.append("fake server: script exhausted")
                 return self._error(invalid_request(protocol, "fake server: script exhausted"))
             if isinstance(item, ApiError):
                 server.errors_served.append(item.status)
