@@ -67,7 +67,7 @@ class EvalPlan:
 
 @dataclass
 class EvalOutcome:
-    status: str  # finished | interrupted | budget
+    status: str  # finished | interrupted | budget (summary.json says running until then)
     rows: list[dict[str, Any]] = field(default_factory=list)  # finished and interrupted attempts
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -81,7 +81,7 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
     # Money spent so far, including attempts interrupted or killed before (and run again).
     spent = sum(r.get("cost_usd") or 0.0 for r in rows) + store.discarded_cost()
     limit = plan.config.limits.cost_limit_usd or 0.0
-    status = "finished"
+    status = "running"
     stop = threading.Event()
 
     def summary() -> dict[str, Any]:
@@ -90,7 +90,7 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
 
     progress.start(len(plan.tasks) * plan.attempts, list(rows))
     store.write_summary(summary())
-    with _stop_on_signals(stop.set):
+    with _stop_on_signals(stop.set), _stopping(progress):
         while pending or in_flight:
             while not stop.is_set() and pending and len(in_flight) < executor.slots:
                 if plan.budget is not None and spent + limit * (len(in_flight) + 1) > plan.budget:
@@ -117,10 +117,20 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
             progress.refresh()
     if stop.is_set():  # also when the last attempts finished on their own after Ctrl-C
         status = "interrupted"
+    elif status == "running":
+        status = "finished"
     result = summary()
     store.write_summary(result)
-    progress.stop()
     return EvalOutcome(status, rows, result)
+
+
+@contextmanager
+def _stopping(progress: Progress) -> Iterator[None]:
+    """The progress display ends however the loop does (a live display must give the terminal back)."""
+    try:
+        yield
+    finally:
+        progress.stop()
 
 
 @contextmanager

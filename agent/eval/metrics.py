@@ -1,24 +1,10 @@
 """The summary of an eval from its results rows: pass@k, dollars, cost, ROI. Pure functions.
 
-Definitions (README "Evaluations"):
-
-- An attempt is *finished* when it has a row that is not ``interrupted``; it is an
-  *error* when its run ended in ``error`` or ``model_error`` or its grade is ``error``
-  (a harness or API fault, never the model's failed fix); otherwise it is *graded*.
-- ``pass_at[k]``: per task with n graded attempts of which c resolved, the unbiased
-  estimator of Chen et al. (2021), ``1 - C(n-c, k) / C(n, k)``, with k capped at n;
-  averaged over the tasks with at least one graded attempt.
-- ``earned``: the expected dollars of one attempt at every task, ``sum(price * pass@1)``;
-  ``earned_at_k`` the same with pass@K; ``possible``: the prices of those tasks;
-  ``earn_rate = earned / possible``.
-- ``cost_usd``: what every finished attempt cost (errors too: that money is spent);
-  ``null`` when any attempt's cost is unknown. ``cost_per_resolved``: cost_usd per
-  resolved attempt.
-- ``roi``: ``earned`` over the expected cost of one attempt at every task (the sum over
-  tasks of their attempts' mean cost), so both sides count one attempt per task whatever
-  K is; ``null`` when a cost is unknown or the cost is 0.
-- ``not_run``: planned attempts (tasks x K) that neither finished nor were interrupted:
-  the budget or an interrupt kept them from starting.
+The figures are defined in README.md ("Evaluations"). In short: error attempts (a harness
+or API fault) are counted apart and left out of pass rates and dollars; pass@k is Chen et
+al.'s unbiased estimator per task (k capped at the task's graded attempts), averaged over
+tasks; ROI sets the expected dollars of one attempt per task against the expected cost of
+one attempt per task.
 """
 
 from __future__ import annotations
