@@ -137,7 +137,7 @@ class DockerSandbox:
         self._env: dict[str, str] = {}
         self._booted: str | None = None  # the boot script's line, when it made the user
         self._spare: Future[_ExecStream] | None = None  # a shell opened while the repo was copied
-        self._tmp = tempfile.TemporaryDirectory(prefix="lancer-repo-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="lancer-repo-")  # removed at close, off the start's path
         try:
             image = _ensure_image(self._client, spec)
             # The host copies the repo and commits its baseline while the container starts.
@@ -302,7 +302,6 @@ class DockerSandbox:
             script = 'rm -rf -- "$1" && mkdir -p -- "${1%/*}/"'
             self._root(["sh", "-c", script, "prep", str(workdir)], "making the working tree's parent")
         self._put_tree(tree, str(workdir.parent), workdir.name, uid, gid)
-        self._tmp.cleanup()
 
     def _baseline_in_place(self) -> None:
         """A fresh repository in the image's working tree, so the history cannot give the fix away."""

@@ -10,14 +10,15 @@ Prints
   - mini-swe-agent's on the same commands, when PYTHON (an interpreter with
     mini-swe-agent installed; never a lancer dependency) is given: e.g.
     ``python3 -m venv /tmp/msa && /tmp/msa/bin/pip install mini-swe-agent``;
-  - the bash tool per command (local and docker) beside a bare ``bash -c`` and a
-    ``docker exec`` through the docker CLI;
+  - the bash tool per command (local and docker) beside a bare ``bash -c``, a
+    ``docker exec`` through the docker CLI and one exec through the docker SDK;
   - the docker sandbox's start: created, and the first command answered.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import statistics
@@ -49,31 +50,39 @@ def commands(n: int) -> list[str]:
     return [f"echo step-{i}" for i in range(n)]
 
 
-def lancer_per_step(n: int, tmp: Path) -> float:
-    """Seconds per step of a whole run of ``n`` echo steps (first step's end to the last's)."""
+def spread(marks: list[float]) -> tuple[float, float]:
+    """(median, mean) seconds between successive time marks."""
+    gaps = [b - a for a, b in itertools.pairwise(marks)]
+    return statistics.median(gaps), statistics.fmean(gaps)
+
+
+def lancer_per_step(n: int, tmp: Path) -> tuple[float, float, float]:
+    """Seconds per step of a whole run of ``n`` echo steps, from the first step's end to the
+    last's: the median and mean wall time, and the mean CPU time of lancer's own process."""
     turns: list[dict[str, Any]] = [{"tool_calls": [{"name": "bash", "arguments": {"command": c}}]} for c in commands(n)]
     turns.append({"tool_calls": [{"name": "submit", "arguments": {}}]})
     tmp.mkdir()
     script = tmp / f"turns-{n}.yaml"
     script.write_text(yaml.safe_dump({"turns": turns}))
     ends: list[float] = []
+    cpu: list[float] = []
+
+    def mark(_: object) -> None:
+        ends.append(time.perf_counter())
+        cpu.append(time.process_time())
+
     config = load_config(None, {"limits.max_steps": n + 1, "limits.cost_limit_usd": None})
-    result = run_task(
-        load_task(TASK),
-        create_model(f"scripted:{script}"),
-        config,
-        tmp / f"run-{n}",
-        lambda _: ends.append(time.perf_counter()),
-    )
+    result = run_task(load_task(TASK), create_model(f"scripted:{script}"), config, tmp / f"run-{n}", mark)
     assert result["exit_status"] == "submitted" and result["steps"] == n + 1, result
-    return (ends[n - 1] - ends[0]) / (n - 1)
+    median, mean = spread(ends[:n])
+    return median, mean, spread(cpu[:n])[1]
 
 
 # Runs inside mini-swe-agent's own interpreter: its DefaultAgent, LocalEnvironment and
 # DeterministicModel, on the same commands; prints seconds per step as JSON.
 MINI_SWE_AGENT = textwrap.dedent(
     """
-    import json, sys, tempfile, time
+    import json, statistics, sys, tempfile, time
     from pathlib import Path
     from minisweagent.agents.default import DefaultAgent
     from minisweagent.environments.local import LocalEnvironment
@@ -100,49 +109,55 @@ MINI_SWE_AGENT = textwrap.dedent(
         )
         status = agent.run("echo the steps").get("exit_status")
     assert status == "Submitted", status
-    print(json.dumps((starts[n] - starts[1]) / (n - 1)))
+    gaps = [b - a for a, b in zip(starts[1:n], starts[2 : n + 1])]  # steps 2..n: the first warms up
+    print(json.dumps([statistics.median(gaps), statistics.fmean(gaps)]))
     """
 )
 
 
-def mini_swe_agent_per_step(python: str, n: int) -> float | str:
+def mini_swe_agent_per_step(python: str, n: int) -> tuple[float, float] | str:
     child = subprocess.run([python, "-c", MINI_SWE_AGENT, str(n)], capture_output=True, text=True, timeout=3600)
     if child.returncode != 0:
         return f"failed: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else child.returncode}"
-    return float(json.loads(child.stdout.splitlines()[-1]))
+    median, mean = json.loads(child.stdout.splitlines()[-1])
+    return float(median), float(mean)
 
 
-def timed(fn: Callable[[], object], runs: int) -> float:
-    """Median seconds of ``fn()`` over ``runs`` calls, after one warm-up call."""
+def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Median and 90th percentile seconds of ``fn()`` over ``runs`` calls, after a warm-up call."""
     fn()
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.9))]
 
 
-def per_command(kind: str, runs: int, tmp: Path) -> dict[str, float]:
+def per_command(kind: str, runs: int, tmp: Path) -> dict[str, tuple[float, float]]:
+    """The bash tool's time per ``echo hello`` (and in docker, an exec's), and the sandbox's start."""
     repo = tmp / f"repo-{kind}"
     repo.mkdir()
     (repo / "README.md").write_text("benchmark\n")
-    figures: dict[str, float] = {}
+    figures: dict[str, tuple[float, float]] = {}
     started = time.perf_counter()
     sandbox = create_sandbox(kind, SandboxSpec(repo_dir=repo, label="bench"))
-    figures["created"] = time.perf_counter() - started
+    created = time.perf_counter() - started
     tool = BashTool(sandbox, default_timeout=60, max_timeout=60, max_output_chars=10_000)
     try:
         tool.run(BashArgs(command="echo hello"))
-        figures["first result"] = time.perf_counter() - started
+        figures["start"] = created, time.perf_counter() - started
         if not runs:
             return figures
-        figures["bash tool"] = timed(lambda: tool.run(BashArgs(command="echo hello")), runs)
-        docker_cli = shutil.which("docker")
-        if kind == "docker" and docker_cli:
-            where = ["-u", sandbox._user, "-w", sandbox.workdir, sandbox._cid]  # type: ignore[attr-defined]
-            argv = [docker_cli, "exec", *where, "sh", "-c", "echo hello"]
-            figures["docker exec (CLI)"] = timed(lambda: subprocess.run(argv, check=True, capture_output=True), runs)
+        figures[f"bash tool ({kind})"] = timed(lambda: tool.run(BashArgs(command="echo hello")), runs)
+        if kind == "docker":
+            figures["one exec through the docker SDK"] = timed(lambda: sandbox.exec(["sh", "-c", "echo hello"]), runs)
+            if docker_cli := shutil.which("docker"):
+                where = ["-u", sandbox._user, "-w", sandbox.workdir, sandbox._cid]  # type: ignore[attr-defined]
+                argv = [docker_cli, "exec", *where, "sh", "-c", "echo hello"]
+                run_cli = lambda: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
+                figures["docker exec (the docker CLI)"] = timed(run_cli, runs)
     finally:
         tool.close()
         sandbox.close()
@@ -151,13 +166,11 @@ def per_command(kind: str, runs: int, tmp: Path) -> dict[str, float]:
 
 def docker_start(times: int, tmp: Path) -> tuple[float, float]:
     """Median seconds to a docker sandbox, and to its first bash result."""
-    created, first = [], []
+    starts = []
     for i in range(times):
         (tmp / f"start-{i}").mkdir()
-        figures = per_command("docker", 0, tmp / f"start-{i}")
-        created.append(figures["created"])
-        first.append(figures["first result"])
-    return statistics.median(created), statistics.median(first)
+        starts.append(per_command("docker", 0, tmp / f"start-{i}")["start"])
+    return statistics.median(s[0] for s in starts), statistics.median(s[1] for s in starts)
 
 
 def main() -> int:
@@ -175,24 +188,24 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="lancer-bench-") as name:
         tmp = Path(name)
-        print(f"per step, scripted model issuing N `echo` commands, local sandbox (ms, median of {args.repeat})")
-        print(f"{'steps':>6} {'lancer':>10} {'mini-swe-agent':>15}")
+        print(f"per step, scripted model issuing N `echo` commands, local sandbox (ms; median of {args.repeat} runs)")
+        print(f"{'steps':>6} {'lancer median (mean)':>22} {'lancer CPU':>11} {'mini-swe-agent median (mean)':>30}")
         for n in lengths:
-            ours = statistics.median(lancer_per_step(n, tmp / f"{n}-{i}") for i in range(args.repeat)) * 1000
-            theirs: float | str = "not measured"
+            runs = [lancer_per_step(n, tmp / f"{n}-{i}") for i in range(args.repeat)]
+            median, mean, cpu = (statistics.median(r[i] for r in runs) * 1000 for i in (0, 1, 2))
+            theirs: str = "not measured"
             if args.mini_swe_agent:
-                theirs = mini_swe_agent_per_step(args.mini_swe_agent, n) if n <= args.mini_max_steps else "skipped"
-            shown = f"{theirs * 1000:15.2f}" if isinstance(theirs, float) else f"{theirs:>15}"
-            print(f"{n:>6} {ours:10.3f} {shown}", flush=True)
+                found = mini_swe_agent_per_step(args.mini_swe_agent, n) if n <= args.mini_max_steps else "skipped"
+                theirs = found if isinstance(found, str) else f"{found[0] * 1000:.2f} ({found[1] * 1000:.2f})"
+            print(f"{n:>6} {f'{median:.3f} ({mean:.3f})':>22} {cpu:11.3f} {theirs:>30}", flush=True)
 
-        print("\nper command, `echo hello` (median ms)")
+        print(f"\nper command, `echo hello`, {args.runs} runs: median and 90th percentile (ms)")
         bash_c = timed(lambda: subprocess.run(["bash", "-c", "echo hello"], check=True, capture_output=True), args.runs)
-        print(f"  {'bare bash -c (a new process)':<36} {bash_c * 1000:8.3f}")
+        rows = {"bare bash -c (a new process)": bash_c}
         for kind in ["local"] + ([] if args.no_docker else ["docker"]):
-            figures = per_command(kind, args.runs, tmp)
-            for what in ("bash tool", "docker exec (CLI)"):
-                if what in figures:
-                    print(f"  {what + ' (' + kind + ')':<36} {figures[what] * 1000:8.3f}", flush=True)
+            rows.update((k, v) for k, v in per_command(kind, args.runs, tmp).items() if k != "start")
+        for what, (median, p90) in rows.items():
+            print(f"  {what:<36} {median * 1000:8.3f} {p90 * 1000:8.3f}", flush=True)
         if not args.no_docker:
             created, first = docker_start(5, tmp)
             print(f"\ndocker sandbox start (median of 5): created {created:.3f} s, first result {first:.3f} s")
