@@ -83,10 +83,9 @@ def _run_task(
         if not (outcome.exit_status == "error" and outcome.detail):  # the first error is the one to report
             outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
     finally:
-        if toolbox is not None:
-            toolbox.close()
-        if sandbox is not None:
-            sandbox.close()
+        for part in (toolbox, sandbox):
+            if part is not None:
+                _close(part, outcome)
     (out_dir / "patch.diff").write_bytes(patch)
 
     verdict: Grade | None = None
@@ -96,12 +95,25 @@ def _run_task(
             verdict = grade(task, patch, config, outcome.answer)
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
+        except Exception as e:  # the grader's sandbox broke (its Docker engine restarted ...): not a failed fix
+            log.error("grading ended with an error", exc_info=True)
+            verdict = Grade("error", False, detail=f"grading failed: {type(e).__name__}: {e}")
     result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
     totals = ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")
     trajectory.final({**{k: result[k] for k in totals}, "events": outcome.events})
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result
+
+
+def _close(part: Toolbox | Sandbox, outcome: Outcome) -> None:
+    """Close ``part``; a failure (its Docker engine gone, say) is logged and noted in the
+    trajectory's final record, so it never costs the run its result.json."""
+    try:
+        part.close()
+    except Exception as e:
+        log.error("closing the %s failed", type(part).__name__, exc_info=True)
+        outcome.events.append({"type": "cleanup_error", "detail": f"{type(e).__name__}: {e}"})
 
 
 def first_messages(task: Task, sandbox: Sandbox, toolbox: Toolbox) -> list[Message]:

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import load_config
+from agent.models import create_model
+from agent.runner import run_task
+from agent.tasks import load_task
+from agent.trajectory import read_trajectory
 from sandbox import SandboxSpec
-from tests.conftest import ROOT, make_repo
+from tests.conftest import EXAMPLES, ROOT, make_repo
 
 
 def test_soak_at_ci_size_loses_nothing_and_leaves_nothing(tmp_path: Path) -> None:
@@ -60,3 +65,34 @@ def test_a_local_sandbox_interrupted_while_it_is_made_leaves_no_temp_tree(
     with pytest.raises(KeyboardInterrupt):
         sandbox.local.LocalSandbox(SandboxSpec(repo_dir=repo))
     assert [p.name for p in tmp_path.iterdir()] == ["task"]
+
+
+def test_a_sandbox_or_grader_broken_by_an_engine_restart_still_leaves_a_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the soak: when the Docker engine restarted under a run, closing its sandbox
+    or grading raised past the runner, so the attempt had no result.json or final record."""
+    import agent.runner
+    import sandbox.local
+
+    task = load_task(EXAMPLES / "invoice-discount")
+    config = load_config(None, {})
+    really_close = sandbox.local.LocalSandbox.close
+
+    def close_then_fail(self: sandbox.local.LocalSandbox) -> None:
+        really_close(self)
+        raise ConnectionError("('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))")
+
+    def engine_gone(*args: object) -> None:
+        raise ConnectionError("the grader's engine is gone")
+
+    monkeypatch.setattr(sandbox.local.LocalSandbox, "close", close_then_fail)
+    monkeypatch.setattr(agent.runner, "grade", engine_gone)
+    out = tmp_path / "run"
+    result = run_task(task, create_model("oracle", config.model, task), config, out)
+    assert json.loads((out / "result.json").read_text()) == result
+    assert result["exit_status"] == "submitted" and not result["resolved"]
+    assert result["grade"]["status"] == "error" and "the grader's engine is gone" in result["grade"]["detail"]
+    final = read_trajectory(out / "trajectory.jsonl")[-1]
+    assert [e["type"] for e in final["events"]] == ["cleanup_error"]
+    assert "closing the LocalSandbox failed" in (out / "lancer.log").read_text()
