@@ -202,6 +202,22 @@ def processes() -> dict[int, Proc]:
     return found
 
 
+def reap_orphans(own: set[int]) -> None:
+    """Reap the soak's adopted orphans that have exited (not the children it waits for itself)."""
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in own:
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if state == "Z" and int(ppid) == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), os.WNOHANG)
+
+
 def descendants(root: int, table: dict[int, Proc], skip_engines: bool = True) -> list[Proc]:
     """Processes under ``root``; a Docker engine's subtree (dockerd, containerd, shims) is not ours."""
     children: dict[int, list[int]] = {}
@@ -259,6 +275,9 @@ class Engine:
 
     def docker(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(["docker", *args], env={**os.environ, **self.env}, capture_output=True, **kwargs)
+
+    def pids(self) -> set[int]:
+        return {self._proc.pid} if self._proc is not None else set()
 
     def up(self) -> bool:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -420,6 +439,8 @@ def run_pass(
         killed = False
         while proc.poll() is None:
             sampler.sample(proc.pid)
+            if not any(thread.is_alive() for thread in restarts):  # its docker commands are waited for there
+                reap_orphans({proc.pid, *engine.pids()})
             if time.monotonic() > deadline and not p.timed_out:
                 p.timed_out = True
                 proc.send_signal(signal.SIGINT)  # the eval's own Ctrl-C: it cleans up
@@ -580,6 +601,7 @@ def main() -> int:
     if bad := set(sandboxes) - {"local", "docker"}:
         parser.error(f"--sandboxes: unknown {', '.join(sorted(bad))} (local, docker)")
     become_subreaper()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"soak: stopped by signal {signum}"))
     started = time.monotonic()
     deadline = started + args.time_limit
     sampler = Sampler()
