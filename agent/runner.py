@@ -24,6 +24,7 @@ from agent.trajectory import TrajectoryWriter
 from grader import Grade, grade
 from prompts import render
 from sandbox import Sandbox, create_sandbox, run_setup
+from sandbox.base import close_even_if_interrupted
 from sandbox.git import diff
 from tools import Toolbox, build_toolbox
 
@@ -110,7 +111,7 @@ def _close(part: Toolbox | Sandbox, outcome: Outcome) -> None:
     """Close ``part``; a failure (its Docker engine gone, say) is logged and noted in the
     trajectory's final record, so it never costs the run its result.json."""
     try:
-        part.close()
+        close_even_if_interrupted(part)
     except Exception as e:
         log.error("closing the %s failed", type(part).__name__, exc_info=True)
         outcome.events.append({"type": "cleanup_error", "detail": f"{type(e).__name__}: {e}"})

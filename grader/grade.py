@@ -12,6 +12,7 @@ from typing import Any, Literal
 from agent.config import RunConfig
 from agent.tasks import Task
 from sandbox import Sandbox, create_sandbox, run_setup
+from sandbox.base import close_even_if_interrupted
 from sandbox.git import PatchError, apply_patch
 
 Status = Literal["passed", "failed", "error"]
@@ -76,7 +77,7 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
                 return last
         return last
     finally:
-        sandbox.close()
+        close_even_if_interrupted(sandbox)
 
 
 def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:

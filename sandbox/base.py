@@ -65,6 +65,22 @@ class SandboxSpec:
     remove_paths: list[str] = field(default_factory=list)
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_even_if_interrupted(part: Closeable) -> None:
+    """``part.close()``; cut short by Ctrl-C (or an eval worker's SIGTERM, which it turns into
+    one), it is closed again before the interrupt goes on: a sandbox half closed leaves its
+    temp tree or container behind (found by the soak: kill -9 of an eval mid-close)."""
+    try:
+        part.close()
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            part.close()
+        raise
+
+
 def pid_alive(pid: str) -> bool:
     """Whether process ``pid`` (a string, as stored in labels and files) still runs here."""
     if not pid.isdigit():

@@ -18,6 +18,7 @@ from agent.runner import run_task
 from agent.tasks import load_task
 from agent.trajectory import read_trajectory
 from sandbox import SandboxSpec
+from sandbox.base import close_even_if_interrupted
 from tests.conftest import EXAMPLES, ROOT, make_repo
 
 
@@ -105,3 +106,25 @@ def test_a_sandbox_or_grader_broken_by_an_engine_restart_still_leaves_a_result(
     final = read_trajectory(out / "trajectory.jsonl")[-1]
     assert [e["type"] for e in final["events"]] == ["cleanup_error"]
     assert "closing the LocalSandbox failed" in (out / "lancer.log").read_text()
+
+
+def test_a_sandbox_close_cut_short_by_an_interrupt_is_finished_first(tmp_path: Path) -> None:
+    """Found by the soak: an eval worker's SIGTERM (its eval killed with -9) arriving while the
+    run closed its docker sandbox cut the close short and left the sandbox's temp tree."""
+
+    class HalfClosed:
+        def __init__(self) -> None:
+            self.tree = tmp_path / "lancer-repo-x"
+            self.tree.mkdir()
+            self.calls = 0
+
+        def close(self) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise KeyboardInterrupt  # before it removed anything
+            self.tree.rmdir()
+
+    part = HalfClosed()
+    with pytest.raises(KeyboardInterrupt):
+        close_even_if_interrupted(part)
+    assert not part.tree.exists() and part.calls == 2
