@@ -91,6 +91,10 @@ def pid_alive(pid: str) -> bool:
         return False
     except PermissionError:  # alive, someone else's
         return True
+    # A zombie (exited, its parent not reaping it: e.g. a soak or a container's PID 1) is gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
     return True
 
 

@@ -5,9 +5,11 @@ Docker engine restarted in the middle; every attempt counted exactly once, nothi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from agent.runner import run_task
 from agent.tasks import load_task
 from agent.trajectory import read_trajectory
 from sandbox import SandboxSpec
-from sandbox.base import close_even_if_interrupted
+from sandbox.base import close_even_if_interrupted, pid_alive
 from tests.conftest import EXAMPLES, ROOT, make_repo
 
 
@@ -128,3 +130,18 @@ def test_a_sandbox_close_cut_short_by_an_interrupt_is_finished_first(tmp_path: P
     with pytest.raises(KeyboardInterrupt):
         close_even_if_interrupted(part)
     assert not part.tree.exists() and part.calls == 2
+
+
+def test_a_zombie_owner_counts_as_gone() -> None:
+    """Found by the soak: a killed eval's worker whose exit nobody reaped (a zombie) still
+    answered ``kill -0``, so its sandboxes were never pruned and its app's watchdog waited on."""
+    proc = subprocess.Popen(["true"])
+    stat = Path(f"/proc/{proc.pid}/stat")
+    deadline = time.monotonic() + 10
+    while ") Z " not in stat.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert not pid_alive(str(proc.pid))
+        assert pid_alive(str(os.getpid()))
+    finally:
+        proc.wait()
