@@ -125,6 +125,10 @@ class LocalSandbox:
             _kill_session(proc.pid)
             out, err = proc.communicate()
             return ExecResult(-signal.SIGKILL, out, err, timed_out=True)
+        except BaseException:  # Ctrl-C, an eval worker's SIGTERM: the command must not run on without lancer
+            _kill_session(proc.pid)
+            proc.wait()
+            raise
         return ExecResult(proc.returncode, out, err)
 
     def open_shell(self) -> LocalShell:

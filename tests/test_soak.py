@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -145,3 +147,21 @@ def test_a_zombie_owner_counts_as_gone() -> None:
         assert pid_alive(str(os.getpid()))
     finally:
         proc.wait()
+
+
+def test_a_local_command_interrupted_does_not_run_on(tmp_path: Path) -> None:
+    """An interrupt (Ctrl-C, an eval worker's SIGTERM) while the local sandbox runs a command
+    (the grader's tests, say) ends the command's whole session too."""
+    import sandbox.local
+
+    box = sandbox.local.LocalSandbox(SandboxSpec(repo_dir=make_repo(tmp_path / "task")))
+    marker = tmp_path / "still-running"
+    try:
+        timer = threading.Timer(0.5, lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            box.exec(["sh", "-c", f"(sleep 2; touch {marker}) & sleep 30"], timeout=60)
+        time.sleep(2.5)
+        assert not marker.exists()
+    finally:
+        box.close()
