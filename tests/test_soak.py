@@ -165,3 +165,28 @@ def test_a_local_command_interrupted_does_not_run_on(tmp_path: Path) -> None:
         assert not marker.exists()
     finally:
         box.close()
+
+
+def test_a_docker_sandbox_host_tree_left_by_a_dead_lancer_is_pruned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the soak: an eval worker killed while the Docker engine restarted left the
+    docker sandbox's host copy of the repo (lancer-repo-*), which nothing could prune."""
+    import sandbox.local
+    from sandbox import create_sandbox
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    box = create_sandbox("docker", SandboxSpec(repo_dir=make_repo(tmp_path / "task"), label="pytest-soak-prune"))
+    try:
+        [tree] = (tmp_path / "tmp").glob("lancer-repo-*")
+        assert (tree / "lancer.pid").read_text() == str(os.getpid())
+        assert sandbox.local.prune() == 0  # its lancer is alive
+    finally:
+        box.close()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / "tmp" / "lancer-repo-orphan"
+    (orphan / "repo").mkdir(parents=True)
+    (orphan / "lancer.pid").write_text(str(dead.pid))
+    assert sandbox.local.prune() == 1 and not orphan.exists()
