@@ -58,7 +58,7 @@ def test_soak_at_ci_size_loses_nothing_and_leaves_nothing(tmp_path: Path) -> Non
     assert total["model_errors_served"] > 0 and total["model_hangs_served"] > 0
     # Most attempts resolve despite it all (the engine restart may break the ones it finds running);
     # lancer's own memory stays bounded under 1 GB printed.
-    assert sum(p["resolved"] for p in report["passes"]) >= 10, report["passes"]
+    assert sum(p["resolved"] for p in report["passes"]) >= 8, report["passes"]
     assert total["peak_rss_lancer_process_mb"] < 200
     assert "soak: attempts 16, results written 16, lost 0, double-counted 0" in stdout
 
