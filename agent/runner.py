@@ -25,6 +25,7 @@ from agent.tasks import Task
 from agent.trajectory import TrajectoryWriter
 from grader import Grade, grade
 from sandbox import Sandbox, create_sandbox, run_setup
+from sandbox.base import close_even_if_interrupted
 from sandbox.git import diff
 from tools import Toolbox, build_toolbox
 
@@ -92,10 +93,9 @@ def _run_task(
         if not (outcome.exit_status == "error" and outcome.detail):  # the first error is the one to report
             outcome.exit_status, outcome.detail = "error", f"{type(e).__name__}: {e}"
     finally:
-        if toolbox is not None:
-            toolbox.close()
-        if sandbox is not None:
-            sandbox.close()
+        for part in (toolbox, sandbox):
+            if part is not None:
+                _close(part, outcome)
     (out_dir / "patch.diff").write_bytes(patch)
 
     verdict: Grade | None = None
@@ -105,6 +105,9 @@ def _run_task(
             verdict = grade(task, patch, config, outcome.answer)
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
+        except Exception as e:  # the grader's sandbox broke (its Docker engine restarted ...): not a failed fix
+            log.error("grading ended with an error", exc_info=True)
+            verdict = Grade("error", False, detail=f"grading failed: {type(e).__name__}: {e}")
     result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
     if isolation is not None:
         result["sandbox_isolation"] = isolation
@@ -113,6 +116,16 @@ def _run_task(
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result
+
+
+def _close(part: Toolbox | Sandbox, outcome: Outcome) -> None:
+    """Close ``part``; a failure (its Docker engine gone, say) is logged and noted in the
+    trajectory's final record, so it never costs the run its result.json."""
+    try:
+        close_even_if_interrupted(part)
+    except Exception as e:
+        log.error("closing the %s failed", type(part).__name__, exc_info=True)
+        outcome.events.append({"type": "cleanup_error", "detail": f"{type(e).__name__}: {e}"})
 
 
 def build_result(

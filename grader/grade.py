@@ -20,6 +20,7 @@ from agent.errors import SetupError
 from agent.tasks import Task
 from grader.report import ReportError, Status, TestOutcome, decide, parse_junit
 from sandbox import Sandbox, create_sandbox, run_setup
+from sandbox.base import close_even_if_interrupted
 from sandbox.git import PatchError, apply_patch
 
 REPORT_ENV = "LANCER_TEST_REPORT"
@@ -108,7 +109,7 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
                 return last
         return last
     finally:
-        sandbox.close()
+        close_even_if_interrupted(sandbox)
 
 
 def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:

@@ -38,14 +38,15 @@ from sandbox.shell import KILL_SESSION_SCRIPT, PersistentShell
 # Starts $3 in a new session with its output in $2; prints the session id, which the
 # session leader writes to $1 itself (``$!`` would be wrong if setsid had to fork).
 # $4, if set, is lancer's pid: a watchdog in the session kills the app's process group
-# (and removes its log) once lancer is gone, so even a lancer killed with -9 leaves no app
-# running on the host.
+# (and removes its log) once lancer is gone (or a zombie nobody reaps), so even a lancer killed
+# with -9 leaves no app running on the host.
 _LAUNCH_SCRIPT = r"""
 pidfile=$1; log=$2; cmd=$3; owner=${4:-}
 setsid sh -c '
   echo $$ > "$0"
   if [ -n "$2" ]; then
-    (while kill -0 "$2" 2>/dev/null; do sleep 1; done; rm -f "${0%.pid}"; kill -9 -$$) > /dev/null 2>&1 &
+    (while kill -0 "$2" 2>/dev/null && ! grep -qs ") Z " "/proc/$2/stat"; do sleep 1; done
+     rm -f "${0%.pid}"; kill -9 -$$) > /dev/null 2>&1 &
   fi
   exec sh -c "$1"' "$pidfile" "$cmd" "$owner" > "$log" 2>&1 < /dev/null &
 i=0

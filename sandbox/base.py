@@ -69,6 +69,22 @@ class SandboxSpec:
     remove_paths: list[str] = field(default_factory=list)
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_even_if_interrupted(part: Closeable) -> None:
+    """``part.close()``; cut short by Ctrl-C (or an eval worker's SIGTERM, which it turns into
+    one), it is closed again before the interrupt goes on: a sandbox half closed leaves its
+    temp tree or container behind (found by the soak: kill -9 of an eval mid-close)."""
+    try:
+        part.close()
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            part.close()
+        raise
+
+
 def pid_alive(pid: str) -> bool:
     """Whether process ``pid`` (a string, as stored in labels and files) still runs here."""
     if not pid.isdigit():
@@ -79,6 +95,10 @@ def pid_alive(pid: str) -> bool:
         return False
     except PermissionError:  # alive, someone else's
         return True
+    # A zombie (exited, its parent not reaping it: e.g. a soak or a container's PID 1) is gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
     return True
 
 

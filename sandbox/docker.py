@@ -41,6 +41,7 @@ import requests
 from agent.errors import SandboxError
 from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
 from sandbox.git import make_baseline
+from sandbox.local import OWNER_FILE
 from sandbox.shell import KILL_SESSION_SCRIPT
 
 # Every container lancer makes carries this label (value "1"); images it builds carry it
@@ -139,6 +140,9 @@ class DockerSandbox:
         self._spare: Future[_ExecStream] | None = None  # a shell opened while the repo was copied
         self._tmp = tempfile.TemporaryDirectory(prefix="lancer-repo-")  # removed at close, off the start's path
         try:
+            # Its owner, so `lancer sandbox prune` and a resumed eval remove it if lancer died
+            # before close (an eval worker killed while the engine restarted: found by the soak).
+            (Path(self._tmp.name) / OWNER_FILE).write_text(str(os.getpid()))
             image = _ensure_image(self._client, spec)
             # The host copies the repo and commits its baseline while the container starts.
             with ThreadPoolExecutor(2, thread_name_prefix="lancer-docker-start") as pool:

@@ -187,7 +187,7 @@ class LocalSandbox:
                     "unisolated (they can read and change your files, and reach the network)",
                     file=sys.stderr,
                 )
-        except BaseException:
+        except BaseException:  # also Ctrl-C or an eval worker's SIGTERM mid-copy: no temp tree left
             self.close()
             raise
 
@@ -239,6 +239,9 @@ class LocalSandbox:
             more_out, more_err, _ = _communicate(-1, b"", out_r, err_r, time.monotonic() + _DRAIN_S)
             process.wait(_DRAIN_S)
             return ExecResult(-signal.SIGKILL, out + more_out, err + more_err, timed_out=True)
+        except BaseException:  # Ctrl-C, an eval worker's SIGTERM: the command must not run on without lancer
+            process.kill()
+            raise
         finally:
             process.close()
             _close(out_r, err_r)

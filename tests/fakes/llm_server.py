@@ -18,11 +18,13 @@ Run it by hand: ``python -m tests.fakes.llm_server TURNS.yaml [--rate-limits N]`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -131,6 +133,8 @@ class FakeLLMServer:
         report_usage: bool = True,
         delay_s: float = 0.0,
         per_conversation: bool = False,
+        routes: Mapping[str, Sequence[Item]] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.script: list[Item] = list(script)
         self.api_key = api_key
@@ -140,10 +144,17 @@ class FakeLLMServer:
         self.delay_s = delay_s
         # True: every conversation plays the script from its start (the item is picked by how
         # many assistant turns the request holds), so many runs at once can share one server.
-        self.per_conversation = per_conversation
+        self.per_conversation = per_conversation or bool(routes)
+        # Scripts per kind of conversation: the first whose marker appears in the request's
+        # first two messages (system and task) plays, per conversation.
+        self.routes = {marker: list(items) for marker, items in (routes or {}).items()}
+        self.faults = faults
+        self.hangs_served = 0
         self.requests: list[Recorded] = []
         self.served: list[ServedUsage] = []
         self.errors_served: list[int] = []
+        # Requests refused as malformed (what the real API would answer 400): the reasons.
+        self.rejected: list[str] = []
         self.request_times: list[float] = []
         self._lock = threading.Lock()
         self._turn = 0
@@ -185,8 +196,12 @@ class FakeLLMServer:
 
     def next_item(self, body: dict[str, Any]) -> Item | None:
         if self.per_conversation:
+            script = self.script
+            if self.routes:
+                opening = json.dumps(body.get("messages", [])[:2])
+                script = next((s for marker, s in self.routes.items() if marker in opening), self.script)
             turn = sum(m.get("role") == "assistant" for m in body.get("messages", []))
-            return self.script[turn] if turn < len(self.script) else None
+            return script[turn] if turn < len(script) else None
         with self._lock:
             return self.script.pop(0) if self.script else None
 
@@ -194,6 +209,33 @@ class FakeLLMServer:
         with self._lock:
             self._turn += 1
             return self._turn
+
+
+@dataclass
+class Faults:
+    """Random faults, seeded: a 429 or 500 with probability ``error_rate``, else a hang of
+    ``hang_s`` seconds (past the client's request timeout) with probability ``hang_rate``."""
+
+    error_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_s: float = 5.0
+    seed: int = 0
+    retry_after_s: float = 0.2
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def draw(self, protocol: str) -> ApiError | float | None:
+        with self._lock:
+            roll, status = self._rng.random(), self._rng.choice((429, 500))
+        if roll < self.error_rate:
+            make = openai_error if protocol == "openai" else anthropic_error
+            return make(status, retry_after=self.retry_after_s if status == 429 else None)
+        if roll < self.error_rate + self.hang_rate:
+            return self.hang_s
+        return None
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -209,6 +251,11 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             pass
 
+        def handle(self) -> None:
+            # A client that gave up (its request timed out) is not the server's error.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                super().handle()
+
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -223,10 +270,18 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 return self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             problem = _check_auth(protocol, headers, server.api_key) or _check_request(protocol, body)
             if problem is not None:
+                server.rejected.append(json.dumps(problem.body))
                 return self._error(problem)
             time.sleep(server.delay_s)
-            item = server.next_item(body)
+            fault = server.faults.draw(protocol) if server.faults else None
+            if isinstance(fault, float):  # hang past the client's timeout; it has gone by then
+                with server._lock:
+                    server.hangs_served += 1
+                time.sleep(fault)
+                return None
+            item = fault or server.next_item(body)
             if item is None:
+                server.rejected.append("fake server: script exhausted")
                 return self._error(invalid_request(protocol, "fake server: script exhausted"))
             if isinstance(item, ApiError):
                 server.errors_served.append(item.status)
