@@ -169,6 +169,14 @@ class ProcessReset(Protocol):
 
 
 @runtime_checkable
+class KillReporter(Protocol):
+    """A sandbox that can say why a command was killed (its memory limit), as the command ends."""
+
+    def memory_kill_note(self) -> str | None:
+        """A message for the model if the memory limit killed a process since last asked."""
+
+
+@runtime_checkable
 class Sandbox(Protocol):
     """An isolated working tree plus a way to run commands in it.
 

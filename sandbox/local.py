@@ -153,6 +153,7 @@ class LocalSandbox:
         self._box: BwrapBox | None = None
         self._limits: AppliedLimits | None = None
         self._stop_watch = threading.Event()
+        self._oom_lock, self._oom_reported = threading.Lock(), 0
         try:
             self.workdir = str(self._root / "repo")
             if spec.repo_dir is not None:
@@ -280,9 +281,18 @@ class LocalSandbox:
                         )
                         self._box.kill_session(biggest[0])
                 hits = self._limits.pids_hits()
-            if kills > oom_kills:
-                self._tell(None, f"lancer: a process reached the sandbox's memory limit ({self.limits}) and was killed")
+            if kills > oom_kills and (note := self.memory_kill_note()):
+                self._tell(None, note)
             pids_hits, oom_kills = hits, kills
+
+    def memory_kill_note(self) -> str | None:
+        """Said once per kill, by the watcher or by the shell whose command just died of it."""
+        with self._oom_lock:
+            kills = self._limits.oom_kills() if self._limits is not None else 0
+            if kills <= self._oom_reported:
+                return None
+            self._oom_reported = kills
+        return f"lancer: a process reached the sandbox's memory limit ({self.limits}) and was killed"
 
     def _tell(self, sid: int | None, text: str) -> None:
         for shell in list(self._shells):

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from agent.errors import SandboxError
-from sandbox.base import ProcessReset, Sandbox, ShellProcess
+from sandbox.base import KillReporter, ProcessReset, Sandbox, ShellProcess
 
 # Kills every process whose session id is $1 (and $1 itself only if $2 is given). Plain
 # POSIX sh reading /proc, so the same script serves every backend. It forks nothing (only
@@ -198,7 +198,10 @@ class PersistentShell:
         fields = line.decode(errors="replace").strip().split(" ", 1)
         self.cwd = fields[1] if len(fields) > 1 else self.cwd
         text = capture.text(b"\n" + self._marker)
-        return ShellOutput(text, int(fields[0]), omitted_bytes=capture.omitted)
+        code = int(fields[0])
+        # SIGKILL: asked now, since a watcher polling the limits may not have told the shell yet.
+        note = self._sandbox.memory_kill_note() if code == 137 and isinstance(self._sandbox, KillReporter) else None
+        return ShellOutput(text, code, omitted_bytes=capture.omitted, note=note or "")
 
     def _kill_children(self) -> None:
         self._sandbox.exec(["sh", "-c", KILL_SESSION_SCRIPT, "kill-session", str(self._pid)], timeout=30)

@@ -88,7 +88,8 @@ def test_a_fork_bomb_ends_with_a_message_and_the_next_command_works(shell: Persi
 
 def test_a_6gb_allocation_is_killed_with_a_message_and_the_shell_goes_on(shell: PersistentShell) -> None:
     hog = shell.run("python3 -c 'x = bytearray(6 * 2**30); print(len(x))'", timeout=120)
-    assert hog.exit_code == 137 and "memory limit" in hog.output and "6442450944" not in hog.output
+    told = hog.output + hog.note  # the model sees both
+    assert hog.exit_code == 137 and told.count("memory limit") == 1 and "6442450944" not in told
     assert shell.run("echo alive", timeout=30).output.strip() == "alive"
 
 

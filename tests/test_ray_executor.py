@@ -42,6 +42,14 @@ def results(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
 SUBMIT = {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 1}}]}
 
 
+def unisolated(tmp_path: Path) -> list[str]:
+    """--config for attempts whose commands mark files in the test's folder on the host,
+    which an isolated (bubblewrap) sandbox cannot see."""
+    config = tmp_path / "unisolated.yaml"
+    config.write_text("sandbox:\n  isolation: none\n")
+    return ["--config", str(config)]
+
+
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[Any] | None, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -79,8 +87,8 @@ def test_an_eval_on_two_ray_nodes_matches_the_local_executor(cluster: RayCluster
     assert {k: [r[f] for f in verdict] for k, r in ray_rows.items()} == {
         k: [r[f] for f in verdict] for k, r in local_rows.items()
     }
-    assert len(ray_rows) == 4 and all(r["resolved"] for r in ray_rows.values())
-    # The 4 attempts ran at once on 2 CPUs a node, so on both nodes, and each row names its node.
+    assert len(ray_rows) == len(list(EXAMPLES.glob("*/task.yaml"))) and all(r["resolved"] for r in ray_rows.values())
+    # 4 attempts ran at once on 2 CPUs a node, so on both nodes, and each row names its node.
     assert {r["node"] for r in ray_rows.values()} == {HEAD_IP, SECOND_IP}
     # Every run directory came back to the driver's eval directory, whichever node ran it.
     for (task_id, attempt), row in ray_rows.items():
@@ -92,7 +100,7 @@ def test_an_eval_on_two_ray_nodes_matches_the_local_executor(cluster: RayCluster
     ray_summary = json.loads((on_ray / "summary.json").read_text())["overall"]
     local_summary = json.loads((local / "summary.json").read_text())["overall"]
     assert ray_summary == local_summary
-    assert ray_summary["earned"] == ray_summary["possible"] == 1500
+    assert ray_summary["earned"] == ray_summary["possible"] == sum(r["price"] for r in ray_rows.values())
     assert "on 127.0.0.3" in proc.stderr
     assert leftovers(cluster) == []
 
@@ -139,6 +147,7 @@ def test_ctrl_c_ends_the_attempts_on_the_cluster_as_interrupted(cluster: RayClus
     argv = lancer_argv(
         "eval", str(EXAMPLES / "invoice-discount"), "--model", f"scripted:{scripts}", "--attempts", "3",
         "--workers", "3", "--executor", "ray", "--ray-address", cluster.address, "--out", str(out),
+        *unisolated(tmp_path),
     )  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **ENV}, stderr=subprocess.PIPE, text=True)
     try:
@@ -178,6 +187,7 @@ def test_a_killed_eval_continues_on_the_cluster_and_the_nodes_are_cleaned(cluste
     argv = lancer_argv(
         "eval", str(EXAMPLES / "manager-date-format"), "--model", f"scripted:{scripts}", "--attempts", "2",
         "--workers", "2", "--executor", "ray", "--ray-address", cluster.address, "--out", str(out),
+        *unisolated(tmp_path),
     )  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **ENV}, stderr=subprocess.DEVNULL)
     try:
