@@ -305,8 +305,14 @@ class Engine:
             "--cgroup-parent=/lancer-soak",
         ]
         with (h / "dockerd.log").open("ab") as log:
+            # In a network namespace of its own: a dockerd with --bridge=none deletes the bridge
+            # named docker0 where it runs, which would cut the machine's own engine's networks.
             self._proc = subprocess.Popen(
-                ["dockerd", *flags], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                ["unshare", "--net", "dockerd", *flags],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 60
         while not self.up():
