@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import io
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
-
-from bench_docker import row, timed  # scripts/ is on sys.path when this file is run
 
 from sandbox.base import SandboxSpec
 from sandbox.bwrap import Binds, BwrapBox
@@ -39,6 +38,23 @@ from sandbox.taskenv import base_env, find_interpreter, make_task_env
 
 Isolation = Literal["bwrap", "none"]
 ISOLATIONS: tuple[Isolation, ...] = ("bwrap", "none")
+
+
+
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    fn()  # warm-up: first use pages things in
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def row(name: str, samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    p90 = ms[min(len(ms) - 1, int(len(ms) * 0.9))]
+    return f"{name:<42} {statistics.median(ms):9.2f} ms {p90:9.2f} ms"
 
 
 def sandbox(repo: Path, isolation: Isolation) -> LocalSandbox:
