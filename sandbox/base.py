@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,20 @@ def pid_alive(pid: str) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
     return True
+
+
+# A folder lancer makes in the host's temp dir holds this file, naming the process that owns
+# it, so `lancer sandbox prune` and a resumed eval remove what a killed lancer (kill -9) left.
+OWNER_FILE = "lancer.pid"
+TEMP_PREFIX = "lancer-"
+
+
+def owned_temp_dir(prefix: str = TEMP_PREFIX, parent: str | None = None) -> Path:
+    """A new temp folder (in ``parent``, else the temp dir), marked as this process's
+    before anything else goes in it."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (root / OWNER_FILE).write_text(str(os.getpid()))
+    return root
 
 
 class OutputChunks:

@@ -39,9 +39,8 @@ import docker.errors
 import requests
 
 from agent.errors import SandboxError
-from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
+from sandbox.base import ExecResult, OutputChunks, SandboxSpec, owned_temp_dir, pid_alive
 from sandbox.git import make_baseline
-from sandbox.local import OWNER_FILE
 from sandbox.shell import KILL_SESSION_SCRIPT
 
 # Every container lancer makes carries this label (value "1"); images it builds carry it
@@ -138,11 +137,10 @@ class DockerSandbox:
         self._env: dict[str, str] = {}
         self._booted: str | None = None  # the boot script's line, when it made the user
         self._spare: Future[_ExecStream] | None = None  # a shell opened while the repo was copied
-        self._tmp = tempfile.TemporaryDirectory(prefix="lancer-repo-")  # removed at close, off the start's path
+        # Removed at close, off the start's path; owned, so a resumed eval removes it if lancer
+        # died before close (an eval worker killed while the engine restarted: found by the soak).
+        self._tmp = owned_temp_dir("lancer-repo-")
         try:
-            # Its owner, so `lancer sandbox prune` and a resumed eval remove it if lancer died
-            # before close (an eval worker killed while the engine restarted: found by the soak).
-            (Path(self._tmp.name) / OWNER_FILE).write_text(str(os.getpid()))
             image = _ensure_image(self._client, spec)
             # The host copies the repo and commits its baseline while the container starts.
             with ThreadPoolExecutor(2, thread_name_prefix="lancer-docker-start") as pool:
@@ -307,7 +305,7 @@ class DockerSandbox:
 
     def _host_tree(self, repo_dir: Path) -> Path:
         """A copy of the repo with a fresh baseline commit, made on the host (as for the local backend)."""
-        tree = Path(self._tmp.name) / "repo"
+        tree = self._tmp / "repo"
         shutil.copytree(repo_dir, tree, symlinks=True)
         make_baseline(tree)
         return tree
@@ -425,7 +423,7 @@ class DockerSandbox:
         for shell in self._shells:
             shell.close(kill=False)  # removing the container ends every process at once
         self._shells.clear()
-        self._tmp.cleanup()
+        shutil.rmtree(self._tmp, ignore_errors=True)
         if self._id is not None:
             _remove_container(self._api, self._id)
             self._id = None

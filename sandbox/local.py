@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.errors import SandboxError
-from sandbox.base import ExecResult, OutputChunks, SandboxSpec, pid_alive
+from sandbox.base import OWNER_FILE, TEMP_PREFIX, ExecResult, OutputChunks, SandboxSpec, owned_temp_dir, pid_alive
 from sandbox.bwrap import Binds, BwrapBox, bwrap_path
 from sandbox.git import make_baseline
 from sandbox.limits import AppliedLimits, Backend, LimitSpec
@@ -41,8 +41,6 @@ from sandbox.limits import prune as prune_limits
 from sandbox.shell import KILL_SESSION_SCRIPT
 from sandbox.taskenv import BaseEnv, base_env, env_variables, find_interpreter, make_task_env
 
-_PREFIX = "lancer-"
-OWNER_FILE = "lancer.pid"
 # Where the sandbox sees lancer's cached base environment (read-only).
 BASE_ENV_INSIDE = Path("/opt/lancer-env")
 # Only these host variables reach the sandbox: secrets such as API keys must not.
@@ -148,7 +146,7 @@ class LocalSandbox:
             bwrap_path()  # refuse before any work, in one line saying how to install it
         # Apps in an unisolated sandbox listen on the host itself; otherwise a relay reaches them.
         self.on_host = self.isolation == "none"
-        self._root = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        self._root = owned_temp_dir()
         self._shells: list[LocalShell] = []
         self._box: BwrapBox | None = None
         self._limits: AppliedLimits | None = None
@@ -162,8 +160,6 @@ class LocalSandbox:
                 os.mkdir(self.workdir)
             home, venv = self._root / "home", self._root / "venv"
             home.mkdir()
-            # Lets `lancer sandbox prune` tell a sandbox whose lancer died (kill -9) from a live one.
-            (self._root / OWNER_FILE).write_text(str(os.getpid()))
             base = base_env(find_interpreter(spec.python))
             base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root
             make_task_env(venv, base, base_seen_at)
@@ -446,10 +442,10 @@ def _bytes(size: str) -> int:
 def prune(everything: bool = False) -> int:
     """Remove local sandboxes whose lancer process has ended (or all, with ``everything``)."""
     removed = 0
-    for root in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+    for root in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
         owner = root / OWNER_FILE
         if owner.is_file() and (everything or not pid_alive(owner.read_text().strip())):
             shutil.rmtree(root, ignore_errors=True)
             removed += 1
-    prune_limits(_PREFIX)
+    prune_limits(TEMP_PREFIX)
     return removed

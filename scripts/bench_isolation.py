@@ -40,7 +40,6 @@ Isolation = Literal["bwrap", "none"]
 ISOLATIONS: tuple[Isolation, ...] = ("bwrap", "none")
 
 
-
 def timed(fn: Callable[[], object], runs: int) -> list[float]:
     fn()  # warm-up: first use pages things in
     samples = []

@@ -26,10 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
 
 from agent.view import ViewBuilder  # noqa: E402
-from tools.chromium import launch_chromium  # noqa: E402
+from tools.chromium import Chromium  # noqa: E402
 
 
 def png(width: int, height: int, shade: int) -> bytes:
@@ -109,8 +108,9 @@ def main() -> None:
             builds.append(time.perf_counter() - started)
         size = page_path.stat().st_size
         loads, jumps = [], []
-        with sync_playwright() as playwright:
-            browser = launch_chromium(playwright)
+        chromium = Chromium()
+        try:
+            browser = chromium.browser
             for _ in range(args.loads):
                 tab = browser.new_page(viewport={"width": 1280, "height": 800})
                 tab.goto(page_path.as_uri(), wait_until="commit")
@@ -120,7 +120,8 @@ def main() -> None:
                 tab.wait_for_function(f"document.getElementById('step-{args.steps}').getBoundingClientRect().top < 100")
                 jumps.append(time.perf_counter() - started)
                 tab.close()
-            browser.close()
+        finally:
+            chromium.close()
     print(f"{args.steps}-step run, page {size / 1e6:.1f} MB ({args.loads} runs, medians):")
     print(f"  lancer view writes the page        {statistics.median(builds):6.2f} s")
     print(f"  Chromium renders it (load + paint) {statistics.median(loads):6.2f} s   target < 2 s")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -338,3 +339,53 @@ def test_lancer_killed_with_9_leaves_no_app_and_no_chromium(tmp_path: Path) -> N
     with pytest.raises(OSError):
         fetch(url + "/")
     # and the autouse check finds no Chromium, driver or server left
+
+
+HOLD_A_BROWSER = """
+import time
+from tools.chromium import Chromium
+Chromium().browser.new_page().goto("about:blank")
+print("up", flush=True)
+time.sleep(120)
+"""
+
+
+def test_browser_temp_files_go_with_the_browser_even_after_kill_9() -> None:
+    """Killed, Playwright's driver and Chromium leave their temp folders behind (found by
+    the soak): they live in a lancer-owned folder that close removes and prune sweeps."""
+    from tools.chromium import Chromium
+
+    temp = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))  # short: pytest's tmp_path is too long for Chromium
+    # A browser closed normally takes its folder with it.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(temp))
+        mp.setattr(tempfile, "tempdir", str(temp))  # Python reads TMPDIR once
+        chromium = Chromium()
+        chromium.browser.new_page().goto("about:blank")
+        (folder,) = temp.iterdir()
+        made = sorted(p.name for p in folder.iterdir())
+        for prefix in (
+            "lancer.pid",
+            "org.chromium.Chromium.",
+            "playwright-artifacts-",
+            "playwright_chromiumdev_profile-",
+        ):
+            assert any(name.startswith(prefix) for name in made), made
+        chromium.close()
+    assert list(temp.iterdir()) == []
+
+    # Its owner killed with SIGKILL, the folder stays until a prune (a resumed eval runs one).
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(temp), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_A_BROWSER], cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    proc.kill()
+    proc.wait()
+    time.sleep(1)  # the Playwright driver notices its parent gone and kills Chromium
+    left = [p.name for p in temp.iterdir()]
+    assert len(left) == 1 and left[0].startswith("lancer-cr-"), left
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "sandbox", "prune"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(temp.iterdir()) == []
+    temp.rmdir()

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page
 
 from agent.records import read_run
 from agent.view.run_page import render_run_page
 from tests.conftest import lancer_argv, run_lancer
 from tests.study_helpers import build_bundled_eval
-from tools.chromium import launch_chromium
+from tools.chromium import Chromium
 
 pytestmark = pytest.mark.browser
 
@@ -61,23 +61,23 @@ def page() -> Iterator[tuple[Page, list[str]]]:
             problems.append(f"console: {message.text}")
 
     before = descendants()  # an earlier test's leftovers are that test's concern
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            tab = browser.new_page(viewport={"width": 1280, "height": 800})
-            tab.on("console", on_console)
-            tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            tab.on(
-                "request",
-                lambda r: (
-                    None
-                    if r.url.startswith(("file:", "data:", "http://127.0.0.1"))
-                    else problems.append(f"request: {r.url}")
-                ),
-            )
-            yield tab, problems
-        finally:
-            browser.close()
+    chromium = Chromium()
+    try:
+        browser = chromium.browser
+        tab = browser.new_page(viewport={"width": 1280, "height": 800})
+        tab.on("console", on_console)
+        tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        tab.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith(("file:", "data:", "http://127.0.0.1"))
+                else problems.append(f"request: {r.url}")
+            ),
+        )
+        yield tab, problems
+    finally:
+        chromium.close()
     deadline = time.monotonic() + 5
     while descendants() - before and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -23,9 +23,7 @@ from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
-    Playwright,
     Route,
-    sync_playwright,
 )
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -35,7 +33,7 @@ from agent.config import BrowserConfig
 from agent.text import truncate_middle
 from sandbox.app import App, AppError
 from tools.base import ToolArgs, ToolError, ToolResult
-from tools.chromium import ChromiumNotFound, launch_chromium
+from tools.chromium import Chromium, ChromiumNotFound
 
 Action = Literal["goto", "click", "fill", "press", "text", "screenshot", "console", "restart_app"]
 _ERROR_TYPES = ("error", "pageerror")
@@ -80,7 +78,7 @@ class BrowserTool:
         self._supports_images = supports_images
         self._config = config
         self._max_output = max_output_chars
-        self._playwright: Playwright | None = None
+        self._chromium: Chromium | None = None
         self._browser: Browser | None = None
         self._context: BrowserContext | None = None
         self._page: Page | None = None
@@ -209,8 +207,8 @@ class BrowserTool:
             self._shutdown_browser()
         if self._browser is None:
             try:
-                self._playwright = sync_playwright().start()
-                self._browser = launch_chromium(self._playwright)
+                self._chromium = Chromium()
+                self._browser = self._chromium.browser
             except (ChromiumNotFound, PlaywrightError) as e:
                 self._shutdown_browser()
                 raise ToolError(f"the browser could not be started: {e}") from None
@@ -296,12 +294,12 @@ class BrowserTool:
         for step in (
             self._context.close if self._context else None,
             self._browser.close if self._browser else None,
-            self._playwright.stop if self._playwright else None,
+            self._chromium.close if self._chromium else None,
         ):
             if step is not None:
                 with contextlib.suppress(Exception):  # already gone: closing is best effort
                     step()
-        self._playwright = self._browser = self._context = self._page = None
+        self._chromium = self._browser = self._context = self._page = None
         self._pages = []
 
     def close(self) -> None:

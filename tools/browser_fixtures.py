@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
-from tools.chromium import launch_chromium
+from tools.chromium import Chromium
 
 HARNESS_ERROR_EXIT = 3
 _flow_counter = 0
@@ -37,19 +37,23 @@ def app_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as pw:
-        yield pw
+def _lancer_chromium() -> Iterator[Chromium]:
+    try:
+        chromium = Chromium()
+    except Exception as e:  # Chromium missing or broken: the harness, not the fix
+        pytest.exit(f"lancer: cannot start Chromium: {e}", returncode=HARNESS_ERROR_EXIT)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    try:
-        browser = launch_chromium(playwright)
-    except Exception as e:  # Chromium missing or broken: the harness, not the fix
-        pytest.exit(f"lancer: cannot start Chromium: {e}", returncode=HARNESS_ERROR_EXIT)
-    yield browser
-    browser.close()
+def playwright(_lancer_chromium: Chromium) -> Playwright:
+    return _lancer_chromium.playwright
+
+
+@pytest.fixture(scope="session")
+def browser(_lancer_chromium: Chromium) -> Browser:
+    return _lancer_chromium.browser
 
 
 @pytest.fixture

@@ -7,10 +7,16 @@ Playwright's own browser download is never used: it needs the internet.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
-from playwright.sync_api import Browser, Playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from sandbox.base import owned_temp_dir
 
 # Why each flag: headless (no display), no-sandbox (root, containers), no GPU, and no
 # background traffic (sync, updates, QUIC probes), which a closed network refuses noisily.
@@ -24,6 +30,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+_LONGEST_TEMP_DIR = 107 - len("/lancer-cr-XXXXXXXX/org.chromium.Chromium.XXXXXX/SingletonSocket")
 
 _CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 
@@ -49,6 +57,50 @@ def chromium_path() -> str:
     )
 
 
-def launch_chromium(playwright: Playwright) -> Browser:
-    """A headless system Chromium. Raises ChromiumNotFound, or Playwright's error if it fails."""
-    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+class Chromium:
+    """A Playwright driver and the headless system Chromium it launched.
+
+    Every temp file of both (the driver's artifacts, the browser profile, Chromium's own)
+    goes to one folder, removed by ``close``. Killed, they leave it behind (found by the
+    soak), and then a resumed eval or `lancer sandbox prune` removes it: its owner file
+    names this process. Raises ChromiumNotFound, or Playwright's error if Chromium fails.
+    """
+
+    def __init__(self) -> None:
+        executable = chromium_path()
+        parent = tempfile.gettempdir()
+        self.temp = owned_temp_dir("lancer-cr-", parent if len(parent) <= _LONGEST_TEMP_DIR else "/tmp")
+        self._playwright: Playwright | None = None
+        try:
+            with _children_temp_dir(self.temp):
+                self._playwright = sync_playwright().start()
+            self.playwright: Playwright = self._playwright
+            self.browser: Browser = self._playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS, headless=True
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the browser and stop the driver (best effort: either may be gone), then remove their files."""
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):  # stopping the driver ends its browser too
+                self._playwright.stop()
+            self._playwright = None
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _children_temp_dir(path: Path) -> Iterator[None]:
+    """$TMPDIR for the processes started meanwhile: Playwright starts its driver with this
+    process's own environment and takes no other. The driver's children (Chromium) inherit it."""
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = before

@@ -20,7 +20,7 @@ from sandbox.hostproc import HostResult, run_tagged
 
 PLUGIN = "tools.browser_fixtures"
 # Host variables the test process keeps; the rest (API keys above all) stay out.
-_PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "LANCER_CHROMIUM", "PLAYWRIGHT_BROWSERS_PATH")
+_PASSED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "LANCER_CHROMIUM", "PLAYWRIGHT_BROWSERS_PATH")
 
 
 def browser_test_argv(test_command: str | None, report: Path | None = None) -> list[str]:

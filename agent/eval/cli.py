@@ -140,9 +140,10 @@ def _clean_unfinished(store: Any, sandbox_kind: str, console: Any) -> None:
 
     finished = {(r["task_id"], r["attempt"]) for r in store.finished_rows()}
     cleared = store.clear_unfinished(finished)
+    # Always: an attempt killed just after its result was written may still leave temp folders.
+    removed = local.prune()
     if not cleared:
         return
-    removed = local.prune()
     if sandbox_kind == "docker":
         from sandbox import docker
 

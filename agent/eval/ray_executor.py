@@ -280,4 +280,3 @@ def _check_reachable(address: str) -> None:
             f"no Ray cluster answers at {address} ({e.strerror or e}): start one with "
             f"`ray start --head --port {port}` on that machine, or fix --ray-address"
         ) from None
-
