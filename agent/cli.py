@@ -249,7 +249,7 @@ def _print(text: str) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from sandbox import docker, local
 
-    print(f"removed {local.prune(everything=args.all)} local sandbox folder(s)")
+    print(f"removed {local.prune(everything=args.all)} local sandbox or browser temp folder(s)")
     try:
         removed = docker.prune(everything=args.all, images=args.images)
     except LancerError as e:  # no engine: there is nothing of docker's to prune either

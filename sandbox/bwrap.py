@@ -46,10 +46,10 @@ _SECRET_DIRS = ("/etc/ssh", "/etc/sudoers.d", "/etc/ssl/private")
 # The sandbox's init: serves lancer's requests on the socket passed as argv[1] (SOCK_SEQPACKET,
 # so a request is one message). A request is NUL-separated words: "spawn", cwd, argv count,
 # argv..., env as k=v... with stdin, stdout, stderr attached; "kill", session id, 1 if the
-# leader too; "open", path, 1 to write; "biggest". Replies are lines. Only C-level modules
+# leader too; "killall"; "open", path, 1 to write; "biggest". Replies are lines. Only C-level modules
 # are imported: the init starts in a few milliseconds.
 _INIT = r"""
-import os, select, sys, _signal, _socket
+import os, select, sys, time, _signal, _socket
 listener = _socket.socket(fileno=int(sys.argv[1]))
 os.set_inheritable(listener.fileno(), False)
 wake_r, wake_w = os.pipe()
@@ -60,7 +60,7 @@ FDS = _socket.CMSG_SPACE(3 * 4)
 waiting = {}
 me = os.getpid()
 
-def procs():
+def procs(zombies=True):
     for name in os.listdir("/proc"):
         if name.isdigit() and int(name) not in (1, me):
             try:
@@ -68,7 +68,9 @@ def procs():
                     data = f.read()
             except OSError:
                 continue
-            yield int(name), int(data[data.rfind(b")") + 2:].split()[3])
+            fields = data[data.rfind(b")") + 2:].split()
+            if zombies or fields[0] != b"Z":
+                yield int(name), int(fields[3])
 
 def kill_session(sid, leader):
     killed = 0
@@ -82,6 +84,24 @@ def kill_session(sid, leader):
             except OSError:
                 pass
     return "killed %d" % killed
+
+def kill_all():
+    # kill(-1) reaches every process in the namespace but bwrap's pid 1 and this one, in one
+    # pass the kernel holds against fork: a fork bomb cannot outrun it. Repeated while killed
+    # processes are still exiting (thousands take a moment) or a dying one's child slipped out.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(-1, 9)
+        except OSError:
+            pass
+        reap()
+        left = sum(1 for _ in procs(zombies=False))
+        if not left:
+            return "killed"
+        if time.monotonic() > deadline:
+            return "left %d" % left
+        time.sleep(0.02)
 
 def spawn(conn, words, fds):
     cwd, count = words[1], int(words[2])
@@ -161,6 +181,8 @@ def serve(conn):
         reply = open_file(conn, words[1], words[2] == "1")
     elif words[0] == "biggest":
         reply = biggest()
+    elif words[0] == "killall":
+        reply = kill_all()
     for fd in fds:
         os.close(fd)
     if reply is not None:
@@ -285,6 +307,13 @@ class BwrapBox:
     def kill_session(self, sid: int, leader: bool = True) -> None:
         with contextlib.suppress(SandboxError), self._request(["kill", sid, int(leader)]) as conn:
             conn.recv(64)
+
+    def kill_all(self) -> None:
+        """Kill every process in the sandbox but its init; SandboxError if some are left."""
+        with self._request(["killall"]) as conn:
+            reply = conn.recv(64).decode().strip()
+        if reply != "killed":
+            raise SandboxError(f"the sandbox's processes could not all be killed ({reply or 'no answer'})")
 
     def biggest_session(self) -> tuple[int, int] | None:
         """The session with the most processes (a fork bomb's, when the process limit is hit)

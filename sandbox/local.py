@@ -281,6 +281,15 @@ class LocalSandbox:
                 self._tell(None, note)
             pids_hits, oom_kills = hits, kills
 
+    def kill_all_processes(self) -> None:
+        """Kill every process in the sandbox (ProcessReset); the files stay. Unisolated, only
+        the sessions of its shells (and what they started) can be told apart from the host's."""
+        if self._box is not None:
+            self._box.kill_all()
+            return
+        for shell in self._shells:
+            shell.process.kill()
+
     def memory_kill_note(self) -> str | None:
         """Said once per kill, by the watcher or by the shell whose command just died of it."""
         with self._oom_lock:
@@ -440,7 +449,8 @@ def _bytes(size: str) -> int:
 
 
 def prune(everything: bool = False) -> int:
-    """Remove local sandboxes whose lancer process has ended (or all, with ``everything``)."""
+    """Remove lancer's temp folders (local sandboxes, browser files) whose process has
+    ended (or all, with ``everything``)."""
     removed = 0
     for root in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
         owner = root / OWNER_FILE

@@ -12,7 +12,8 @@ Prints
     ``python3 -m venv /tmp/msa && /tmp/msa/bin/pip install mini-swe-agent``;
   - the bash tool per command (local and docker) beside a bare ``bash -c``, a
     ``docker exec`` through the docker CLI and one exec through the docker SDK;
-  - the docker sandbox's start: created, and the first command answered.
+  - each sandbox's start (local, with its isolation, and docker): created, and the
+    first command answered.
 """
 
 from __future__ import annotations
@@ -164,12 +165,12 @@ def per_command(kind: str, runs: int, tmp: Path) -> dict[str, tuple[float, float
     return figures
 
 
-def docker_start(times: int, tmp: Path) -> tuple[float, float]:
-    """Median seconds to a docker sandbox, and to its first bash result."""
+def sandbox_start(kind: str, times: int, tmp: Path) -> tuple[float, float]:
+    """Median seconds to a sandbox of ``kind``, and to its first bash result."""
     starts = []
     for i in range(times):
-        (tmp / f"start-{i}").mkdir()
-        starts.append(per_command("docker", 0, tmp / f"start-{i}")["start"])
+        (tmp / f"start-{kind}-{i}").mkdir()
+        starts.append(per_command(kind, 0, tmp / f"start-{kind}-{i}")["start"])
     return statistics.median(s[0] for s in starts), statistics.median(s[1] for s in starts)
 
 
@@ -206,9 +207,10 @@ def main() -> int:
             rows.update((k, v) for k, v in per_command(kind, args.runs, tmp).items() if k != "start")
         for what, (median, p90) in rows.items():
             print(f"  {what:<36} {median * 1000:8.3f} {p90 * 1000:8.3f}", flush=True)
-        if not args.no_docker:
-            created, first = docker_start(5, tmp)
-            print(f"\ndocker sandbox start (median of 5): created {created:.3f} s, first result {first:.3f} s")
+        print()
+        for kind, times in [("local", 20)] + ([] if args.no_docker else [("docker", 5)]):
+            created, first = sandbox_start(kind, times, tmp)
+            print(f"{kind} sandbox start (median of {times}): created {created:.3f} s, first result {first:.3f} s")
     return 0
 
 

@@ -10,9 +10,9 @@ timeout (seeded; the soak config makes timeouts and retries cost seconds). Each 
 task is a copy of a bundled example whose scripted turns first do one harmful thing, then
 play the task's solution, so most attempts resolve:
 
-- ``bomb``: a backgrounded fork bomb (docker; with ``--local-faults mild``, the default
-  until the local sandbox is contained, 20 detached ``sleep``s that must not outlive it);
-- ``memhog``: 2 GB allocated past the 512 MB limit (docker; mild locally: 256 MB);
+- ``bomb``: a backgrounded fork bomb (with ``--local-faults mild``, for a local sandbox
+  run with ``isolation: none``, 20 detached ``sleep``s that must not outlive it instead);
+- ``memhog``: 2 GB allocated past the 512 MB limit (mild: 256 MB);
 - ``flood``: 1 GB printed (``--flood-mb``), in both sandboxes;
 - ``crash``: a web task whose app is killed by a bash command, then the browser used (it
   reports the dead app), the app restarted and the bug fixed;
@@ -476,6 +476,7 @@ def check_pass(p: Pass) -> dict[str, Any]:
     expected = {(t, a) for t in p.task_ids for a in range(1, ATTEMPTS_PER_TASK + 1)}
     seen: Counter[tuple[str, int]] = Counter()
     statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
     torn, broken_runs = 0, []
     path = p.out / "results.jsonl"
     for line in path.read_text().splitlines() if path.is_file() else []:
@@ -486,6 +487,8 @@ def check_pass(p: Pass) -> dict[str, Any]:
             continue
         seen[(row["task_id"], row["attempt"])] += 1
         statuses[row["exit_status"]] += 1
+        if row.get("exit_status") == "error" or row.get("grade_status") == "error":
+            errors[str(row.get("detail") or "no detail")[:160]] += 1
         if not run_dir_intact(p.out / row["run_dir"]):
             broken_runs.append(row["run_dir"])
     runs = p.out / "runs"
@@ -505,6 +508,7 @@ def check_pass(p: Pass) -> dict[str, Any]:
         "resolved": overall.get("resolved"),
         "errors": overall.get("errors"),
         "exit_statuses": dict(statuses),
+        "error_reasons": dict(errors),
         "kills": p.kills,
         "eval_runs": p.runs,
         "eval_exit_codes": p.exit_codes,
@@ -592,8 +596,8 @@ def main() -> int:
     parser.add_argument(
         "--local-faults",
         choices=["mild", "full"],
-        default="mild",
-        help="full: the real fork bomb and memory hog in the local sandbox too (needs its isolation)",
+        default="full",
+        help="mild: no real fork bomb or memory hog in the local sandbox (for isolation: none)",
     )
     parser.add_argument("--flood-mb", type=int, default=1024, help="what the flood task prints, MB")
     parser.add_argument("--error-rate", type=float, default=0.08, help="model requests answered 429 or 500")

@@ -48,6 +48,21 @@ def test_a_backgrounded_fork_bomb_is_contained_and_the_next_command_works(sandbo
         tool.close()
 
 
+
+def test_a_fork_bomb_in_the_shell_itself_is_contained_again_and_again(sandbox: Sandbox) -> None:
+    """The bomb as a model types it: the shell's own functions fork, so the shell itself
+    can die with them, and starting the next one races the dying bomb (the soak lost 2 of
+    20 such runs to "the sandbox shell did not start" before every process was killed at once)."""
+    tool = BashTool(sandbox, default_timeout=60, max_timeout=60, max_output_chars=2000)
+    try:
+        for _ in range(5):
+            tool.run(BashArgs(command="bomb() { bomb | bomb & }; bomb"))
+            time.sleep(1)
+            outputs = [tool.run(BashArgs(command="ls; echo listed")).output for _ in range(2)]
+            assert outputs[-1].split() == ["hello.txt", "src", "listed"], outputs
+    finally:
+        tool.close()
+
 # Runs in a child process, so its peak memory is the sandbox and tool's alone: VmHWM, the peak
 # of this process's own memory (ru_maxrss would carry over the forking pytest's peak across exec).
 _FLOOD = """

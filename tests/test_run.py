@@ -265,7 +265,7 @@ def test_kill_9_leaves_every_finished_step_readable(tmp_path: Path) -> None:
     assert len(left) == 1
     pruned = run_lancer("sandbox", "prune")
     assert pruned.returncode == 0, pruned.stderr
-    assert "local sandbox folder(s)" in pruned.stdout and not left[0].exists()
+    assert "local sandbox or browser temp folder(s)" in pruned.stdout and not left[0].exists()
 
 
 def test_ctrl_c_ends_the_run_as_interrupted_and_cleans_up(tmp_path: Path) -> None:
