@@ -48,7 +48,6 @@ def test_a_backgrounded_fork_bomb_is_contained_and_the_next_command_works(sandbo
         tool.close()
 
 
-
 def test_a_fork_bomb_in_the_shell_itself_is_contained_again_and_again(sandbox: Sandbox) -> None:
     """The bomb as a model types it: the shell's own functions fork, so the shell itself
     can die with them, and starting the next one races the dying bomb (the soak lost 2 of
@@ -62,6 +61,7 @@ def test_a_fork_bomb_in_the_shell_itself_is_contained_again_and_again(sandbox: S
             assert outputs[-1].split() == ["hello.txt", "src", "listed"], outputs
     finally:
         tool.close()
+
 
 # Runs in a child process, so its peak memory is the sandbox and tool's alone: VmHWM, the peak
 # of this process's own memory (ru_maxrss would carry over the forking pytest's peak across exec).
