@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +116,21 @@ def owned_temp_dir(prefix: str = TEMP_PREFIX, parent: str | None = None) -> Path
     root = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     (root / OWNER_FILE).write_text(str(os.getpid()))
     return root
+
+
+def remove_abandoned(prefix: str = TEMP_PREFIX, everything: bool = False) -> int:
+    """Remove the owned temp folders named ``prefix*`` whose process has ended (or all, with
+    ``everything``), in the temp dir and in /tmp (where Chromium's go when the temp dir's
+    path is too long for it); the number removed."""
+    removed = 0
+    for parent in {tempfile.gettempdir(), "/tmp"}:
+        for root in Path(parent).glob(f"{prefix}*"):
+            owner = root / OWNER_FILE
+            with contextlib.suppress(OSError):  # gone meanwhile: removed by its owner
+                if owner.is_file() and (everything or not pid_alive(owner.read_text().strip())):
+                    shutil.rmtree(root, ignore_errors=True)
+                    removed += 1
+    return removed
 
 
 class OutputChunks:

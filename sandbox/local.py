@@ -24,7 +24,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,14 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.errors import SandboxError
-from sandbox.base import OWNER_FILE, TEMP_PREFIX, ExecResult, OutputChunks, SandboxSpec, owned_temp_dir, pid_alive
+from sandbox.base import (
+    TEMP_PREFIX,
+    ExecResult,
+    OutputChunks,
+    SandboxSpec,
+    owned_temp_dir,
+    remove_abandoned,
+)
 from sandbox.bwrap import Binds, BwrapBox, bwrap_path
 from sandbox.git import make_baseline
 from sandbox.limits import AppliedLimits, Backend, LimitSpec
@@ -451,11 +457,6 @@ def _bytes(size: str) -> int:
 def prune(everything: bool = False) -> int:
     """Remove lancer's temp folders (local sandboxes, browser files) whose process has
     ended (or all, with ``everything``)."""
-    removed = 0
-    for root in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
-        owner = root / OWNER_FILE
-        if owner.is_file() and (everything or not pid_alive(owner.read_text().strip())):
-            shutil.rmtree(root, ignore_errors=True)
-            removed += 1
+    removed = remove_abandoned(TEMP_PREFIX, everything)
     prune_limits(TEMP_PREFIX)
     return removed

@@ -4,6 +4,7 @@ driver or app process outlives it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -389,3 +390,26 @@ def test_browser_temp_files_go_with_the_browser_even_after_kill_9() -> None:
     assert result.returncode == 0, result.stderr
     assert list(temp.iterdir()) == []
     temp.rmdir()
+
+
+def test_hidden_browser_tests_killed_at_their_timeout_leave_no_temp_folder() -> None:
+    """The grader kills hidden tests that overrun: their Chromium's folder goes too (the soak
+    found it left behind)."""
+    from tools.webtests import run_browser_tests
+
+    temp = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
+    tests = temp.parent / f"{temp.name}-tests"
+    (tests / "tests").mkdir(parents=True)
+    (tests / "tests" / "test_slow.py").write_text(
+        "import time\n\ndef test_slow(page):\n    page.goto('about:blank')\n    time.sleep(120)\n"
+    )
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TMPDIR", str(temp))
+            mp.setattr(tempfile, "tempdir", str(temp))
+            result = run_browser_tests(tests / "tests", "http://127.0.0.1:9", timeout=15)
+        assert result.timed_out, result
+        assert list(temp.iterdir()) == []
+    finally:
+        shutil.rmtree(tests)
+        shutil.rmtree(temp)

@@ -18,8 +18,8 @@ import ray
 from agent.eval.attempt import AttemptJob
 from agent.eval.ray_executor import OWNER_FILE, WORK_PREFIX, Interrupts, digest, pack, run_on_node
 from agent.tasks import load_task
+from sandbox.base import OWNER_FILE as SANDBOX_OWNER_FILE
 from sandbox.base import pid_alive
-from sandbox.local import OWNER_FILE as SANDBOX_OWNER_FILE
 from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 from tests.ray_cluster import ENV, HEAD_IP, SECOND_IP, RayCluster, ray_cluster
 

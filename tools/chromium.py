@@ -31,6 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 
+CHROMIUM_TEMP_PREFIX = "lancer-cr-"
 _LONGEST_TEMP_DIR = 107 - len("/lancer-cr-XXXXXXXX/org.chromium.Chromium.XXXXXX/SingletonSocket")
 
 _CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -69,7 +70,7 @@ class Chromium:
     def __init__(self) -> None:
         executable = chromium_path()
         parent = tempfile.gettempdir()
-        self.temp = owned_temp_dir("lancer-cr-", parent if len(parent) <= _LONGEST_TEMP_DIR else "/tmp")
+        self.temp = owned_temp_dir(CHROMIUM_TEMP_PREFIX, parent if len(parent) <= _LONGEST_TEMP_DIR else "/tmp")
         self._playwright: Playwright | None = None
         try:
             with _children_temp_dir(self.temp):

@@ -13,10 +13,11 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from sandbox.base import owned_temp_dir, remove_abandoned
 from sandbox.hostproc import HostResult, run_tagged
+from tools.chromium import CHROMIUM_TEMP_PREFIX
 
 PLUGIN = "tools.browser_fixtures"
 # Host variables the test process keeps; the rest (API keys above all) stay out.
@@ -59,6 +60,11 @@ def run_browser_tests(
         env["LANCER_TRACE_DIR"] = str(trace_dir)
     if report is not None:
         env["LANCER_TEST_REPORT"] = str(report)
-    with tempfile.TemporaryDirectory(prefix="lancer-webtests-") as scratch:
-        shutil.copytree(tests_dir, Path(scratch) / "tests")
-        return run_tagged(browser_test_argv(test_command, report), cwd=Path(scratch), env=env, timeout=timeout)
+    scratch = owned_temp_dir("lancer-webtests-")  # owned: a killed lancer's is pruned
+    try:
+        shutil.copytree(tests_dir, scratch / "tests")
+        return run_tagged(browser_test_argv(test_command, report), cwd=scratch, env=env, timeout=timeout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        # Tests killed at their timeout (or crashed) leave their browser's temp folder.
+        remove_abandoned(CHROMIUM_TEMP_PREFIX)
