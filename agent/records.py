@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import LancerError
+from agent.eval.store import RESULTS_FILE, read_results
 from agent.trajectory import read_trajectory
 
 
@@ -132,11 +133,8 @@ def read_eval(eval_dir: Path) -> EvalRecord:
     if not is_eval_dir(eval_dir):
         raise LancerError(f"{eval_dir} holds no eval.json (give an eval directory written by lancer eval)")
     spec = _read_json(eval_dir / "eval.json") or {}
-    results = eval_dir / "results.jsonl"
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in read_trajectory(results) if results.is_file() else []:  # each attempt once, the first line kept
-        rows.setdefault((str(row.get("task_id")), int(row.get("attempt") or 0)), _normalize_row(row))
-    record = EvalRecord(eval_dir, spec, list(rows.values()), _read_json(eval_dir / "summary.json"))
+    rows = [_normalize_row(row) for row in read_results(eval_dir / RESULTS_FILE)]
+    record = EvalRecord(eval_dir, spec, rows, _read_json(eval_dir / "summary.json"))
     record.running = _running_attempts(record)
     return record
 

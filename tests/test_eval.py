@@ -376,6 +376,25 @@ def test_resume_after_kill_9_counts_each_attempt_once(tmp_path: Path) -> None:
     assert again.returncode == 0 and len(results(out)) == 3
 
 
+
+def test_a_row_torn_by_a_crash_loses_no_row_written_after_it(tmp_path: Path) -> None:
+    """A crash mid-write leaves a torn last line; the resumed eval's rows must not be glued
+    onto it, and the study tools read every row the eval counts."""
+    from agent.records import read_eval
+
+    out = tmp_path / "eval"
+    store = EvalStore(out)
+    store.open({"model": "oracle"})
+    store.append(_row("A", 1, 100, "ic_swe", "resolved", 0.1))
+    store.close()
+    with (out / "results.jsonl").open("a") as results:
+        results.write('{"task_id": "A", "attempt": 2, "pri')  # the crash
+    store.open({"model": "oracle"})
+    store.append(_row("A", 2, 100, "ic_swe", "failed", 0.2))
+    store.close()
+    assert [(r["attempt"], r["resolved"]) for r in store.finished_rows()] == [(1, True), (2, False)]
+    assert [(r["attempt"], r["resolved"]) for r in read_eval(out).rows] == [(1, True), (2, False)]
+
 @pytest.mark.parametrize(
     ("make", "extra", "message"),
     [

@@ -65,6 +65,8 @@ class EvalStore:
         else:
             _write_atomically(existing, redact(json.dumps(plan, indent=2)) + "\n")
         self._results = (self.root / RESULTS_FILE).open("a", encoding="utf-8")
+        if self._results.tell() and not _ends_with_newline(self.root / RESULTS_FILE):
+            self._results.write("\n")  # a line torn by a crash: the next row starts a line of its own
         return resuming
 
     def _take_lock(self) -> None:
@@ -89,17 +91,8 @@ class EvalStore:
     # --- results --------------------------------------------------------------------------
 
     def finished_rows(self) -> list[dict[str, Any]]:
-        """The rows in results.jsonl, each attempt once (a torn last line is dropped)."""
-        path = self.root / RESULTS_FILE
-        rows: dict[tuple[str, int], dict[str, Any]] = {}
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                rows.setdefault((row["task_id"], row["attempt"]), row)
-        return list(rows.values())
+        """The rows in results.jsonl, each attempt once (a torn line is dropped)."""
+        return read_results(self.root / RESULTS_FILE)
 
     def append(self, row: dict[str, Any]) -> None:
         assert self._results is not None, "open() first"
@@ -210,3 +203,22 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _int(text: str) -> int:
     return int(text) if text.isdigit() else -1
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The rows of a results.jsonl, each attempt once (its first row); torn lines are skipped."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                rows.setdefault((str(row["task_id"]), int(row["attempt"])), row)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+    return list(rows.values())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
