@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.config import RunConfig
 from agent.errors import TaskError
-from agent.tasks import Task, load_task
+from agent.tasks import Task, load_task, task_folders
 
 SOLUTION_PATCH = "solution.patch"
 SOLUTION_TURNS = "solution.yaml"
@@ -32,14 +32,11 @@ class Check:
         return self.problem is None
 
 
-def task_folders(paths: list[Path]) -> list[Path]:
+def all_task_folders(paths: list[Path]) -> list[Path]:
     """Each path is a task folder, or a folder whose subfolders with a task.yaml are tasks."""
     folders: list[Path] = []
     for path in paths:
-        if (path / "task.yaml").is_file() or not path.is_dir():
-            folders.append(path)  # load_task says what is wrong with a bad one
-            continue
-        inside = sorted(p.parent for p in path.glob("*/task.yaml"))
+        inside = task_folders(path)
         if not inside:
             raise TaskError(f"{path} holds no task.yaml, nor task folders that do")
         folders.extend(inside)

@@ -183,11 +183,11 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from agent.check import check_folder, render_check, task_folders
+    from agent.check import all_task_folders, check_folder, render_check
 
     config = load_config(args.config, {"sandbox.kind": args.sandbox, "grader.attempts": args.attempts})
     invalid = 0
-    for folder in task_folders(args.tasks):
+    for folder in all_task_folders(args.tasks):
         result = check_folder(folder, config)
         invalid += not result.valid
         print(render_check(result, args.every_test), flush=True)

@@ -177,6 +177,14 @@ class Task(StrictModel):
         return summary
 
 
+def task_folders(path: Path) -> list[Path]:
+    """``path`` itself when it is a task folder (or no folder at all: load_task then says
+    what is wrong), else its subfolders holding a task.yaml, sorted; perhaps none."""
+    if (path / "task.yaml").is_file() or not path.is_dir():
+        return [path]
+    return sorted(p.parent for p in path.glob("*/task.yaml"))
+
+
 def load_task(folder: Path) -> Task:
     """Load ``folder/task.yaml``; raises TaskError naming the file and the bad field."""
     folder = Path(folder)

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from agent.config import describe_validation_error
 from agent.errors import TaskError
-from agent.tasks import Task, load_task
+from agent.tasks import Task, load_task, task_folders
 
 # Task ids name folders (DIR/runs/<task_id>/): no separators, no leading dot.
 SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]*$")
@@ -46,9 +43,11 @@ def load_task_set(
         raise TaskError("no tasks: give task folders (or folders of them), or --dataset CSV")
     if dataset is None and (variant or set_name or ids):
         raise TaskError("--variant, --set and --ids filter a --dataset: give --dataset CSV too")
-    tasks = [EvalTask(task) for path in paths for task in _tasks_under(Path(path))]
+    tasks = [EvalTask(task, task.set) for path in paths for task in _tasks_under(Path(path))]
     if dataset is not None:
-        tasks += _dataset_tasks(dataset, variant, set_name, ids)
+        from agent.swelancer import select_tasks
+
+        tasks += [EvalTask(task, task.set) for task in select_tasks(dataset, variant, set_name, ids)]
     seen: dict[str, EvalTask] = {}
     for item in tasks:
         task_id = item.task.id
@@ -63,43 +62,10 @@ def load_task_set(
 
 
 def _tasks_under(path: Path) -> list[Task]:
-    if (path / "task.yaml").is_file() or not path.is_dir():
-        return [load_task(path)]  # load_task names a missing folder or a bad task.yaml
-    folders = sorted(p for p in path.iterdir() if (p / "task.yaml").is_file())
+    folders = task_folders(path)
     if not folders:
         raise TaskError(f"{path} is neither a task folder (no task.yaml) nor a folder of task folders")
     return [load_task(folder) for folder in folders]
-
-
-def _dataset_tasks(
-    dataset: Path, variant: str | None, set_name: str | None, ids: Sequence[str] | None
-) -> list[EvalTask]:
-    from agent.swelancer import read_rows, task_fields
-
-    rows = read_rows(dataset)
-    if set_name is not None and rows and "set" not in rows[0]:
-        raise TaskError(f"{dataset} has no set column, so --set cannot filter it (the newer SWE-Lancer CSV has one)")
-    wanted = set(ids or [])
-    missing = wanted - {row.get("question_id") for row in rows}
-    if missing:
-        raise TaskError(f"task id(s) {', '.join(sorted(missing))} are not in {dataset}")
-    chosen = [
-        row
-        for row in rows
-        if (variant is None or row.get("variant") == variant)
-        and (set_name is None or row.get("set") == set_name)
-        and (not wanted or row.get("question_id") in wanted)
-    ]
-    tasks = []
-    for row in chosen:
-        try:
-            task = Task.model_validate(task_fields(row))
-        except (ValidationError, KeyError, ValueError) as e:
-            why = describe_validation_error(e) if isinstance(e, ValidationError) else f"{type(e).__name__}: {e}"
-            raise TaskError(f"{dataset} row {row.get('question_id')}: {why}") from None
-        task.source = dataset.resolve()
-        tasks.append(EvalTask(task, row.get("set") or None))
-    return tasks
 
 
 def _where(item: EvalTask) -> str:
