@@ -128,15 +128,20 @@ def spawn(conn, words, fds):
     return "pid %d" % pid
 
 def open_file(conn, path, write):
+    # Non-blocking: this loop serves every request, and opening a FIFO would wait for its
+    # other end forever. Only regular files are handed out (a directory: EISDIR, else EINVAL).
     try:
         if write:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
         else:
-            fd = os.open(path, os.O_RDONLY)
-            if os.fstat(fd).st_mode & 0o170000 == 0o040000:
-                os.close(fd)
-                return "errno 21"
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        kind = os.fstat(fd).st_mode & 0o170000
+        if kind != 0o100000:
+            os.close(fd)
+            return "errno %d" % (21 if kind == 0o040000 else 22)
+        if write:
+            os.ftruncate(fd, 0)
     except OSError as e:
         return "errno %d" % e.errno
     conn.sendmsg([b"ok\n"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])

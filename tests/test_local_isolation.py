@@ -273,3 +273,17 @@ def test_a_run_records_the_isolation_and_limits_it_had(tmp_path: Path) -> None:
     recorded = json.loads((tmp_path / "result.json").read_text())
     assert recorded["resolved"] is True, result.stdout + result.stderr
     assert recorded["sandbox_isolation"].startswith("bwrap; ") and "memory 4 GiB" in recorded["sandbox_isolation"]
+
+
+def test_a_fifo_is_refused_and_the_sandbox_goes_on(local: LocalSandbox) -> None:
+    """Opening a named pipe waits for its other end: the sandbox's init must not (it serves
+    every request, so all later commands would hang)."""
+    assert local.exec(["mkfifo", "pipe"]).exit_code == 0
+    pipe, notes = f"{local.workdir}/pipe", f"{local.workdir}/notes.txt"
+    for attempt in (lambda: local.read_file(pipe), lambda: local.write_file(pipe, b"x")):
+        with pytest.raises(OSError):
+            attempt()
+    assert local.exec(["echo", "still here"], timeout=10).stdout == b"still here\n"
+    local.write_file(notes, b"longer text\n")
+    local.write_file(notes, b"short\n")  # replaced whole, as before
+    assert local.read_file(notes) == b"short\n"
