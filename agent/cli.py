@@ -219,6 +219,8 @@ def _replay(args: argparse.Namespace) -> int:
     plan = prepare_replay(args.run, task, config, {"kind": args.sandbox, "image": args.image})
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if args.out:
+        check_run_dir(args.out, False)  # never over the run being replayed, nor another
     out = args.out or plan.default_out()
     task = plan.task
     console.print(f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) replay, {plan.config.sandbox.kind} sandbox")

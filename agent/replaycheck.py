@@ -14,7 +14,6 @@ import difflib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from agent.config import RunConfig, describe_validation_error
 from agent.errors import ConfigError
 from agent.models import Model, create_model
+from agent.outdirs import fresh_dir
 from agent.provenance import load_recorded_task, task_changes
 from agent.secrets import redact
 from agent.tasks import Task
@@ -55,7 +55,7 @@ class ReplayPlan:
     warnings: list[str] = field(default_factory=list)
 
     def default_out(self) -> Path:
-        return self.run_dir.parent / f"{self.run_dir.name}-replay-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        return fresh_dir(self.run_dir.parent, f"{self.run_dir.name}-replay")
 
 
 @dataclass

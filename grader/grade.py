@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-import tempfile
+import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from agent.config import RunConfig
@@ -20,7 +19,7 @@ from agent.errors import SetupError
 from agent.tasks import Task
 from grader.report import ReportError, Status, TestOutcome, decide, parse_junit
 from sandbox import Sandbox, create_sandbox, run_setup
-from sandbox.base import close_even_if_interrupted
+from sandbox.base import close_even_if_interrupted, owned_temp_dir
 from sandbox.git import PatchError, apply_patch
 
 REPORT_ENV = "LANCER_TEST_REPORT"
@@ -129,14 +128,17 @@ def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
             except AppError as e:  # the patched code no longer serves: a failed fix
                 last = Grade("failed", False, attempt, "the app did not start", str(e)[-_TAIL_CHARS:])
                 continue
-            with tempfile.TemporaryDirectory(prefix="lancer-report-") as scratch:
-                report = Path(scratch) / "report.xml"
+            scratch = owned_temp_dir("lancer-report-")  # owned: a killed lancer's is pruned
+            try:
+                report = scratch / "report.xml"
                 result = run_browser_tests(
                     task.tests_dir, url, test_command=task.test_command, timeout=config.grader.timeout_s, report=report
                 )
                 run = _TestRun(
                     result.exit_code, result.output[-_TAIL_CHARS:], report.read_bytes() if report.is_file() else None
                 )
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
             last = _verdict(run, attempt, task.test_command is None, config)
             if last.resolved:
                 return last

@@ -255,7 +255,13 @@ class BwrapBox:
     def __init__(self, binds: Binds, python: str, control_dir: Path, wrap: list[str] | None = None) -> None:
         self._socket_path = str(control_dir / "init.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        listener.bind(self._socket_path)
+        try:
+            listener.bind(self._socket_path)
+        except OSError as e:  # a socket path has at most 107 bytes
+            listener.close()
+            raise SandboxError(
+                f"cannot make the sandbox's control socket {self._socket_path} ({e}): set TMPDIR to a shorter path"
+            ) from None
         listener.listen(64)
         argv = [*bwrap_argv(bwrap_path(), binds), python, "-I", "-S", "-c", _INIT, str(listener.fileno())]
         self._proc = subprocess.Popen(

@@ -267,13 +267,15 @@ class LocalSandbox:
 
     def _watch(self) -> None:
         """Fork bombs and memory hogs hurt only their own shell, and the model hears of it."""
-        assert self._limits is not None and self._box is not None
-        pids_hits, oom_kills = self._limits.pids_hits(), self._limits.oom_kills()
+        # Held here: close() clears the attributes while this thread may be mid-loop.
+        limits, box = self._limits, self._box
+        assert limits is not None and box is not None
+        pids_hits, oom_kills = limits.pids_hits(), limits.oom_kills()
         while not self._stop_watch.wait(_WATCH_S):
-            hits, kills = self._limits.pids_hits(), self._limits.oom_kills()
+            hits, kills = limits.pids_hits(), limits.oom_kills()
             if hits > pids_hits:
                 with contextlib.suppress(SandboxError, OSError):
-                    biggest = self._box.biggest_session()
+                    biggest = box.biggest_session()
                     if biggest is not None:
                         # Told first: the shell's output ends with the kill.
                         self._tell(
@@ -281,8 +283,8 @@ class LocalSandbox:
                             f"lancer: the sandbox reached its process limit ({self.limits}); "
                             f"the {biggest[1]} processes of this shell's session were killed",
                         )
-                        self._box.kill_session(biggest[0])
-                hits = self._limits.pids_hits()
+                        box.kill_session(biggest[0])
+                hits = limits.pids_hits()
             if kills > oom_kills and (note := self.memory_kill_note()):
                 self._tell(None, note)
             pids_hits, oom_kills = hits, kills

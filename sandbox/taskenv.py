@@ -66,6 +66,7 @@ def cache_dir() -> Path:
     return Path(xdg) / "lancer"
 
 
+@functools.cache  # asked at every sandbox start; asking uv alone takes ~13 ms (errors are not cached)
 def find_interpreter(version: str | None) -> Interpreter:
     """The Python a task's environment is made from: ``version`` (e.g. "3.11") if given,
     else the system's python3 (always visible in a sandbox), else lancer's own.

@@ -61,6 +61,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sandbox.base import pid_alive  # noqa: E402
 from tests.fakes.llm_server import FakeLLMServer, Faults  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "tasks"
@@ -342,7 +343,7 @@ class Engine:
             pid = int(Path("/var/run/docker.pid").read_text().strip())
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 60
-            while _alive(pid) and time.monotonic() < deadline:
+            while pid_alive(str(pid)) and time.monotonic() < deadline:
                 time.sleep(0.2)
 
     def restart(self) -> None:
@@ -367,14 +368,6 @@ class Engine:
         """Whatever happened: the machine's engine is answering (a private one was stopped)."""
         if self.mode == "system" and not self.up():
             subprocess.run(["bash", str(ROOT / "scripts" / "docker-up.sh")], check=False)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # --- one eval, with its kills and the engine's restart ------------------------------------------
