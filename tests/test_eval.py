@@ -23,7 +23,7 @@ from agent.eval.attempt import ROW_FIELDS
 from agent.eval.metrics import pass_at_k, summarize
 from agent.eval.store import EvalStore
 from agent.outdirs import fresh_dir
-from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
+from tests.conftest import EXAMPLES, ROOT, SWELANCER_LITE_CSV, lancer_argv, run_lancer
 
 IC_TASK = EXAMPLES / "invoice-discount"
 MANAGER_TASK = EXAMPLES / "manager-date-format"
@@ -412,6 +412,11 @@ def test_a_row_torn_by_a_crash_loses_no_row_written_after_it(tmp_path: Path) -> 
         (lambda t: None, ["--attempts", "0"], "--attempts must be at least 1"),
         (lambda t: None, ["--executor", "nope"], "unknown executor 'nope'"),
         (lambda t: None, ["--budget", "1", "--cost-limit", "2"], "less than one attempt's cost limit ($2)"),
+        (
+            lambda t: None,
+            ["--dataset", "{lite}", "--ids", "18641_837"],  # an IC task: its code is only in its image
+            "task 18641_837's code is in its image",
+        ),
     ],
 )
 def test_a_bad_task_set_or_option_is_one_line_before_anything_starts(
@@ -424,7 +429,7 @@ def test_a_bad_task_set_or_option_is_one_line_before_anything_starts(
     if "two tasks" in message:  # a second task with the id of the bundled one
         data = yaml.safe_load((tasks / "dup" / "task.yaml").read_text())
         (tasks / "dup" / "task.yaml").write_text(yaml.safe_dump({**data, "id": "manager-date-format"}))
-    extra = [e.format(examples=EXAMPLES, tasks=tasks) for e in extra]
+    extra = [e.format(examples=EXAMPLES, tasks=tasks, lite=SWELANCER_LITE_CSV) for e in extra]
     out = tmp_path / "eval"
     proc = run_lancer(
         "eval", str(tasks), *extra, "--model", f"scripted:{MANAGER_TASK / 'solution.yaml'}", "--out", str(out)

@@ -72,6 +72,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
     )
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     tasks = load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids)
+    # As `lancer run` does, before any attempt: a task that cannot run would be counted a
+    # failed fix. On a Ray cluster the images are the nodes' concern, not this machine's.
+    if args.executor != "ray" or config.sandbox.kind == "local":
+        from agent.preflight import check_runnable
+
+        for item in tasks:
+            check_runnable(item.task, config.sandbox)
     model = check_model_spec(args.model, [item.task for item in tasks], config)
     if args.budget is not None:
         _check_budget(args.budget, config.limits.cost_limit_usd, model.name, price_known(model))
