@@ -39,6 +39,9 @@ class ViewBuilder:
     stamps: dict[str, str] = field(default_factory=dict)
     _inputs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _builds: int = 0
+    # The plots and what they were drawn from: they show finished attempts only, so a served
+    # page redrawn for a running attempt's step (every second) does not redraw them.
+    _plots_drawn: tuple[tuple[Any, ...], list[tuple[str, str]]] | None = None
 
     def __post_init__(self) -> None:
         if not self.source.is_dir():
@@ -108,12 +111,17 @@ class ViewBuilder:
     def _plots(self, ev: EvalRecord) -> list[tuple[str, str]]:
         from agent.plots import PlotsUnavailable, eval_plots_data_uris
 
+        inputs = _signature(self.source, ("results.jsonl", "summary.json"))
+        if self._plots_drawn is not None and self._plots_drawn[0] == inputs:
+            return self._plots_drawn[1]
         try:
-            return eval_plots_data_uris([ev])
+            plots = eval_plots_data_uris([ev])
         except PlotsUnavailable as e:
             if str(e) not in self.notes:
                 self.notes.append(str(e))
-            return []
+            plots = []
+        self._plots_drawn = (inputs, plots)
+        return plots
 
     def _write_if_changed(self, path: Path, inputs: tuple[Any, ...], render: Any) -> None:
         key = path.relative_to(self.out.parent).as_posix()

@@ -260,19 +260,12 @@ def _task_text(run: RunRecord, source: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _load_task_from(where: object) -> Any:
-    from agent.tasks import load_task
+    """The task a run's header (or its eval.json entry) names, or None if it is not found."""
+    from agent.provenance import load_recorded_task
 
-    try:
-        if isinstance(where, str) and where:
-            return load_task(Path(where))
-        if isinstance(where, dict):
-            folder = where.get("folder") or where.get("path")
-            if folder:
-                return load_task(Path(folder))
-            if where.get("dataset") and where.get("id"):
-                from agent.swelancer import load_swelancer_task
-
-                return load_swelancer_task(str(where["id"]), Path(where["dataset"]))
-    except (LancerError, OSError):
+    if not isinstance(where, dict):
         return None
-    return None
+    try:
+        return load_recorded_task({"task_source": where}, Path("trajectory.jsonl"))
+    except (LancerError, OSError, KeyError):
+        return None

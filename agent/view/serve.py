@@ -6,6 +6,7 @@ every two seconds and reloads itself when its stamp moved. Only loopback is boun
 
 from __future__ import annotations
 
+import sys
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -52,11 +53,17 @@ def make_server(builder: ViewBuilder, port: int = 0) -> ThreadingHTTPServer:
 
 def watch(builder: ViewBuilder, stop: threading.Event) -> None:
     """Rebuilds changed pages until ``stop`` is set; a failed rebuild is retried next tick."""
+    said = ""
     while not stop.wait(WATCH_INTERVAL_S):
         try:
             builder.build()
-        except Exception:  # a file caught mid-write: the next tick reads it whole
-            continue
+            said = ""
+        except Exception as e:  # a file caught mid-write: the next tick reads it whole
+            # One that lasts (the folder removed, a bug) is said once, not hidden for good.
+            if f"{e}" != said:
+                said = f"{e}"
+                why = f"{type(e).__name__}: {e}"
+                print(f"lancer view: the page could not be rebuilt ({why}); retrying", file=sys.stderr)
 
 
 def serve(builder: ViewBuilder, port: int = 0) -> None:
