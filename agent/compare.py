@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.study import load_run
+from agent.text import money
 
 
 @dataclass
@@ -159,10 +160,10 @@ def _task_table(tasks: list[TaskRuns]) -> Table:
             t.model,
             t.task_id,
             t.variant,
-            _usd(t.price, 0),
+            money(t.price, 0),
             str(t.attempts),
             f"{t.passed}/{t.attempts} ({t.pass_rate:.0%})",
-            _usd(t.earned),
+            money(t.earned),
             str(t.cost),
             ", ".join(f"{status} x{n}" if n > 1 else status for status, n in sorted(t.exits.items())),
         )
@@ -179,13 +180,9 @@ def _summary_table(comparison: Comparison) -> Table:
             str(len(row.tasks)),
             str(sum(t.attempts for t in row.tasks)),
             f"{row.pass_rate:.1%}",
-            _usd(row.earned),
-            _usd(row.possible),
+            money(row.earned),
+            money(row.possible),
             f"{row.earned / row.possible:.1%}" if row.possible else "-",
             str(row.cost),
         )
     return table
-
-
-def _usd(amount: float, decimals: int = 2) -> str:
-    return f"${amount:,.{decimals}f}"

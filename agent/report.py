@@ -18,6 +18,7 @@ from agent import tally
 from agent.errors import LancerError
 from agent.plots import PLOT_FILES, write_plots
 from agent.records import EvalRecord, is_eval_dir, read_eval
+from agent.text import money, percent
 
 COLUMNS = (
     "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "earned", "earned_at_k",
@@ -100,14 +101,14 @@ def _cells(row: dict[str, Any]) -> list[str]:
         _int(row["tasks"]),
         _int(row["attempts"]),
         _int(row["graded"]),
-        _pct(row["pass@1"]),
-        f"{_pct(row['pass@k'])} (k={row['k']})",
-        _usd(row["earned"]),
-        _usd(row["possible"]),
-        _pct(row["earn_rate"]),
-        _usd(row["cost_usd"], 4),
+        percent(row["pass@1"]),
+        f"{percent(row['pass@k'])} (k={row['k']})",
+        money(row["earned"]),
+        money(row["possible"]),
+        percent(row["earn_rate"]),
+        money(row["cost_usd"], 4),
         "-" if row["roi"] is None else f"{row['roi']:,.1f}x",
-        _usd(row["earned_all_attempts"]),
+        money(row["earned_all_attempts"]),
         _int(row["errors"]),
         _int(row["not_run"]),
     ]
@@ -155,18 +156,10 @@ def _markdown(evals: list[EvalRecord], rows: list[dict[str, Any]]) -> str:
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |" for row in rows]
     lines += ["", "## Pass rate by task price", "", "| eval | price | tasks | pass rate |", "|---|---|--:|--:|"]
     for ev in evals:
-        lines += [f"| {ev.name} | {b} | {n} | {_pct(rate)} |" for b, n, rate in tally.pass_rate_by_bucket(ev.rows)]
+        lines += [f"| {ev.name} | {b} | {n} | {percent(rate)} |" for b, n, rate in tally.pass_rate_by_bucket(ev.rows)]
     lines += ["", "## Plots", ""]
     lines += [f"![{title}]({name})" for name, title in PLOT_FILES.items()]
     return "\n".join(lines) + "\n"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _usd(value: float | None, digits: int = 2) -> str:
-    return "unknown" if value is None else f"${value:,.{digits}f}"
 
 
 def _int(value: Any) -> str:

@@ -9,3 +9,12 @@ def truncate_middle(text: str, limit: int) -> str:
     tail = limit - head
     cut = len(text) - head - tail
     return f"{text[:head]}\n[... {cut} characters cut from the middle ...]\n{text[-tail:]}"
+
+
+def money(value: float | None, digits: int = 2) -> str:
+    """Dollars as every report shows them: $1,234.50, or "unknown"."""
+    return "unknown" if value is None else f"${value:,.{digits}f}"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.eval.attempt import AttemptJob, is_error
+from agent.text import percent
 
 
 @dataclass
@@ -157,12 +158,12 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("tasks", lambda g: str(g["tasks"])),
         ("attempts graded / finished", lambda g: f"{g['graded']} / {g['attempts']}"),
         ("resolved", lambda g: str(g["resolved"])),
-        ("pass@1", lambda g: _percent(g["pass_at"].get("1"))),
-        *([(f"pass@{k}", lambda g: _percent(g["pass_at"].get(k)))] if k != "1" else []),
+        ("pass@1", lambda g: percent(g["pass_at"].get("1"))),
+        *([(f"pass@{k}", lambda g: percent(g["pass_at"].get(k)))] if k != "1" else []),
         ("earned (one attempt)", lambda g: f"${g['earned']:,.2f}"),
         *([(f"earned@{k}", lambda g: f"${g['earned_at_k']:,.2f}")] if k != "1" else []),
         ("possible", lambda g: f"${g['possible']:,.2f}"),
-        ("earn rate", lambda g: _percent(g["earn_rate"])),
+        ("earn rate", lambda g: percent(g["earn_rate"])),
         ("cost", lambda g: "unknown" if g["cost_usd"] is None else f"${g['cost_usd']:.4f}"),
         ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else f"${g['cost_per_resolved']:.4f}"),
         ("ROI", lambda g: "-" if g["roi"] is None else f"{g['roi']:,.1f}x"),
@@ -173,7 +174,3 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for label, show in figures:
         table.add_row(label, *(show(group) for _, group in groups))
     return table
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"

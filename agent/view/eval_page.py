@@ -9,7 +9,8 @@ from typing import Any
 from agent import tally
 from agent.eval.attempt import ERROR_EXIT_STATUSES
 from agent.records import EvalRecord
-from agent.view.html import esc, money, page, percent, seconds
+from agent.text import money, percent
+from agent.view.html import esc, page, seconds
 
 
 def render_eval_page(

@@ -11,7 +11,8 @@ from typing import Any
 from agent.errors import LancerError
 from agent.records import RunRecord
 from agent.tally import verdict
-from agent.view.html import esc, folded, image_data_uri, money, page, seconds
+from agent.text import money
+from agent.view.html import esc, folded, image_data_uri, page, seconds
 
 # Screenshots a tool saved and named in its output (e.g. for a model that takes no images).
 _PNG_PATH = re.compile(r"(/[^\s'\"]+\.png)\b")
