@@ -482,3 +482,18 @@ def test_an_eval_folder_is_continued_only_by_the_same_question(tmp_path: Path) -
     again = EvalStore(tmp_path)
     assert again.open({**plan, "command": "another command line", "workers": 9}) is True
     again.close()
+
+
+def test_the_live_step_count_reads_what_was_appended(tmp_path: Path) -> None:
+    from agent.eval.progress import StepCounter
+
+    trajectory, count = tmp_path / "trajectory.jsonl", StepCounter()
+    assert count(trajectory) == 0  # not written yet
+    step = '{"type": "step", "n": 1}\n'
+    trajectory.write_text('{"type": "header"}\n' + step + '{"type": "st')  # a line half written
+    assert count(trajectory) == 1
+    with trajectory.open("a") as f:
+        f.write('ep", "n": 2}\n' + step)
+    assert count(trajectory) == 3
+    trajectory.write_text(step)  # the attempt started again
+    assert count(trajectory) == 1

@@ -7,6 +7,7 @@ plain line per finished attempt.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ class LiveProgress:
             console=console,
         )
         self.running: dict[tuple[str, int], tuple[AttemptJob, float]] = {}
+        self._steps = StepCounter()
         self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._render)
 
     def start(self, total: int, finished: list[dict[str, Any]]) -> None:
@@ -99,7 +101,9 @@ class LiveProgress:
         self.running[(job.task_id, job.attempt)] = (job, time.monotonic())
 
     def finished(self, row: dict[str, Any]) -> None:
-        self.running.pop((row["task_id"], row["attempt"]), None)
+        job, _ = self.running.pop((row["task_id"], row["attempt"]), (None, 0.0))
+        if job is not None:
+            self._steps.forget(Path(job.run_dir) / "trajectory.jsonl")
         self.tally.add(row)
         self.bar.update(self.task, completed=self.tally.done, **self.tally.fields())
         self.live.console.print(attempt_line(row), markup=False, highlight=False)
@@ -114,7 +118,7 @@ class LiveProgress:
         workers = Table.grid(padding=(0, 2))
         now = time.monotonic()
         for job, started in list(self.running.values()):
-            steps = _steps_so_far(Path(job.run_dir) / "trajectory.jsonl")
+            steps = self._steps(Path(job.run_dir) / "trajectory.jsonl")
             workers.add_row(f"  {job.task_id} #{job.attempt}", f"step {steps}", f"{now - started:.0f}s")
         return Group(self.bar, workers)
 
@@ -136,12 +140,30 @@ def attempt_line(row: dict[str, Any]) -> str:
     return line
 
 
-def _steps_so_far(trajectory: Path) -> int:
-    try:
-        with trajectory.open("rb") as f:
-            return sum(line.startswith(b'{"type": "step"') for line in f)
-    except OSError:
-        return 0
+class StepCounter:
+    """Steps in growing trajectories. The display asks 4 times a second per running attempt:
+    only what was appended since the last look is read."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[int, int, bytes]] = {}  # bytes read, steps, an unfinished line
+
+    def __call__(self, trajectory: Path) -> int:
+        offset, steps, partial = self._seen.get(trajectory, (0, 0, b""))
+        try:
+            with trajectory.open("rb") as f:
+                if os.fstat(f.fileno()).st_size < offset:  # started again (a resumed attempt)
+                    offset, steps, partial = 0, 0, b""
+                f.seek(offset)
+                appended = f.read()
+        except OSError:
+            return steps
+        *lines, partial = (partial + appended).split(b"\n")
+        steps += sum(line.startswith(b'{"type": "step"') for line in lines)
+        self._seen[trajectory] = (offset + len(appended), steps, partial)
+        return steps
+
+    def forget(self, trajectory: Path) -> None:
+        self._seen.pop(trajectory, None)
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
