@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import BrowserConfig  # noqa: E402
-from agent.tasks import load_task  # noqa: E402
-from sandbox import create_sandbox  # noqa: E402
-from sandbox.app import App  # noqa: E402
-from tools.browser import BrowserArgs, BrowserTool  # noqa: E402
-from tools.user_tool import UserTool, UserToolArgs  # noqa: E402
+from lancer.core.config import BrowserConfig  # noqa: E402
+from lancer.core.tasks import load_task  # noqa: E402
+from lancer.sandbox import create_sandbox  # noqa: E402
+from lancer.sandbox.app import App  # noqa: E402
+from lancer.tools.browser import BrowserArgs, BrowserTool  # noqa: E402
+from lancer.tools.user_tool import UserTool, UserToolArgs  # noqa: E402
 
 TASK = ROOT / "examples" / "tasks" / "web-todo-delete"
 

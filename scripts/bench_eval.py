@@ -63,7 +63,7 @@ def run_eval(tasks: Path, out: Path, workers: int, attempts: int, base_url: str)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "eval", str(tasks), "--model", "openai:gpt-4o", *options],
+        [sys.executable, "-m", "lancer.cli.main", "eval", str(tasks), "--model", "openai:gpt-4o", *options],
         cwd=ROOT,
         env={**os.environ, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-bench"},
         capture_output=True,

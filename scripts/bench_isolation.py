@@ -28,13 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from sandbox.base import SandboxSpec
-from sandbox.bwrap import Binds, BwrapBox
-from sandbox.limits import LimitSpec
-from sandbox.limits import apply as apply_limits
-from sandbox.local import LocalSandbox
-from sandbox.shell import PersistentShell
-from sandbox.taskenv import base_env, find_interpreter, make_task_env
+from lancer.core.sandbox import SandboxSpec
+from lancer.sandbox.bwrap import Binds, BwrapBox
+from lancer.sandbox.limits import LimitSpec
+from lancer.sandbox.limits import apply as apply_limits
+from lancer.sandbox.local import LocalSandbox
+from lancer.sandbox.shell import PersistentShell
+from lancer.sandbox.taskenv import base_env, find_interpreter, make_task_env
 
 Isolation = Literal["bwrap", "none"]
 ISOLATIONS: tuple[Isolation, ...] = ("bwrap", "none")

@@ -37,12 +37,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import load_config  # noqa: E402
-from agent.models import create_model  # noqa: E402
-from agent.runner import run_task  # noqa: E402
-from agent.tasks import load_task  # noqa: E402
-from sandbox import SandboxSpec, create_sandbox  # noqa: E402
-from tools.bash import BashArgs, BashTool  # noqa: E402
+from lancer.agent.runner import run_task  # noqa: E402
+from lancer.core.config import load_config  # noqa: E402
+from lancer.core.tasks import load_task  # noqa: E402
+from lancer.models import create_model  # noqa: E402
+from lancer.sandbox import SandboxSpec, create_sandbox  # noqa: E402
+from lancer.tools.bash import BashArgs, BashTool  # noqa: E402
 
 TASK = ROOT / "examples" / "tasks" / "invoice-discount"
 

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from agent.view import ViewBuilder  # noqa: E402
-from tools.chromium import Chromium  # noqa: E402
+from lancer.browser.chromium import Chromium  # noqa: E402
+from lancer.study.view import ViewBuilder  # noqa: E402
 
 
 def png(width: int, height: int, shade: int) -> bytes:

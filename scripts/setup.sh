@@ -33,7 +33,7 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff, pandas, matplotlib, ray' 2>/dev/null \
+if ! .venv/bin/python -c 'import lancer, playwright, pytest, ruff, pandas, matplotlib, ray' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.lancer-installed ]; then
   log "installing lancer and its Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
@@ -43,7 +43,7 @@ if ! .venv/bin/python -c 'import agent, playwright, pytest, ruff, pandas, matplo
 fi
 
 # The task environments' base (pytest, pip, build backends), built once into lancer's cache.
-.venv/bin/python -c 'from sandbox.taskenv import base_env, find_interpreter; base_env(find_interpreter(None))'
+.venv/bin/python -c 'from lancer.sandbox.taskenv import base_env, find_interpreter; base_env(find_interpreter(None))'
 
 # --- Docker ------------------------------------------------------------------------------
 if [ "${LANCER_SETUP_SKIP_DOCKER:-0}" != 1 ]; then

@@ -61,7 +61,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.base import pid_alive  # noqa: E402
+from lancer.core.sandbox import pid_alive  # noqa: E402
 from tests.fakes.llm_server import FakeLLMServer, Faults  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "tasks"
@@ -157,7 +157,7 @@ def make_tasks(root: Path, count: int) -> list[str]:
 
 
 def routes(sandbox: str, mild_local: bool, flood_mb: int) -> dict[str, list[Any]]:
-    from agent.models.scripted import load_turns
+    from lancer.models.scripted import load_turns
 
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,7 +235,7 @@ def descendants(root: int, table: dict[int, Proc], skip_engines: bool = True) ->
 
 
 def is_lancer(proc: Proc) -> bool:
-    return "agent.cli" in proc.cmdline or "agent.eval.worker" in proc.cmdline
+    return "lancer.cli.main" in proc.cmdline or "lancer.eval.worker" in proc.cmdline
 
 
 @dataclass
@@ -406,7 +406,7 @@ def run_pass(
     command = [
         sys.executable,
         "-m",
-        "agent.cli",
+        "lancer.cli.main",
         "eval",
         str(tasks),
         "--model",

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-.venv/bin/mypy agent tools sandbox grader prompts
+.venv/bin/mypy lancer
 .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox, SandboxSpec, create_sandbox
+from lancer.sandbox import Sandbox, SandboxSpec, create_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "tasks"
@@ -67,7 +67,7 @@ def sandbox(sandbox_kind: str, tmp_path: Path, hidden_file_name: str) -> Iterato
 
 def lancer_argv(*args: str) -> list[str]:
     """The command line that runs lancer from this checkout."""
-    return [sys.executable, "-m", "agent.cli", *args]
+    return [sys.executable, "-m", "lancer.cli.main", *args]
 
 
 def run_lancer(

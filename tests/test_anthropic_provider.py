@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.models import create_model
-from agent.models.api import ApiModel
-from agent.models.base import Message, ToolCall
-from agent.models.retry import ContextOverflowError, ModelCallError
+from lancer.core.errors import ConfigError
+from lancer.core.model import Message, ToolCall
+from lancer.models import create_model
+from lancer.models.api import ApiModel
+from lancer.models.retry import ContextOverflowError, ModelCallError
 from tests.fakes.conversation import ANTHROPIC_KEY, THREE_TURNS, TOOLS, answer, fast_config, play, start, tiny_png, turn
 from tests.fakes.llm_server import ApiError, FakeLLMServer, Item, anthropic_error
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox, SandboxSpec, create_sandbox
+from lancer.sandbox import Sandbox, SandboxSpec, create_sandbox
+from lancer.tools.bash import BashArgs, BashTool
 from tests.conftest import make_repo
-from tools.bash import BashArgs, BashTool
 
 
 def bash(sandbox: Sandbox, timeout: float = 30, max_output: int = 10_000) -> BashTool:

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import BrowserConfig
-from agent.tasks import AppSpec
-from sandbox import Sandbox, SandboxSpec, create_sandbox
-from sandbox.app import App, AppError
-from sandbox.relay import PortRelay
-from sandbox.shell import KILL_SESSION_SCRIPT
+from lancer.core.config import BrowserConfig
+from lancer.core.tasks import AppSpec
+from lancer.core.tool import ToolError
+from lancer.sandbox import Sandbox, SandboxSpec, create_sandbox
+from lancer.sandbox.app import App, AppError
+from lancer.sandbox.relay import PortRelay
+from lancer.sandbox.shell import KILL_SESSION_SCRIPT
+from lancer.tools.browser import BrowserArgs, BrowserTool
 from tests.conftest import ROOT
 from tests.web_helpers import make_web_repo, nothing_left_behind
-from tools.base import ToolError
-from tools.browser import BrowserArgs, BrowserTool
 
 pytestmark = pytest.mark.browser  # needs Chromium: CI installs it, and these never skip
 
@@ -303,11 +303,11 @@ def test_a_browser_that_died_is_started_again(local_web_sandbox: Sandbox, tmp_pa
 KILLED_RUN = """
 import sys, time
 from pathlib import Path
-from agent.config import BrowserConfig
-from agent.tasks import AppSpec
-from sandbox import SandboxSpec, create_sandbox
-from sandbox.app import App
-from tools.browser import BrowserArgs, BrowserTool
+from lancer.core.config import BrowserConfig
+from lancer.core.tasks import AppSpec
+from lancer.sandbox import SandboxSpec, create_sandbox
+from lancer.sandbox.app import App
+from lancer.tools.browser import BrowserArgs, BrowserTool
 sandbox = create_sandbox("local", SandboxSpec(repo_dir=Path(sys.argv[1])))
 tool = BrowserTool(App(sandbox, AppSpec(command=sys.argv[2])), Path(sys.argv[3]), True, BrowserConfig(), 1000)
 print(tool.run(BrowserArgs(action="goto", url="/")).output, flush=True)
@@ -344,7 +344,7 @@ def test_lancer_killed_with_9_leaves_no_app_and_no_chromium(tmp_path: Path) -> N
 
 HOLD_A_BROWSER = """
 import time
-from tools.chromium import Chromium
+from lancer.browser.chromium import Chromium
 Chromium().browser.new_page().goto("about:blank")
 print("up", flush=True)
 time.sleep(120)
@@ -354,7 +354,7 @@ time.sleep(120)
 def test_browser_temp_files_go_with_the_browser_even_after_kill_9() -> None:
     """Killed, Playwright's driver and Chromium leave their temp folders behind (found by
     the soak): they live in a lancer-owned folder that close removes and prune sweeps."""
-    from tools.chromium import Chromium
+    from lancer.browser.chromium import Chromium
 
     temp = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))  # short: pytest's tmp_path is too long for Chromium
     # A browser closed normally takes its folder with it.
@@ -385,7 +385,7 @@ def test_browser_temp_files_go_with_the_browser_even_after_kill_9() -> None:
     left = [p.name for p in temp.iterdir()]
     assert len(left) == 1 and left[0].startswith("lancer-cr-"), left
     result = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "sandbox", "prune"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "lancer.cli.main", "sandbox", "prune"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert list(temp.iterdir()) == []
@@ -395,7 +395,7 @@ def test_browser_temp_files_go_with_the_browser_even_after_kill_9() -> None:
 def test_hidden_browser_tests_killed_at_their_timeout_leave_no_temp_folder() -> None:
     """The grader kills hidden tests that overrun: their Chromium's folder goes too (the soak
     found it left behind)."""
-    from tools.webtests import run_browser_tests
+    from lancer.browser.webtests import run_browser_tests
 
     temp = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
     tests = temp.parent / f"{temp.name}-tests"

@@ -21,12 +21,12 @@ import docker
 import pytest
 import yaml
 
-from agent.config import SandboxConfig, load_config
-from agent.errors import LancerError, SandboxError
-from agent.tasks import load_task
-from sandbox import SandboxSpec, create_sandbox
-from sandbox.docker import MANAGED_LABEL, DockerSandbox, base_image, connect, prune
-from sandbox.shell import PersistentShell
+from lancer.core.config import SandboxConfig, load_config
+from lancer.core.errors import LancerError, SandboxError
+from lancer.core.tasks import load_task
+from lancer.sandbox import SandboxSpec, create_sandbox
+from lancer.sandbox.docker import MANAGED_LABEL, DockerSandbox, base_image, connect, prune
+from lancer.sandbox.shell import PersistentShell
 from tests.conftest import EXAMPLES, ROOT, make_repo, run_lancer
 
 pytestmark = pytest.mark.docker
@@ -325,7 +325,7 @@ def test_the_grader_uses_a_fresh_container(client: docker.DockerClient, tmp_path
 def _start_run(tmp_path: Path, folder: Path, *steps: dict[str, Any]) -> subprocess.Popen[str]:
     turns = turns_file(tmp_path, *steps)
     return subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", str(folder), "--model", f"scripted:{turns}", "--sandbox", "docker",
+        [sys.executable, "-m", "lancer", "run", str(folder), "--model", f"scripted:{turns}", "--sandbox", "docker",
          "--out", str(tmp_path / "run")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

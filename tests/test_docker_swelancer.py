@@ -15,10 +15,10 @@ import docker
 import pytest
 import yaml
 
-from agent.errors import LancerError, SandboxError
-from agent.tasks import load_task
-from sandbox import create_sandbox
-from sandbox.docker import MANAGED_LABEL, base_image, connect
+from lancer.core.errors import LancerError, SandboxError
+from lancer.core.tasks import load_task
+from lancer.sandbox import create_sandbox
+from lancer.sandbox.docker import MANAGED_LABEL, base_image, connect
 from tests.conftest import run_lancer
 
 pytestmark = pytest.mark.docker

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from sandbox import Sandbox
-from tools.base import ToolError
-from tools.editor import EditorArgs, EditorTool
+from lancer.core.tool import ToolError
+from lancer.sandbox import Sandbox
+from lancer.tools.editor import EditorArgs, EditorTool
 
 
 @pytest.fixture

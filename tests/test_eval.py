@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.errors import LancerError
-from agent.eval.attempt import ROW_FIELDS
-from agent.eval.metrics import pass_at_k, summarize
-from agent.eval.store import EvalStore
-from agent.outdirs import fresh_dir
+from lancer.agent.outdirs import fresh_dir
+from lancer.core.errors import LancerError
+from lancer.eval.attempt import ROW_FIELDS
+from lancer.eval.metrics import pass_at_k, summarize
+from lancer.eval.store import EvalStore
 from tests.conftest import EXAMPLES, ROOT, SWELANCER_LITE_CSV, lancer_argv, run_lancer
 
 IC_TASK = EXAMPLES / "invoice-discount"
@@ -376,11 +376,10 @@ def test_resume_after_kill_9_counts_each_attempt_once(tmp_path: Path) -> None:
     assert again.returncode == 0 and len(results(out)) == 3
 
 
-
 def test_a_row_torn_by_a_crash_loses_no_row_written_after_it(tmp_path: Path) -> None:
     """A crash mid-write leaves a torn last line; the resumed eval's rows must not be glued
     onto it, and the study tools read every row the eval counts."""
-    from agent.records import read_eval
+    from lancer.core.records import read_eval
 
     out = tmp_path / "eval"
     store = EvalStore(out)
@@ -394,6 +393,7 @@ def test_a_row_torn_by_a_crash_loses_no_row_written_after_it(tmp_path: Path) -> 
     store.close()
     assert [(r["attempt"], r["resolved"]) for r in store.finished_rows()] == [(1, True), (2, False)]
     assert [(r["attempt"], r["resolved"]) for r in read_eval(out).rows] == [(1, True), (2, False)]
+
 
 @pytest.mark.parametrize(
     ("make", "extra", "message"),
@@ -485,7 +485,7 @@ def test_an_eval_folder_is_continued_only_by_the_same_question(tmp_path: Path) -
 
 
 def test_the_live_step_count_reads_what_was_appended(tmp_path: Path) -> None:
-    from agent.eval.progress import StepCounter
+    from lancer.eval.progress import StepCounter
 
     trajectory, count = tmp_path / "trajectory.jsonl", StepCounter()
     assert count(trajectory) == 0  # not written yet

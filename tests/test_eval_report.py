@@ -1,4 +1,4 @@
-"""`lancer report` and agent.frames against figures computed by hand.
+"""`lancer report` and lancer.study.frames against figures computed by hand.
 
 The evals here are results.jsonl files with chosen outcomes (the report reads nothing else
 of an eval's runs), so every pass rate and dollar can be worked out on paper below.
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.frames import attempts_df, evals_df
+from lancer.study.frames import attempts_df, evals_df
 from tests.conftest import EXAMPLES, ROOT, run_lancer
 from tests.study_helpers import write_eval
 from tests.test_eval import _row
@@ -28,7 +28,7 @@ def row(task: str, attempt: int, price: float, variant: str, outcome: str, cost:
             "run_dir": f"runs/{task}/{attempt}", "node": "localhost"}  # fmt: skip
 
 
-# Eval A, 2 attempts of 3 tasks (the definitions: agent/eval/metrics.py):
+# Eval A, 2 attempts of 3 tasks (the definitions: lancer/eval/metrics.py):
 #   t1 $100 ic_swe:       resolved ($0.10), failed ($0.20)                 -> n=2 c=1: pass@1 .5, pass@2 1
 #   t2 $1000 swe_manager: failed ($0.05), failed ($0.05)                   -> n=2 c=0: pass@1 0,  pass@2 0
 #   t3 $300 ic_swe:       model error ($0.01, not graded), resolved ($0.30) -> n=1 c=1: pass@1 1,  pass@2 1 (k <= n)
@@ -120,7 +120,7 @@ def test_report_of_a_folder_that_is_no_eval_is_one_clear_line(tmp_path: Path) ->
 def lancer_without_matplotlib(*args: str) -> subprocess.CompletedProcess[str]:
     blocked = (
         "import sys; sys.modules['matplotlib'] = None; sys.modules['matplotlib.figure'] = None; "
-        "from agent.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from lancer.cli.main import main; sys.exit(main(sys.argv[1:]))"
     )
     return subprocess.run([sys.executable, "-c", blocked, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
@@ -132,7 +132,7 @@ def test_without_matplotlib_report_says_how_to_get_it_and_view_leaves_the_plots_
     out = tmp_path / "out"
     proc = lancer_without_matplotlib("report", str(evals[0]), "-o", str(out))
     assert proc.returncode == 2
-    message = "plots need matplotlib, which is not installed: pip install 'lancer[study]'"
+    message = "plots need matplotlib, which is not installed: pip install 'lancer-bench[study]'"
     assert proc.stderr.strip() == f"lancer: error: {message}"
     assert not (out / "summary.csv").exists()
 
@@ -175,13 +175,13 @@ def test_attempts_df_has_one_row_per_attempt_with_the_evals_model_and_config(
 def test_attempts_df_without_pandas_says_how_to_get_it(evals: tuple[Path, Path]) -> None:
     code = (
         "import sys; sys.modules['pandas'] = None\n"
-        "from agent.frames import attempts_df\n"
+        "from lancer.study.frames import attempts_df\n"
         "try:\n    attempts_df([sys.argv[1]])\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(evals[0])], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert proc.stdout.strip() == (
-        "PandasMissing agent.frames needs pandas, which is not installed: pip install 'lancer[study]'"
+        "PandasMissing lancer.study.frames needs pandas, which is not installed: pip install 'lancer-bench[study]'"
     )
 
 

@@ -9,9 +9,9 @@ import time
 import uuid
 from pathlib import Path
 
-from sandbox import Sandbox
+from lancer.sandbox import Sandbox
+from lancer.tools.bash import BashArgs, BashTool
 from tests.conftest import ROOT, make_repo
-from tools.bash import BashArgs, BashTool
 
 # Prints the process limit of the shell's pids cgroup (v1, or v2 at either usual mount), if any.
 _PIDS_LIMIT = r"""
@@ -68,8 +68,8 @@ def test_a_fork_bomb_in_the_shell_itself_is_contained_again_and_again(sandbox: S
 _FLOOD = """
 import json, re, sys
 from pathlib import Path
-from sandbox import SandboxSpec, create_sandbox
-from tools.bash import BashArgs, BashTool
+from lancer.sandbox import SandboxSpec, create_sandbox
+from lancer.tools.bash import BashArgs, BashTool
 
 sandbox = create_sandbox(sys.argv[1], SandboxSpec(repo_dir=Path(sys.argv[2]), label="pytest-flood"))
 tool = BashTool(sandbox, default_timeout=300, max_timeout=300, max_output_chars=10_000)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import SandboxError
-from sandbox import SandboxSpec, create_sandbox
-from sandbox.local import LocalSandbox
-from sandbox.shell import PersistentShell
+from lancer.core.errors import SandboxError
+from lancer.sandbox import SandboxSpec, create_sandbox
+from lancer.sandbox.local import LocalSandbox
+from lancer.sandbox.shell import PersistentShell
 from tests.conftest import EXAMPLES, make_repo, run_lancer
 
 
@@ -200,8 +200,8 @@ def test_where_no_cgroup_is_writable_prlimit_caps_memory(tmp_path: Path) -> None
 def test_killing_lancer_kills_everything_in_its_sandbox(tmp_path: Path) -> None:
     marker = f"sleep {1000 + uuid.uuid4().int % 1000}.5"
     script = (
-        "import sys, time; from pathlib import Path; from sandbox.base import SandboxSpec; "
-        "from sandbox.local import LocalSandbox; from sandbox.shell import PersistentShell; "
+        "import sys, time; from pathlib import Path; from lancer.core.sandbox import SandboxSpec; "
+        "from lancer.sandbox.local import LocalSandbox; from lancer.sandbox.shell import PersistentShell; "
         f"sb = LocalSandbox(SandboxSpec(repo_dir=Path({str(make_repo(tmp_path))!r}))); "
         f"PersistentShell(sb).run('(setsid {marker} &) ; {marker} &', 30); print('ready', flush=True); time.sleep(600)"
     )

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError, ModelError
-from agent.models import create_model
-from agent.models.api import ApiModel
-from agent.models.openai import parse_arguments
-from agent.models.retry import ContextOverflowError, ModelCallError
+from lancer.core.errors import ConfigError, ModelError
+from lancer.models import create_model
+from lancer.models.api import ApiModel
+from lancer.models.openai import parse_arguments
+from lancer.models.retry import ContextOverflowError, ModelCallError
 from tests.fakes.conversation import OPENAI_KEY, THREE_TURNS, TOOLS, answer, fast_config, play, start, tiny_png, turn
 from tests.fakes.llm_server import ApiError, FakeLLMServer, Item, openai_error
 

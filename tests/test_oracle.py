@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config
-from agent.errors import ConfigError, ModelError
-from agent.models import create_model
-from agent.runner import run_task
-from agent.swelancer import load_swelancer_task, read_rows
-from agent.tasks import load_task
-from agent.trajectory import read_trajectory
+from lancer.agent.runner import run_task
+from lancer.core.config import load_config
+from lancer.core.errors import ConfigError, ModelError
+from lancer.core.tasks import load_task
+from lancer.core.trajectory import read_trajectory
+from lancer.formats.swelancer import load_swelancer_task, read_rows
+from lancer.models import create_model
 from tests.conftest import EXAMPLES, run_lancer
 
 # shared/ sits beside the clone (CI) or higher up (a worktree inside the project's folder).

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from agent.config import ModelConfig, PriceConfig
-from agent.errors import ConfigError
-from agent.models import notices, tokens
-from agent.models.base import Message, ToolCall, Usage
-from agent.models.context import ELIDE_BLOCK, IMAGE_TOKENS, ContextFitter
-from agent.models.pricing import CatalogPrice, Price, lookup, model_card
-from agent.models.retry import RetryPolicy, _retry_after
-from agent.models.tokens import EstimateCounter
+from lancer.core.config import ModelConfig, PriceConfig
+from lancer.core.errors import ConfigError
+from lancer.core.model import Message, ToolCall, Usage
+from lancer.models import notices, tokens
+from lancer.models.context import ELIDE_BLOCK, IMAGE_TOKENS, ContextFitter
+from lancer.models.pricing import CatalogPrice, Price, lookup, model_card
+from lancer.models.retry import RetryPolicy, _retry_after
+from lancer.models.tokens import EstimateCounter
 from tests.fakes.conversation import TOOLS
 
 
@@ -144,9 +144,9 @@ def no_network(event, args):
 sys.addaudithook(no_network)
 from genai_prices import data_snapshot
 data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=[], from_auto_update=True))
-from agent.config import ModelConfig
-from agent.models.base import Usage
-from agent.models.pricing import model_card
+from lancer.core.config import ModelConfig
+from lancer.core.model import Usage
+from lancer.models.pricing import model_card
 card = model_card("claude-sonnet-4-5", ModelConfig(), "anthropic")
 print(card.price.source, round(card.price.cost(Usage(input_tokens=100_000)), 6), threading.active_count())
 """
@@ -314,7 +314,7 @@ def test_retry_after_headers() -> None:
 
 def test_importing_the_providers_has_no_side_effects() -> None:
     code = (
-        "import threading, agent.models.openai, agent.models.anthropic, agent.models.context, agent.models.pricing;"
+        "import threading, lancer.models.openai, lancer.models.anthropic, lancer.models.context, lancer.models.pricing;"
         "print(threading.active_count())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

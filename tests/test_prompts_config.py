@@ -57,11 +57,15 @@ def test_without_a_prompts_section_the_bundled_templates_are_recorded(tmp_path: 
     code, stderr, records = run(MANAGER_TASK, tmp_path / "run")
     assert code == 0, stderr
     assert records[0]["prompts"] == {
-        "system": {"path": "prompts/system.j2", "bundled": True, "sha256": sha256(ROOT / "prompts" / "system.j2")},
-        "task": {
-            "path": "prompts/swe_manager.j2",
+        "system": {
+            "path": "lancer/prompts/system.j2",
             "bundled": True,
-            "sha256": sha256(ROOT / "prompts" / "swe_manager.j2"),
+            "sha256": sha256(ROOT / "lancer" / "prompts" / "system.j2"),
+        },
+        "task": {
+            "path": "lancer/prompts/swe_manager.j2",
+            "bundled": True,
+            "sha256": sha256(ROOT / "lancer" / "prompts" / "swe_manager.j2"),
         },
     }
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import ray
 
-from agent.eval.attempt import AttemptJob
-from agent.eval.ray_executor import OWNER_FILE, WORK_PREFIX, Interrupts, digest, pack, run_on_node
-from agent.tasks import load_task
-from sandbox.base import OWNER_FILE as SANDBOX_OWNER_FILE
-from sandbox.base import pid_alive
+from lancer.core.sandbox import OWNER_FILE as SANDBOX_OWNER_FILE
+from lancer.core.sandbox import pid_alive
+from lancer.core.tasks import load_task
+from lancer.eval.attempt import AttemptJob
+from lancer.eval.ray_executor import OWNER_FILE, WORK_PREFIX, Interrupts, digest, pack, run_on_node
 from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 from tests.ray_cluster import ENV, HEAD_IP, SECOND_IP, RayCluster, ray_cluster
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ModelConfig
-from agent.errors import ConfigError
-from agent.models import BUILTIN_PROVIDERS, create_model
-from agent.models.anthropic import AnthropicModel
-from agent.models.openai import OpenAICompatibleModel, OpenAIModel
+from lancer.core.config import ModelConfig
+from lancer.core.errors import ConfigError
+from lancer.models import BUILTIN_PROVIDERS, create_model
+from lancer.models.anthropic import AnthropicModel
+from lancer.models.openai import OpenAICompatibleModel, OpenAIModel
 from tests.fakes.conversation import ANTHROPIC_KEY, OPENAI_KEY
 
 PLUGIN_SOURCE = """
-from agent.models.base import ModelResponse
+from lancer.core.model import ModelResponse
 
 
 class Parrot:

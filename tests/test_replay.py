@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agent.provenance import task_hashes
-from agent.tasks import load_task
+from lancer.agent.provenance import task_hashes
+from lancer.core.tasks import load_task
 from tests.conftest import EXAMPLES, run_lancer
 from tests.fakes.conversation import OPENAI_KEY
 from tests.fakes.llm_server import FakeLLMServer

@@ -1,4 +1,4 @@
-"""grader.report: per-test outcomes from real pytest JUnit XML reports, and the verdict rules."""
+"""lancer.grader.report: per-test outcomes from real pytest JUnit XML reports, and the verdict rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.report import ReportError, TestOutcome, decide, parse_junit
+from lancer.grader.report import ReportError, TestOutcome, decide, parse_junit
 
 
 def junit_of(tmp_path: Path, source: str) -> list[TestOutcome]:

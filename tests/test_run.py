@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.config import load_config
-from agent.models import create_model
-from agent.runner import run_task
-from agent.tasks import load_task
-from agent.trajectory import read_trajectory
+from lancer.agent.runner import run_task
+from lancer.core.config import load_config
+from lancer.core.tasks import load_task
+from lancer.core.trajectory import read_trajectory
+from lancer.models import create_model
 from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 
 IC_TASK = EXAMPLES / "invoice-discount"
@@ -395,7 +395,7 @@ def test_what_setup_commands_change_stays_out_of_the_patch(tmp_path: Path) -> No
 
 
 def test_a_web_task_prompt_points_the_model_at_the_browser() -> None:
-    from prompts import render
+    from lancer.core.templates import render
 
     web = render("ic_swe.j2", task=load_task(EXAMPLES / "web-todo-delete"), workdir="/repo")
     assert "This is a web app. The `browser` tool opens it" in web

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox, SandboxSpec, create_sandbox
-from sandbox.git import apply_patch, diff
+from lancer.sandbox import Sandbox, SandboxSpec, create_sandbox
+from lancer.sandbox.git import apply_patch, diff
 from tests.conftest import make_repo
 
 BINARY = bytes(range(256)) * 8 + b"\0\0\xff\xfe"

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config
-from agent.models import create_model
-from agent.runner import run_task
-from agent.tasks import load_task
-from agent.trajectory import read_trajectory
-from sandbox import SandboxSpec
-from sandbox.base import close_even_if_interrupted, pid_alive
+from lancer.agent.runner import run_task
+from lancer.core.config import load_config
+from lancer.core.sandbox import close_even_if_interrupted, pid_alive
+from lancer.core.tasks import load_task
+from lancer.core.trajectory import read_trajectory
+from lancer.models import create_model
+from lancer.sandbox import SandboxSpec
 from tests.conftest import EXAMPLES, ROOT, make_repo
 
 
@@ -68,16 +68,16 @@ def test_a_local_sandbox_interrupted_while_it_is_made_leaves_no_temp_tree(
 ) -> None:
     """Found by the soak: an eval worker's SIGTERM (its eval killed with -9) raises
     KeyboardInterrupt; arriving while the sandbox made its baseline commit, it left the tree."""
-    import sandbox.local
+    import lancer.sandbox.local
 
     def interrupted(repo: Path) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(sandbox.local, "make_baseline", interrupted)
+    monkeypatch.setattr(lancer.sandbox.local, "make_baseline", interrupted)
     repo = make_repo(tmp_path / "task")
     with pytest.raises(KeyboardInterrupt):
-        sandbox.local.LocalSandbox(SandboxSpec(repo_dir=repo))
+        lancer.sandbox.local.LocalSandbox(SandboxSpec(repo_dir=repo))
     assert [p.name for p in tmp_path.iterdir()] == ["task"]
 
 
@@ -86,22 +86,22 @@ def test_a_sandbox_or_grader_broken_by_an_engine_restart_still_leaves_a_result(
 ) -> None:
     """Found by the soak: when the Docker engine restarted under a run, closing its sandbox
     or grading raised past the runner, so the attempt had no result.json or final record."""
-    import agent.runner
-    import sandbox.local
+    import lancer.agent.runner
+    import lancer.sandbox.local
 
     task = load_task(EXAMPLES / "invoice-discount")
     config = load_config(None, {})
-    really_close = sandbox.local.LocalSandbox.close
+    really_close = lancer.sandbox.local.LocalSandbox.close
 
-    def close_then_fail(self: sandbox.local.LocalSandbox) -> None:
+    def close_then_fail(self: lancer.sandbox.local.LocalSandbox) -> None:
         really_close(self)
         raise ConnectionError("('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))")
 
     def engine_gone(*args: object) -> None:
         raise ConnectionError("the grader's engine is gone")
 
-    monkeypatch.setattr(sandbox.local.LocalSandbox, "close", close_then_fail)
-    monkeypatch.setattr(agent.runner, "grade", engine_gone)
+    monkeypatch.setattr(lancer.sandbox.local.LocalSandbox, "close", close_then_fail)
+    monkeypatch.setattr(lancer.agent.runner, "grade", engine_gone)
     out = tmp_path / "run"
     result = run_task(task, create_model("oracle", config.model, task), config, out)
     assert json.loads((out / "result.json").read_text()) == result
@@ -152,9 +152,9 @@ def test_a_zombie_owner_counts_as_gone() -> None:
 def test_a_local_command_interrupted_does_not_run_on(tmp_path: Path) -> None:
     """An interrupt (Ctrl-C, an eval worker's SIGTERM) while the local sandbox runs a command
     (the grader's tests, say) ends the command's whole session too."""
-    import sandbox.local
+    import lancer.sandbox.local
 
-    box = sandbox.local.LocalSandbox(SandboxSpec(repo_dir=make_repo(tmp_path / "task")))
+    box = lancer.sandbox.local.LocalSandbox(SandboxSpec(repo_dir=make_repo(tmp_path / "task")))
     marker = tmp_path / "still-running"
     try:
         timer = threading.Timer(0.5, lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT))
@@ -172,8 +172,8 @@ def test_a_docker_sandbox_host_tree_left_by_a_dead_lancer_is_pruned(
 ) -> None:
     """Found by the soak: an eval worker killed while the Docker engine restarted left the
     docker sandbox's host copy of the repo (lancer-repo-*), which nothing could prune."""
-    import sandbox.local
-    from sandbox import create_sandbox
+    import lancer.sandbox.local
+    from lancer.sandbox import create_sandbox
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -181,7 +181,7 @@ def test_a_docker_sandbox_host_tree_left_by_a_dead_lancer_is_pruned(
     try:
         [tree] = (tmp_path / "tmp").glob("lancer-repo-*")
         assert (tree / "lancer.pid").read_text() == str(os.getpid())
-        assert sandbox.local.prune() == 0  # its lancer is alive
+        assert lancer.sandbox.local.prune() == 0  # its lancer is alive
     finally:
         box.close()
     dead = subprocess.Popen(["true"])
@@ -189,4 +189,4 @@ def test_a_docker_sandbox_host_tree_left_by_a_dead_lancer_is_pruned(
     orphan = tmp_path / "tmp" / "lancer-repo-orphan"
     (orphan / "repo").mkdir(parents=True)
     (orphan / "lancer.pid").write_text(str(dead.pid))
-    assert sandbox.local.prune() == 1 and not orphan.exists()
+    assert lancer.sandbox.local.prune() == 1 and not orphan.exists()

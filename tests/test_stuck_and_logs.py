@@ -13,11 +13,11 @@ from typing import Any
 
 import docker
 
-from agent.config import load_config
-from agent.models import create_model
-from agent.runner import run_task
-from agent.tasks import load_task
-from agent.trajectory import read_trajectory
+from lancer.agent.runner import run_task
+from lancer.core.config import load_config
+from lancer.core.tasks import load_task
+from lancer.core.trajectory import read_trajectory
+from lancer.models import create_model
 from tests.conftest import run_lancer
 from tests.test_run import IC_TASK, SUBMIT, bash_turn, run, script
 

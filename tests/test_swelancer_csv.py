@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import TaskError
-from agent.swelancer import load_swelancer_task, select_tasks
+from lancer.core.errors import TaskError
+from lancer.formats.swelancer import load_swelancer_task, select_tasks
 from tests.conftest import ROOT, SWELANCER_LITE_CSV
 
 CURRENT_CSV = ROOT / "tests" / "data" / "all_swelancer_tasks_sample.csv"

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.errors import SandboxError
-from agent.swelancer import select_tasks
-from sandbox.base import SandboxSpec
-from sandbox.docker import DockerSandbox, base_image, connect
+from lancer.core.errors import SandboxError
+from lancer.core.sandbox import SandboxSpec
+from lancer.formats.swelancer import select_tasks
+from lancer.sandbox.docker import DockerSandbox, base_image, connect
 from tests.conftest import ROOT, SWELANCER_LITE_CSV, run_lancer
 from tests.test_docker_sandbox import lancer_containers
 

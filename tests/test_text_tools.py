@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from agent import __version__
+from lancer import __version__
 from tests.conftest import EXAMPLES, run_lancer
 from tests.fakes.conversation import OPENAI_KEY
 from tests.fakes.llm_server import FakeLLMServer

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import BrowserConfig
-from agent.tasks import Task, load_task
-from sandbox import Sandbox, create_sandbox
-from sandbox.app import App
+from lancer.core.config import BrowserConfig
+from lancer.core.tasks import Task, load_task
+from lancer.core.tool import ToolResult
+from lancer.sandbox import Sandbox, create_sandbox
+from lancer.sandbox.app import App
+from lancer.tools.user_tool import UserTool, UserToolArgs
 from tests.conftest import EXAMPLES
 from tests.web_helpers import nothing_left_behind
-from tools.base import ToolResult
-from tools.user_tool import UserTool, UserToolArgs
 
 pytestmark = pytest.mark.browser  # needs Chromium: CI installs it, and these never skip
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import ConsoleMessage, Page
 
-from agent.records import read_run
-from agent.view.run_page import render_run_page
+from lancer.browser.chromium import Chromium
+from lancer.core.records import read_run
+from lancer.study.view.run_page import render_run_page
 from tests.conftest import lancer_argv, run_lancer
 from tests.study_helpers import build_bundled_eval
-from tools.chromium import Chromium
 
 pytestmark = pytest.mark.browser
 

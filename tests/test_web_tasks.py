@@ -13,11 +13,11 @@ import docker
 import pytest
 import yaml
 
-from agent.config import ModelConfig, RunConfig
-from agent.models import create_model
-from agent.runner import run_task
-from agent.tasks import load_task
-from grader import grade
+from lancer.agent.runner import run_task
+from lancer.core.config import ModelConfig, RunConfig
+from lancer.core.tasks import load_task
+from lancer.grader import grade
+from lancer.models import create_model
 from tests.conftest import EXAMPLES, run_lancer
 from tests.fakes.llm_server import FakeLLMServer
 from tests.web_helpers import nothing_left_behind

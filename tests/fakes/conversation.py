@@ -7,9 +7,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from agent.config import ModelConfig
-from agent.models.base import Message, Model, ModelResponse, ToolSpec, Usage
-from agent.models.scripted import ScriptedCall, ScriptedTurn
+from lancer.core.config import ModelConfig
+from lancer.core.model import Message, Model, ModelResponse, ToolSpec, Usage
+from lancer.models.scripted import ScriptedCall, ScriptedTurn
 
 # Shaped like a real key (the redactor knows the shape too); the tests check it is nowhere.
 OPENAI_KEY = "sk-test-0penai0nly4tests0123456789abcdef"

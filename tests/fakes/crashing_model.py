@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import signal
 
-from agent.config import ModelConfig
-from agent.models.base import Message, ModelResponse, ToolCall, ToolSpec, Usage
+from lancer.core.config import ModelConfig
+from lancer.core.model import Message, ModelResponse, ToolCall, ToolSpec, Usage
 
 
 class CrashingModel:

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from agent.models.scripted import ScriptedTurn, load_turns
+from lancer.models.scripted import ScriptedTurn, load_turns
 
 
 @dataclass

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from agent.config import ModelConfig
-from agent.errors import ConfigError, ModelError
-from agent.models.base import Message, ModelResponse, ToolCall, ToolSpec, Usage
+from lancer.core.config import ModelConfig
+from lancer.core.errors import ConfigError, ModelError
+from lancer.core.model import Message, ModelResponse, ToolCall, ToolSpec, Usage
 
 
 class RulesModel:

@@ -1,0 +1,38 @@
+"""Checks made before a run starts, so a task that cannot run as configured is refused with
+one line saying how to fix it, instead of running on nothing (or failing minutes in)."""
+
+from __future__ import annotations
+
+from lancer.core.config import SandboxConfig
+from lancer.core.errors import SandboxError, TaskError
+from lancer.core.tasks import Task
+
+
+def check_runnable(task: Task, sandbox: SandboxConfig) -> None:
+    """Raise TaskError if ``task`` cannot run in ``sandbox``: its code is only in an image
+    the local sandbox cannot use, or that image is not on this machine (and cannot be pulled)."""
+    if task.repo_dir is not None:  # its code travels with it; an image, if any, is only a runtime
+        image = (sandbox.image or task.image) if sandbox.kind == "docker" else None
+    elif task.image or task.dockerfile:
+        if sandbox.kind == "local":
+            raise TaskError(
+                f"task {task.id}'s code is in its image ({task.image or task.dockerfile}), "
+                "which the local sandbox cannot use: run it with --sandbox docker"
+            )
+        image = sandbox.image or task.image
+    else:  # no code at all (a manager task): an empty working tree does
+        image = sandbox.image if sandbox.kind == "docker" else None
+    if image is None:
+        return
+    from lancer.sandbox.docker import require_image
+
+    try:
+        require_image(image, _how_to_get(task, image))
+    except SandboxError as e:
+        raise TaskError(f"task {task.id}: {e}") from None
+
+
+def _how_to_get(task: Task, image: str) -> str | None:
+    from lancer.formats.swelancer import IC_IMAGE, how_to_get_image
+
+    return how_to_get_image(task.id) if image == IC_IMAGE.format(task_id=task.id) else None

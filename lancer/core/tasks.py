@@ -1,0 +1,216 @@
+"""Tasks: a folder (task.yaml + repo/ + hidden tests/), validated strictly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from lancer.core.config import SandboxConfig, StrictModel, describe_validation_error
+from lancer.core.errors import TaskError
+from lancer.core.sandbox import SandboxSpec
+
+Variant = Literal["ic_swe", "swe_manager"]
+
+
+class AppSpec(StrictModel):
+    """How to start the task's web app for the browser tools and the grader's tests."""
+
+    # May contain ``{port}``: lancer then picks a free port and substitutes it.
+    command: str
+    port: int | None = Field(None, ge=1, le=65535)
+    # Path polled until it answers, and for how long.
+    ready_path: str = "/"
+    ready_timeout_s: float = Field(60, gt=0)
+
+
+class ContainerSpec(StrictModel):
+    """Docker settings, chiefly for images that bring their repo and setup (SWE-Lancer's).
+
+    See docs/docker.md. The repo is the task's repo/ copied to ``workdir``, or, without a
+    repo/ folder, the one already in the image at ``workdir`` (given a fresh git baseline).
+    """
+
+    workdir: str = "/repo"
+    # None: the run config's sandbox.user (default auto: a non-root user where possible).
+    user: str | None = None
+    # Run the image's own ENTRYPOINT/CMD (its setup) instead of lancer's idle init.
+    image_command: bool = False
+    # Wait until the image's setup has written this file, at most ready_timeout_s.
+    ready_file: str | None = None
+    ready_timeout_s: float = Field(3600, gt=0)
+    # Network while the image's own setup runs; cut before the agent starts.
+    setup_network: bool = False
+    # Run as root after that setup, before the baseline (agent's and grader's sandbox).
+    prepare: list[str] = Field(default_factory=list)
+    # Removed from the agent's sandbox only (e.g. tests baked into the image); the grader's
+    # fresh container still has them.
+    hide: list[str] = Field(default_factory=list)
+
+    @field_validator("workdir", "ready_file")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        if path is not None and (not path.startswith("/") or path.rstrip("/") == ""):
+            raise ValueError(f"{path!r} must be an absolute path inside the container (not /)")
+        return path
+
+    @field_validator("hide")
+    @classmethod
+    def _absolute_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            cls._absolute(path)
+        return paths
+
+    @model_validator(mode="after")
+    def _hide_outside_workdir(self) -> ContainerSpec:
+        workdir = self.workdir.rstrip("/") + "/"
+        for path in self.hide:
+            if workdir.startswith(path.rstrip("/") + "/"):
+                raise ValueError(f"hide: {path} would remove the working tree {self.workdir}")
+        return self
+
+
+class Proposal(StrictModel):
+    id: int
+    content: str
+
+
+class Task(StrictModel):
+    id: str
+    variant: Variant
+    price: float = Field(ge=0)
+    title: str
+    description: str
+    # The task set it belongs to (SWE-Lancer's "diamond" / "nondiamond"), for filters and summaries.
+    set: str | None = None
+    image: str | None = None
+    dockerfile: str | None = None
+    setup: list[str] = Field(default_factory=list)
+    app: AppSpec | None = None
+    # Run from the working tree root; None: pytest on the hidden test files alone.
+    test_command: str | None = None
+    proposals: list[Proposal] = Field(default_factory=list)
+    # Never shown to the agent: only the grader reads it.
+    correct_proposal: int | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    network: bool = False
+    # The Python the task's environment is made from in the local sandbox ("3.11"); None:
+    # the system's python3. Docker uses the image's.
+    python: str | None = Field(None, pattern=r"^3\.[0-9]+$")
+    container: ContainerSpec | None = None
+
+    # Filled by the loader, not read from task.yaml: the task folder, and what the agent must
+    # never see (the folder with its hidden tests and answers, or a dataset file).
+    folder: Path | None = Field(None, exclude=True)
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _manager_fields(self) -> Task:
+        if self.variant == "swe_manager":
+            if not self.proposals:
+                raise ValueError("a swe_manager task needs proposals")
+            if self.correct_proposal is None:
+                raise ValueError("a swe_manager task needs correct_proposal")
+            if self.correct_proposal not in {p.id for p in self.proposals}:
+                raise ValueError(f"correct_proposal {self.correct_proposal} is not one of the proposal ids")
+        if self.image and self.dockerfile:
+            raise ValueError("give image or dockerfile, not both")
+        if self.container and self.container.image_command and not (self.image or self.dockerfile):
+            raise ValueError("container.image_command needs the task's image or dockerfile")
+        return self
+
+    @property
+    def repo_dir(self) -> Path | None:
+        return self.folder / "repo" if self.folder and (self.folder / "repo").is_dir() else None
+
+    @property
+    def tests_dir(self) -> Path | None:
+        return self.folder / "tests" if self.folder and (self.folder / "tests").is_dir() else None
+
+    def sandbox_spec(self, for_agent: bool, config: SandboxConfig | None = None) -> SandboxSpec:
+        """The sandbox for this task; the agent's hides the task folder (answers, hidden tests).
+
+        ``config`` (the run's sandbox section) sets the docker limits; its image replaces
+        the task's image and dockerfile, its network (when set) the task's.
+        """
+        config = config or SandboxConfig()
+        container = self.container or ContainerSpec()
+        hidden = [self.source] if for_agent and self.source is not None else []
+        dockerfile = (self.folder / self.dockerfile) if self.dockerfile and self.folder else None
+        return SandboxSpec(
+            repo_dir=self.repo_dir,
+            hidden_paths=hidden,
+            env=dict(self.env),
+            image=config.image or self.image,
+            dockerfile=None if config.image else dockerfile,
+            workdir=container.workdir,
+            network=self.network if config.network is None else config.network,
+            isolation=config.isolation,
+            python=self.python,
+            label=self.id,
+            memory=config.memory,
+            cpus=config.cpus,
+            pids_limit=config.pids_limit,
+            user=container.user or config.user,
+            image_command=container.image_command,
+            ready_file=container.ready_file,
+            ready_timeout_s=container.ready_timeout_s,
+            setup_network=container.setup_network,
+            prepare=list(container.prepare),
+            remove_paths=list(container.hide) if for_agent else [],
+        )
+
+    def public_summary(self) -> dict[str, object]:
+        """What may be written to a trajectory header (what the agent is told): never the answer."""
+        summary: dict[str, object] = {
+            "id": self.id,
+            "variant": self.variant,
+            "set": self.set,
+            "price": self.price,
+            "title": self.title,
+            "description": self.description,
+        }
+        if self.proposals:
+            summary["proposals"] = [p.model_dump() for p in self.proposals]
+        return summary
+
+
+def task_folders(path: Path) -> list[Path]:
+    """``path`` itself when it is a task folder (or no folder at all: load_task then says
+    what is wrong), else its subfolders holding a task.yaml, sorted; perhaps none."""
+    if (path / "task.yaml").is_file() or not path.is_dir():
+        return [path]
+    return sorted(p.parent for p in path.glob("*/task.yaml"))
+
+
+def load_task(folder: Path) -> Task:
+    """Load ``folder/task.yaml``; raises TaskError naming the file and the bad field."""
+    folder = Path(folder)
+    spec = folder / "task.yaml"
+    if not folder.is_dir():
+        raise TaskError(
+            f"task folder {folder} does not exist (give a folder holding task.yaml, or a SWE-Lancer task id)"
+        )
+    if not spec.is_file():
+        raise TaskError(f"{folder} has no task.yaml (a task folder holds task.yaml, repo/ and tests/)")
+    try:
+        data = yaml.safe_load(spec.read_text())
+    except yaml.YAMLError as e:
+        raise TaskError(f"{spec} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise TaskError(f"{spec} must be a YAML mapping with id, variant, price, title, description")
+    try:
+        task = Task.model_validate(data)
+    except ValidationError as e:
+        raise TaskError(f"{spec}: {describe_validation_error(e)}") from None
+    task.folder = task.source = folder.resolve()
+    if task.variant == "ic_swe" and task.repo_dir is None and task.image is None and task.dockerfile is None:
+        raise TaskError(f"{folder} has no repo/ folder and task.yaml names no image or dockerfile")
+    if task.variant == "ic_swe" and task.tests_dir is None and task.test_command is None:
+        # Found now, not after a run that could never be graded.
+        raise TaskError(
+            f"{folder} has no tests/ folder: an ic_swe task needs hidden tests (or a test_command that brings its own)"
+        )
+    return task

@@ -1,0 +1,62 @@
+"""Executors run attempts somewhere: child processes here (``local``) or Ray tasks (``ray``).
+
+The driver (``lancer.eval.driver``) owns scheduling: it keeps at most ``slots`` attempts in
+flight, decides (budget, Ctrl-C) whether another may start, and writes every output file.
+An executor only runs what it is given and hands back rows:
+
+- ``slots``: how many attempts it runs at once (``--workers``).
+- ``submit(job)``: start one attempt now (the driver never submits more than ``slots``).
+- ``wait(timeout)``: the rows (``lancer.eval.attempt.run_attempt``'s return value) of the
+  attempts that finished since the last call; blocks up to ``timeout`` seconds for the
+  first, returns ``[]`` if none finished. An attempt that crashed (its process died, its
+  node vanished) still comes back, as an ``error_row``: ``wait`` never raises for one
+  attempt's failure. The row's run directory is at ``job.run_dir`` on the driver when the
+  row is returned, whichever machine ran it.
+- ``interrupt()``: Ctrl-C. Every attempt in flight ends as ``interrupted`` (outputs
+  written, sandbox removed) and its row still comes back from ``wait``. Idempotent.
+- ``close()``: free everything (processes, cluster connections); attempts still in flight
+  are interrupted and waited for first.
+
+``create_executor(name, workers=N, address=ADDR)`` finds an executor class by name in
+``EXECUTORS`` (module imported only when used) and calls it as
+``cls(workers=N, address=ADDR)``; ``address`` is ``--ray-address`` (None for local).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from lancer.core.errors import ConfigError
+from lancer.eval.attempt import AttemptJob
+
+EXECUTORS = {
+    "local": "lancer.eval.local:LocalExecutor",
+    "ray": "lancer.eval.ray_executor:RayExecutor",
+}
+
+
+class Executor(Protocol):
+    slots: int
+
+    def submit(self, job: AttemptJob) -> None: ...
+
+    def wait(self, timeout: float) -> list[dict[str, Any]]: ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def create_executor(name: str, *, workers: int, address: str | None = None) -> Executor:
+    target = EXECUTORS.get(name)
+    if target is None:
+        raise ConfigError(f"unknown executor {name!r}: use --executor {' or '.join(EXECUTORS)}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        hint = " (pip install 'lancer-bench[ray]')" if name == "ray" else ""
+        raise ConfigError(f"executor {name!r} is not available: {e}{hint}") from None
+    executor: Executor = getattr(module, attr)(workers=workers, address=address)
+    return executor

@@ -1,0 +1,122 @@
+"""The summary of an eval from its results rows: pass@k, dollars, cost, ROI. Pure functions.
+
+The figures are defined in README.md ("Evaluations"). In short: error attempts (a harness
+or API fault) are counted apart and left out of pass rates and dollars; pass@k is Chen et
+al.'s unbiased estimator per task (k capped at the task's graded attempts), averaged over
+tasks; ROI sets the expected dollars of one attempt per task against the expected cost of
+one attempt per task.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from lancer.eval.attempt import is_error
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Chance that at least one of k attempts drawn from n (c of them correct) is correct."""
+    if n <= 0 or not 0 <= c <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and n > 0 (n={n}, c={c})")
+    k = min(k, n)
+    if n - c < k:
+        return 1.0
+    miss = 1.0  # C(n-c, k) / C(n, k) as a product, exact in floating point for any n
+    for i in range(n - c + 1, n + 1):
+        miss *= 1.0 - k / i
+    return 1.0 - miss
+
+
+def summarize(
+    rows: Iterable[dict[str, Any]],
+    tasks: Sequence[dict[str, Any]] | None = None,
+    attempts: int | None = None,
+) -> dict[str, Any]:
+    """summary.json's content: ``overall``, ``by_variant``, and ``by_set`` when tasks have sets.
+
+    ``rows``: results rows (interrupted ones may be included: they are counted apart).
+    ``tasks``: the planned task set (dicts with id, variant, price, set), default the tasks
+    seen in ``rows``; ``attempts``: K, default the highest attempt number seen.
+    """
+    rows = list(rows)
+    if tasks is None:
+        seen = {row["task_id"]: row for row in rows}
+        tasks = [{"id": t, **{f: r.get(f) for f in ("variant", "price", "set")}} for t, r in seen.items()]
+    k = attempts or max((row["attempt"] for row in rows), default=1)
+    summary: dict[str, Any] = {"attempts_per_task": k, "overall": summarize_group(rows, tasks, k)}
+    for key, field in (("by_variant", "variant"), ("by_set", "set")):
+        groups = sorted({str(t[field]) for t in tasks if t.get(field) is not None})
+        if groups:
+            summary[key] = {
+                group: summarize_group(
+                    [r for r in rows if str(r.get(field)) == group],
+                    [t for t in tasks if str(t.get(field)) == group],
+                    k,
+                )
+                for group in groups
+            }
+    return summary
+
+
+def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
+    finished = [r for r in rows if r["exit_status"] != "interrupted"]
+    errors = [r for r in finished if is_error(r)]
+    graded = [r for r in finished if not is_error(r)]
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in graded:
+        by_task[row["task_id"]].append(row)
+    price = {t["id"]: float(t["price"]) for t in tasks}
+    per_task = {
+        task_id: [pass_at_k(len(runs), sum(bool(r["resolved"]) for r in runs), j) for j in range(1, k + 1)]
+        for task_id, runs in by_task.items()
+    }
+    earned = sum(price[t] * p[0] for t, p in per_task.items())
+    earned_at_k = sum(price[t] * p[-1] for t, p in per_task.items())
+    possible = sum(price[t] for t in per_task)
+    resolved = sum(bool(r["resolved"]) for r in graded)
+    costs = [r.get("cost_usd") for r in finished]
+    cost = None if None in costs else sum(c for c in costs if c is not None)
+    one_pass_cost = _one_attempt_per_task_cost(finished) if cost is not None else None
+    return {
+        "tasks": len(tasks),
+        "attempts": len(finished),
+        "graded": len(graded),
+        "resolved": resolved,
+        "pass_at": {
+            str(j): _round(sum(p[j - 1] for p in per_task.values()) / len(per_task)) if per_task else None
+            for j in range(1, k + 1)
+        },
+        "earned": _round(earned),
+        "earned_at_k": _round(earned_at_k),
+        "possible": _round(possible),
+        "earn_rate": _round(earned / possible) if possible else None,
+        "cost_usd": _round(cost),
+        "cost_per_resolved": _round(cost / resolved) if cost is not None and resolved else None,
+        "roi": _round(earned / one_pass_cost) if one_pass_cost else None,
+        "errors": len(errors),
+        "error_details": [
+            {
+                "task_id": r["task_id"],
+                "attempt": r["attempt"],
+                "exit_status": r["exit_status"],
+                "grade_status": r.get("grade_status"),
+                "reason": r.get("detail") or "",
+            }
+            for r in errors
+        ],
+        "interrupted": len(rows) - len(finished),
+        "not_run": max(len(tasks) * k - len(rows), 0),
+    }
+
+
+def _one_attempt_per_task_cost(rows: list[dict[str, Any]]) -> float:
+    costs: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        costs[row["task_id"]].append(float(row["cost_usd"]))
+    return sum(sum(c) / len(c) for c in costs.values())
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -1,0 +1,198 @@
+"""What an eval shows while it runs, and its final summary table.
+
+On a terminal: a rich progress bar (attempts done / total, resolved, dollars earned and
+spent, errors, ETA) above one line per attempt in flight. Off a terminal (a log, CI): one
+plain line per finished attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lancer.core.text import percent
+from lancer.eval.attempt import AttemptJob, is_error
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    resolved: int = 0
+    earned: float = 0.0
+    spent: float = 0.0
+    errors: int = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.spent += row.get("cost_usd") or 0.0
+        if row["exit_status"] == "interrupted":
+            return
+        self.done += 1
+        self.resolved += bool(row["resolved"])
+        self.earned += row["earned"] or 0.0
+        self.errors += is_error(row)
+
+    def fields(self) -> dict[str, Any]:
+        return {"resolved": self.resolved, "earned": self.earned, "spent": self.spent, "errors": self.errors}
+
+
+def make_progress(console: Console) -> LiveProgress | LineProgress:
+    return LiveProgress(console) if console.is_terminal else LineProgress(console)
+
+
+class LineProgress:
+    def __init__(self, console: Console) -> None:
+        self.console, self.tally, self.total = console, Tally(), 0
+
+    def start(self, total: int, finished: list[dict[str, Any]]) -> None:
+        self.total = total
+        for row in finished:
+            self.tally.add(row)
+        if finished:
+            self.console.print(f"continuing: {len(finished)} of {total} attempts already finished", markup=False)
+
+    def started(self, job: AttemptJob) -> None:
+        pass
+
+    def finished(self, row: dict[str, Any]) -> None:
+        self.tally.add(row)
+        self.console.print(f"[{self.tally.done}/{self.total}] {attempt_line(row)}", markup=False, highlight=False)
+
+    def refresh(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class LiveProgress:
+    def __init__(self, console: Console) -> None:
+        self.console, self.tally = console, Tally()
+        self.bar = Progress(
+            TextColumn("[bold]eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "resolved {task.fields[resolved]}  earned ${task.fields[earned]:,.2f}  "
+                "spent ${task.fields[spent]:.4f}  errors {task.fields[errors]}"
+            ),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.running: dict[tuple[str, int], tuple[AttemptJob, float]] = {}
+        self._steps = StepCounter()
+        self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._render)
+
+    def start(self, total: int, finished: list[dict[str, Any]]) -> None:
+        for row in finished:
+            self.tally.add(row)
+        self.task = self.bar.add_task("eval", total=total, completed=self.tally.done, **self.tally.fields())
+        self.live.start()
+
+    def started(self, job: AttemptJob) -> None:
+        self.running[(job.task_id, job.attempt)] = (job, time.monotonic())
+
+    def finished(self, row: dict[str, Any]) -> None:
+        job, _ = self.running.pop((row["task_id"], row["attempt"]), (None, 0.0))
+        if job is not None:
+            self._steps.forget(Path(job.run_dir) / "trajectory.jsonl")
+        self.tally.add(row)
+        self.bar.update(self.task, completed=self.tally.done, **self.tally.fields())
+        self.live.console.print(attempt_line(row), markup=False, highlight=False)
+
+    def refresh(self) -> None:
+        pass  # the Live display redraws itself from _render
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def _render(self) -> Group:
+        workers = Table.grid(padding=(0, 2))
+        now = time.monotonic()
+        for job, started in list(self.running.values()):
+            steps = self._steps(Path(job.run_dir) / "trajectory.jsonl")
+            workers.add_row(f"  {job.task_id} #{job.attempt}", f"step {steps}", f"{now - started:.0f}s")
+        return Group(self.bar, workers)
+
+
+def attempt_line(row: dict[str, Any]) -> str:
+    if row["exit_status"] == "interrupted":
+        verdict = "INTERRUPTED"
+    elif is_error(row):
+        verdict = "ERROR"
+    else:
+        verdict = "RESOLVED" if row["resolved"] else "not resolved"
+    cost = "cost unknown" if row.get("cost_usd") is None else f"${row['cost_usd']:.4f}"
+    line = (
+        f"{row['task_id']} #{row['attempt']}  {verdict}  earned ${row['earned'] or 0:,.2f}  "
+        f"exit: {row['exit_status']}  steps: {row['steps']}  {cost}  {row['duration_s']:.1f}s  on {row['node']}"
+    )
+    if is_error(row) and row.get("detail"):
+        line += f"  ({row['detail'][:200]})"
+    return line
+
+
+class StepCounter:
+    """Steps in growing trajectories. The display asks 4 times a second per running attempt:
+    only what was appended since the last look is read."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[int, int, bytes]] = {}  # bytes read, steps, an unfinished line
+
+    def __call__(self, trajectory: Path) -> int:
+        offset, steps, partial = self._seen.get(trajectory, (0, 0, b""))
+        try:
+            with trajectory.open("rb") as f:
+                if os.fstat(f.fileno()).st_size < offset:  # started again (a resumed attempt)
+                    offset, steps, partial = 0, 0, b""
+                f.seek(offset)
+                appended = f.read()
+        except OSError:
+            return steps
+        *lines, partial = (partial + appended).split(b"\n")
+        steps += sum(line.startswith(b'{"type": "step"') for line in lines)
+        self._seen[trajectory] = (offset + len(appended), steps, partial)
+        return steps
+
+    def forget(self, trajectory: Path) -> None:
+        self._seen.pop(trajectory, None)
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The final summary: one column overall, one per variant and per set; one row per figure."""
+    k = str(summary["attempts_per_task"])
+    groups = [("overall", summary["overall"])]
+    for key in ("by_variant", "by_set"):
+        groups += list(summary.get(key, {}).items())
+    table = Table(title=f"{summary.get('model', '')}: {summary.get('status', '')}", title_justify="left")
+    table.add_column("")
+    for name, _ in groups:
+        table.add_column(name, justify="right")
+    figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("tasks", lambda g: str(g["tasks"])),
+        ("attempts graded / finished", lambda g: f"{g['graded']} / {g['attempts']}"),
+        ("resolved", lambda g: str(g["resolved"])),
+        ("pass@1", lambda g: percent(g["pass_at"].get("1"))),
+        *([(f"pass@{k}", lambda g: percent(g["pass_at"].get(k)))] if k != "1" else []),
+        ("earned (one attempt)", lambda g: f"${g['earned']:,.2f}"),
+        *([(f"earned@{k}", lambda g: f"${g['earned_at_k']:,.2f}")] if k != "1" else []),
+        ("possible", lambda g: f"${g['possible']:,.2f}"),
+        ("earn rate", lambda g: percent(g["earn_rate"])),
+        ("cost", lambda g: "unknown" if g["cost_usd"] is None else f"${g['cost_usd']:.4f}"),
+        ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else f"${g['cost_per_resolved']:.4f}"),
+        ("ROI", lambda g: "-" if g["roi"] is None else f"{g['roi']:,.1f}x"),
+        ("errors", lambda g: str(g["errors"])),
+        ("interrupted", lambda g: str(g["interrupted"])),
+        ("not run", lambda g: str(g["not_run"])),
+    ]
+    for label, show in figures:
+        table.add_row(label, *(show(group) for _, group in groups))
+    return table

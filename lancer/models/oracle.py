@@ -1,0 +1,96 @@
+"""``oracle``: plays each task's reference solution, to check tasks and the harness end to end.
+
+The solution comes from the task folder and the Task object, never from what the agent
+sees: ``solution.yaml`` (scripted turns) when there is one, else ``solution.patch``
+(applied with ``git apply`` through the bash tool, then submitted), else, for a manager
+task, a submit of ``correct_proposal``. A task with none of these is a ConfigError when
+the task is bound, before its run starts.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lancer.core.config import ModelConfig
+from lancer.core.errors import ConfigError, ModelError
+from lancer.core.model import Message, ModelResponse, ToolSpec
+from lancer.models.scripted import ScriptedCall, ScriptedModel, ScriptedTurn, load_turns
+
+if TYPE_CHECKING:
+    from lancer.core.tasks import Task
+
+SOLUTION_TURNS = "solution.yaml"
+SOLUTION_PATCH = "solution.patch"
+# Printed by the apply command only when `git apply` succeeded.
+APPLIED = "lancer-oracle: solution.patch applied"
+
+
+class OracleModel:
+    supports_images = False
+
+    def __init__(self, model_name: str = "", config: ModelConfig | None = None) -> None:
+        if model_name:
+            raise ConfigError(f"the oracle takes no model name (got oracle:{model_name}): use --model oracle")
+        self.name = "oracle"
+        self._script: ScriptedModel | None = None
+        self._task_id = ""
+        self._applying = False
+
+    def bind_task(self, task: Task) -> None:
+        """Pick the task's reference solution; raises ConfigError when it has none."""
+        self._script = ScriptedModel(f"oracle/{task.id}", turns=solution_turns(task))
+        self._task_id = task.id
+
+    def query(self, messages: list[Message], tools: list[ToolSpec]) -> ModelResponse:
+        if self._script is None:
+            raise ModelError("the oracle plays a task's reference solution, but was given no task")
+        if self._applying:
+            self._applying = False
+            _check_applied(self._task_id, messages)
+        response = self._script.query(messages, tools)
+        self._applying = any(APPLIED in str((c.arguments or {}).get("command", "")) for c in response.tool_calls)
+        return response
+
+
+def solution_turns(task: Task) -> list[ScriptedTurn]:
+    """The turns that play ``task``'s reference solution; raises ConfigError when it has none."""
+    folder = task.folder
+    if folder is not None and (folder / SOLUTION_TURNS).is_file():
+        return load_turns(folder / SOLUTION_TURNS)
+    if folder is not None and (folder / SOLUTION_PATCH).is_file():
+        return _patch_turns(folder / SOLUTION_PATCH)
+    if task.variant == "swe_manager" and task.correct_proposal is not None:
+        submit = ScriptedCall(name="submit", arguments={"proposal_id": task.correct_proposal})
+        return [ScriptedTurn(content=f"Proposal {task.correct_proposal} is the correct one.", tool_calls=[submit])]
+    where = f"{folder}" if folder is not None else "it"
+    raise ConfigError(
+        f"task {task.id} has no reference solution for --model oracle: add {SOLUTION_TURNS} or {SOLUTION_PATCH}"
+        f" to {where}"
+    )
+
+
+def _patch_turns(path: Path) -> list[ScriptedTurn]:
+    patch = path.read_bytes()
+    if not patch.strip():
+        raise ConfigError(f"{path} is empty: a solution.patch is a git diff of the fix")
+    # Sent base64-encoded: any bytes survive, and no heredoc delimiter can clash with the patch.
+    encoded = base64.b64encode(patch).decode()
+    command = f"printf %s {encoded} | base64 -d | git apply --whitespace=nowarn && echo '{APPLIED}'"
+    lines = patch.decode(errors="replace").splitlines()
+    files = [line.split(" b/", 1)[-1] for line in lines if line.startswith("diff --git ")]
+    return [
+        ScriptedTurn(
+            content=f"Applying the task's {SOLUTION_PATCH} ({', '.join(files) or 'no file names found'}).",
+            tool_calls=[ScriptedCall(name="bash", arguments={"command": command})],
+        ),
+        ScriptedTurn(tool_calls=[ScriptedCall(name="submit", arguments={})]),
+    ]
+
+
+def _check_applied(task_id: str, messages: list[Message]) -> None:
+    output = next((m.content for m in reversed(messages) if m.role == "tool"), "")
+    if APPLIED not in output:
+        reason = " ".join(output.split())[:300] or "no output"
+        raise ModelError(f"the {SOLUTION_PATCH} of task {task_id} did not apply: {reason}")

@@ -1,0 +1,1 @@
+"""The bundled prompt templates (Jinja, read by lancer.core.templates)."""

@@ -1,0 +1,146 @@
+"""The Docker engine: the connection, and the images a sandbox starts from (found, pulled or built)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests
+
+from lancer.core.errors import SandboxError
+from lancer.core.sandbox import SandboxSpec
+
+# Every container lancer makes carries this label (value "1"); images it builds carry it
+# with the value "built" (and the base image from scripts/docker-up.sh "base").
+MANAGED_LABEL = "lancer.managed"
+DEFAULT_BASE_IMAGE = "lancer-base:bookworm"
+
+_API_TIMEOUT_S = 120  # one Docker API call (not a command: those stream without a timeout)
+
+
+def connect() -> docker.DockerClient:
+    """A client for the engine DOCKER_HOST (or the default socket) names; SandboxError if none answers."""
+    where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
+    try:
+        client = docker.from_env(timeout=_API_TIMEOUT_S)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        raise SandboxError(
+            f"no Docker engine answers at {where} ({first_line(e)}); start one with "
+            "`bash scripts/docker-up.sh` (as root), or point DOCKER_HOST at a running engine"
+        ) from None
+    return client
+
+
+def base_image() -> str:
+    return os.environ.get("LANCER_BASE_IMAGE") or DEFAULT_BASE_IMAGE
+
+
+def ensure_image(client: docker.DockerClient, spec: SandboxSpec) -> str:
+    if spec.image:
+        return _present_or_pulled(client, spec.image)
+    if spec.dockerfile is not None:
+        return build_image(client, spec.dockerfile, spec.label)
+    image = base_image()
+    if not has_image(client, image):
+        raise SandboxError(f"lancer's base image {image} is missing: build it with `bash scripts/docker-up.sh`")
+    return image
+
+
+def require_image(image: str, how_to_get: str | None = None) -> None:
+    """Make sure ``image`` is here before a run starts, pulling it once if it can be; else
+    SandboxError saying ``how_to_get`` it (default: build, pull or load it)."""
+    client = connect()
+    try:
+        _present_or_pulled(client, image, how_to_get)
+    finally:
+        client.close()
+
+
+def _present_or_pulled(client: docker.DockerClient, image: str, how_to_get: str | None = None) -> str:
+    if has_image(client, image):
+        return image
+    print(f"lancer: image {image} is not here; pulling it", file=sys.stderr)
+    try:
+        client.images.pull(image)
+    except docker.errors.APIError as e:
+        how_to_get = how_to_get or (
+            f"build it (`docker build -t {image} DIR`), pull or load it (`docker pull {image}`, `docker load -i FILE`)"
+        )
+        raise SandboxError(
+            f"image {image} is not on this machine and could not be pulled ({api_reason(e)}); "
+            f"{how_to_get}, or name another with --image"
+        ) from None
+    return image
+
+
+def build_image(client: docker.DockerClient, dockerfile: Path, label: str) -> str:
+    """Build (or reuse) the image of ``dockerfile``; its build context is the file's folder.
+
+    The tag holds a hash of the context, so an unchanged task reuses its image and a
+    changed one gets a new one. Images lancer builds are labelled for ``prune --images``.
+    """
+    dockerfile = Path(dockerfile)
+    if not dockerfile.is_file():
+        raise SandboxError(f"the task's dockerfile {dockerfile} does not exist")
+    context = dockerfile.parent
+    tag = f"lancer-task-{slug(label or context.name)}:{_context_hash(context)}"
+    if has_image(client, tag):
+        return tag
+    print(f"lancer: building {tag} from {dockerfile}", file=sys.stderr)
+    try:
+        log = client.api.build(
+            path=str(context),
+            dockerfile=dockerfile.name,
+            tag=tag,
+            labels={MANAGED_LABEL: "built", "lancer.task": label},
+            rm=True,
+            forcerm=True,  # no intermediate container is left, even after a failed step
+            decode=True,
+        )
+        last = ""
+        for entry in log:
+            if "error" in entry:
+                raise SandboxError(f"building an image from {dockerfile} failed: {str(entry['error']).strip()}")
+            if entry.get("stream", "").strip():
+                last = str(entry["stream"]).strip()
+    except docker.errors.APIError as e:
+        raise SandboxError(f"building an image from {dockerfile} failed: {api_reason(e)}") from None
+    if not has_image(client, tag):
+        raise SandboxError(f"building an image from {dockerfile} produced no image: {last}")
+    return tag
+
+
+def has_image(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _context_hash(context: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in context.rglob("*") if p.is_file() and not p.is_symlink()):
+        digest.update(path.relative_to(context).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0" if not os.access(path, os.X_OK) else b"\1")
+    return digest.hexdigest()[:12]
+
+
+def slug(text: str) -> str:
+    slug = "".join(c if c.isalnum() or c in "_.-" else "-" for c in text.lower()).strip("-.")
+    return slug or "task"
+
+
+def api_reason(error: docker.errors.APIError) -> str:
+    return first_line(error.explanation or error)
+
+
+def first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,72 @@
+"""The baseline commit and the patch: made once here for every backend."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import git
+
+from lancer.core.sandbox import Sandbox
+
+_AUTHOR = git.Actor("lancer", "lancer@localhost")
+# Same flags as SWE-Lancer's harness: mode changes are noise, binary files must survive.
+DIFF_ARGV = ["git", "-c", "core.fileMode=false", "diff", "--binary", "HEAD"]
+
+
+class PatchError(Exception):
+    """A patch that does not apply; the message is git's reason."""
+
+
+def make_baseline(worktree: Path) -> None:
+    """Make ``worktree`` a fresh repository whose one commit is its current content.
+
+    Any ``.git`` the task's repo came with is replaced, so the agent cannot read the fix
+    from history and the diff is always against exactly what the agent was given.
+    """
+    git_dir = worktree / ".git"
+    if git_dir.is_dir():
+        shutil.rmtree(git_dir)
+    elif git_dir.exists():
+        git_dir.unlink()
+    repo = git.Repo.init(worktree)
+    # Build droppings are nobody's fix: keep them out of the patch without touching the tree.
+    (git_dir / "info").mkdir(parents=True, exist_ok=True)
+    (git_dir / "info" / "exclude").write_text("__pycache__/\n*.pyc\n.pytest_cache/\nnode_modules/\n")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", _AUTHOR.name)
+        config.set_value("user", "email", _AUTHOR.email)
+        config.set_value("core", "fileMode", "false")
+    # Files the task's .gitignore ignores (node_modules, builds) stay out of baseline and patch.
+    repo.git.add("-A")
+    repo.index.commit("lancer baseline", author=_AUTHOR, committer=_AUTHOR)
+
+
+def commit_setup(sandbox: Sandbox) -> None:
+    """Fold what the task's setup commands changed into the baseline, so the patch is the agent's alone."""
+    from lancer.core.errors import SandboxError
+
+    script = 'git add -A && git commit -q --allow-empty --no-verify -m "lancer: task setup"'
+    result = sandbox.exec(["sh", "-c", script], timeout=600)
+    if result.exit_code != 0:
+        raise SandboxError(f"could not commit the task setup's changes: {result.text.strip()[-300:]}")
+
+
+def diff(sandbox: Sandbox) -> bytes:
+    """The working tree against the baseline, new files included, binary-safe."""
+    # intent-to-add makes untracked files show in the diff without staging their content.
+    sandbox.exec(["git", "add", "-A", "-N"], timeout=120)
+    result = sandbox.exec(DIFF_ARGV, timeout=120)
+    if result.exit_code != 0:
+        raise PatchError(f"git diff failed: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout
+
+
+def apply_patch(sandbox: Sandbox, patch: bytes) -> None:
+    """Apply ``patch`` to the working tree; raises PatchError with git's reason if it does not apply."""
+    if not patch.strip():
+        return
+    result = sandbox.exec(["git", "apply", "--binary", "--whitespace=nowarn", "-"], stdin=patch, timeout=120)
+    if result.exit_code != 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        raise PatchError("; ".join(reason[:3]) or f"git apply exited {result.exit_code}")

@@ -1,0 +1,96 @@
+"""``lancer show RUN [--step N]``: a recorded run as text, the task first, then its steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lancer.core.errors import LancerError
+from lancer.study.runs import load_run
+
+
+def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> str:
+    """The task and every step (texts cut to ``max_chars``), or one ``step`` in full."""
+    records, result = load_run(run_dir)
+    header = records[0] if records and records[0].get("type") == "header" else {}
+    steps = [r for r in records if r.get("type") == "step"]
+    task = header.get("task", {})
+    price = task.get("price", 0)
+    lines = [f"{task.get('id', '?')} ({task.get('variant', '?')}, ${price:,.0f}) with {header.get('model', '?')}"]
+    if step is not None:
+        chosen = [s for s in steps if s.get("step") == step]
+        if not chosen:
+            have = f"steps 1-{len(steps)}" if steps else "no steps"
+            raise LancerError(f"{run_dir} has no step {step} (it has {have})")
+        return "\n".join([*lines, *_step(chosen[0], limit=None)])
+    lines += _task_text(task, records)
+    for record in steps:
+        lines += _step(record, max_chars)
+    final = next((r for r in records if r.get("type") == "final"), None)
+    if final is None:
+        lines.append("\n(the run did not finish: no final line)")
+    else:
+        detail = final.get("detail", "")
+        lines.append(
+            f"\nexit: {final.get('exit_status')}" + (f"  ({detail})" if detail != final.get("exit_status") else "")
+        )
+    if result is not None:
+        lines.append(f"resolved: {result['resolved']}  earned: ${result['earned']:,.2f}  cost: {_cost(result)}")
+    return "\n".join(lines)
+
+
+def _task_text(task: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    if "description" not in task:  # recorded before headers held the task text: show what the model read
+        prompt = next((r for r in records if r.get("type") == "prompt"), {})
+        user = [m["content"] for m in prompt.get("messages", []) if m.get("role") == "user"]
+        return ["", *user[:1]]
+    lines = ["", f"# {task.get('title', '')}", f"Price: ${task.get('price', 0):,.0f}", "", task["description"].rstrip()]
+    for proposal in task.get("proposals", []):
+        lines += ["", f"## Proposal {proposal['id']}", proposal["content"].rstrip()]
+    return lines
+
+
+def _step(record: dict[str, Any], limit: int | None) -> list[str]:
+    lines = [f"\n── step {record['step']}  ({_step_facts(record)})"]
+    if record.get("content"):
+        lines.append(_clip(record["content"], limit, record["step"]))
+    for call, seen in zip(record.get("tool_calls", []), record.get("observations", []), strict=False):
+        arguments = json.dumps(call.get("arguments"), ensure_ascii=False)
+        lines.append(f"$ {call['name']} {_clip(arguments, limit, record['step'])}")
+        lines.append(_indent(_clip(seen.get("output", ""), limit, record["step"])))
+        lines += [f"  [image: {path}]" for path in seen.get("images", [])]
+    for event in record.get("events", []):
+        details = ", ".join(f"{k}: {v}" for k, v in event.items() if k != "type")
+        lines.append(f"  ! {event.get('type', 'event')}: {details}")
+    return lines
+
+
+def _step_facts(record: dict[str, Any]) -> str:
+    usage = record.get("usage", {})
+    facts = [
+        f"{record.get('duration_s', 0):.1f}s",
+        f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out",
+    ]
+    if usage.get("cost_usd") is None and usage:
+        facts.append("cost unknown")
+    elif usage.get("cost_usd"):
+        facts.append(f"${usage['cost_usd']:.4f}")
+    retries = sum(1 for e in record.get("events", []) if e.get("type") == "retry")
+    if retries:
+        facts.append(f"{retries} {'retry' if retries == 1 else 'retries'}")
+    return ", ".join(facts)
+
+
+def _cost(result: dict[str, Any]) -> str:
+    return "unknown" if result.get("cost_usd") is None else f"${result['cost_usd']:.4f}"
+
+
+def _clip(text: str, limit: int | None, step: int) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters; --step {step} shows them]"
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.rstrip("\n").splitlines()) or "  [no output]"
