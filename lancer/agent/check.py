@@ -17,15 +17,21 @@ from lancer.core.tasks import Task, load_task, task_folders
 
 SOLUTION_PATCH = "solution.patch"
 SOLUTION_TURNS = "solution.yaml"
+EXIT_CODE_WARNING = (
+    "warning: this verdict rests on the test command's exit code alone (no per-test outcomes): "
+    "run the tests with pytest, print go test -json, or name a JUnit XML report with test_report:"
+)
 
 
 @dataclass
 class Check:
-    """A task's validation: each grading it took (label, grade dict) and, if invalid, why."""
+    """A task's validation: each grading it took (label, grade dict), if invalid why, and
+    warnings that do not make it invalid."""
 
     task_id: str
     gradings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -61,6 +67,8 @@ def check_task(task: Task, config: RunConfig) -> Check:
 
     original = _grade(task, config, b"")
     check.gradings.append(("original code", original))
+    if original.get("basis") == "exit code":
+        check.warnings.append(EXIT_CODE_WARNING)
     if original["status"] == "passed":
         check.problem = "the hidden tests already pass on the original code"
         return check
@@ -115,6 +123,7 @@ def render_check(check: Check, every_test: bool = False) -> str:
     """The verdict and each grading; per test, those that did not pass in some grading
     (so the tests the solution fixes show twice), the rest counted unless ``every_test``."""
     lines = [f"{check.task_id}: {'valid' if check.valid else 'INVALID: ' + (check.problem or '')}"]
+    lines.extend(f"  {warning}" for warning in check.warnings)
     notable = {t["name"] for _, verdict in check.gradings for t in verdict.get("tests", []) if t["outcome"] != "passed"}
     for label, verdict in check.gradings:
         lines.append(f"  {label}: {verdict['status']} ({verdict['detail']})")

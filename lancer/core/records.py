@@ -156,6 +156,7 @@ def row_from_run(run: RunRecord, attempt: int = 0) -> dict[str, Any]:
             "earned": result.get("earned", 0.0),
             "exit_status": result.get("exit_status", "running"),
             "grade_status": grade.get("status"),
+            "grade_basis": grade.get("basis"),
             "cost_usd": result.get("cost_usd"),
             "input_tokens": result.get("input_tokens", 0),
             "output_tokens": result.get("output_tokens", 0),
@@ -190,6 +191,7 @@ def _normalize_row(row: dict[str, Any]) -> dict[str, Any]:
     row.setdefault("set", None)
     row.setdefault("exit_status", "?")
     row.setdefault("grade_status", None)
+    row.setdefault("grade_basis", None)
     row.setdefault("cost_usd", None)
     return row
 

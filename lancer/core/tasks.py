@@ -91,6 +91,9 @@ class Task(StrictModel):
     app: AppSpec | None = None
     # Run from the working tree root; None: pytest on the hidden test files alone.
     test_command: str | None = None
+    # A JUnit XML report the test command writes (node --test's, jest's or vitest's junit
+    # reporter), relative to where it runs: the grader reads per-test outcomes from it.
+    test_report: str | None = Field(None, min_length=1)
     proposals: list[Proposal] = Field(default_factory=list)
     # Never shown to the agent: only the grader reads it.
     correct_proposal: int | None = None

@@ -96,6 +96,8 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
         "cost_per_resolved": _round(cost / resolved) if cost is not None and resolved else None,
         "roi": _round(earned / one_pass_cost) if one_pass_cost else None,
         "errors": len(errors),
+        # Verdicts with no per-test outcomes behind them (README "Grading"): fewer is better.
+        "exit_code_verdicts": sum(r.get("grade_basis") == "exit code" for r in finished),
         "error_details": [
             {
                 "task_id": r["task_id"],

@@ -190,6 +190,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else f"${g['cost_per_resolved']:.4f}"),
         ("ROI", lambda g: "-" if g["roi"] is None else f"{g['roi']:,.1f}x"),
         ("errors", lambda g: str(g["errors"])),
+        ("verdicts on exit codes alone", lambda g: str(g.get("exit_code_verdicts", 0))),
         ("interrupted", lambda g: str(g["interrupted"])),
         ("not run", lambda g: str(g["not_run"])),
     ]

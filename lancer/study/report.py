@@ -23,6 +23,7 @@ from lancer.study.plots import PLOT_FILES, write_plots
 COLUMNS = (
     "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "earned", "earned_at_k",
     "possible", "earn_rate", "cost_usd", "cost_per_resolved", "roi", "earned_all_attempts", "errors", "not_run",
+    "exit_code_verdicts",
 )  # fmt: skip
 
 
@@ -67,6 +68,7 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "earned_all_attempts": tally.dollars(rows)["earned"],
                     "errors": figures.get("errors", 0),
                     "not_run": figures.get("not_run", 0),
+                    "exit_code_verdicts": figures.get("exit_code_verdicts"),
                 }
             )
     return out
@@ -111,18 +113,19 @@ def _cells(row: dict[str, Any]) -> list[str]:
         money(row["earned_all_attempts"]),
         _int(row["errors"]),
         _int(row["not_run"]),
+        _int(row["exit_code_verdicts"]),
     ]
 
 
 _HEADERS = ["eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "earned", "possible",
-            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run"]  # fmt: skip
+            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run", "exit-code verdicts"]  # fmt: skip
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     """The terminal's table: the markdown's columns, a few merged to fit a terminal."""
     table = Table(title="lancer report")
     for header in ("eval", "scope", "graded", "pass@1", "pass@k", "earned / possible", "earn rate", "cost", "ROI",
-                   "errors"):  # fmt: skip
+                   "errors", "exit-code verdicts"):  # fmt: skip
         table.add_column(header, justify="left" if header in ("eval", "scope") else "right")
     for row in rows:
         c = dict(zip(_HEADERS, _cells(row), strict=True))
@@ -138,6 +141,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
             c["cost"],
             c["ROI"],
             c["errors"] + (f" (+{c['not run']} not run)" if row["not_run"] else ""),
+            c["exit-code verdicts"],
             style="bold" if first else None,
             end_section=False,
         )
@@ -148,7 +152,8 @@ def _markdown(evals: list[EvalRecord], rows: list[dict[str, Any]]) -> str:
     lines = ["# lancer report", "", f"{len(evals)} eval(s): " + ", ".join(f"`{ev.dir}`" for ev in evals), ""]
     lines += [
         "`earned` is the expected dollars of one attempt per task (price x pass@1); `earned (all attempts)` "
-        "adds up what every attempt earned. ROI is earned / cost. Errors (harness or model) are not graded.",
+        "adds up what every attempt earned. ROI is earned / cost. Errors (harness or model) are not graded. "
+        "`exit-code verdicts`: attempts whose grade rests on the test command's exit code, with no per-test outcomes.",
         "",
         "| " + " | ".join(_HEADERS) + " |",
         "|" + "|".join("---" if i < 3 else "--:" for i in range(len(_HEADERS))) + "|",
