@@ -163,8 +163,9 @@ def test_a_custom_command_that_writes_a_report_gets_the_per_test_verdict(tmp_pat
 
 def test_a_custom_command_without_a_report_keeps_the_exit_code_rule(tmp_path: Path) -> None:
     # The hidden test called by plain Python, not pytest: nothing reports per test.
-    command = "python3 -c \"import sys; sys.path[:0] = ['.', 'tests']; import test_discount as t; t.test_discount_comes_off_before_tax()\""
-    task = task_copy(tmp_path, f"test_command: '{command}'\n")
+    call = "import sys; sys.path += ['.', 'tests']; import test_discount as t; t.test_discount_comes_off_before_tax()"
+    command = f'python3 -c "{call}"'
+    task = task_copy(tmp_path, f"test_command: {json.dumps(command)}\n")
     result = grade(task, "", tmp_path)
     assert (result["grade"]["status"], result["grade"]["detail"]) == ("failed", "the hidden tests failed")  # type: ignore[index]
     assert (result["grade"]["tests"], result["grade"]["basis"]) == ([], "exit code")  # type: ignore[index]

@@ -122,7 +122,8 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
         env = {REPORT_ENV: named, pytest_reports.REPORTS_ENV: reports}
         last = Grade("error", False)
         for attempt in range(1, config.grader.attempts + 1):
-            sandbox.exec(["rm", "-rf", named, reports])  # reports of an earlier attempt must not count
+            # Reports of an earlier attempt must not count; a runner may not make the report's folder.
+            sandbox.exec(["sh", "-c", 'rm -rf "$1" "$2" && mkdir -p "${1%/*}"', "clear", named, reports])
             result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s, env=env)
             run = _TestRun(None if result.timed_out else result.exit_code, result.text[-_TAIL_CHARS:])
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
@@ -158,6 +159,7 @@ def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
             try:
                 where = scratch / "run"  # the tests' working folder: a relative test_report is in it
                 named, reports = where / (task.test_report or _REPORT_NAME), scratch / "reports"
+                named.parent.mkdir(parents=True, exist_ok=True)
                 env = {REPORT_ENV: str(named), pytest_reports.REPORTS_ENV: str(reports)}
                 env.update(pytest_reports.install_on_host(scratch / "plugin"))
                 result = run_browser_tests(
