@@ -48,9 +48,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from lancer.core.config import load_config
     from lancer.core.errors import ConfigError
     from lancer.core.secrets import redact
+    from lancer.core.tables import print_figures
     from lancer.eval.driver import EvalPlan, run_eval
     from lancer.eval.executor import create_executor
-    from lancer.eval.progress import make_progress, summary_table
+    from lancer.eval.progress import make_progress, summary_figures
     from lancer.eval.store import EvalStore
     from lancer.eval.task_models import check_model_spec, price_known
     from lancer.eval.taskset import load_task_set
@@ -113,7 +114,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     finally:
         executor.close()
         store.close()
-    console.print(summary_table(outcome.summary))
+    print_figures(console, summary_figures(outcome.summary))
     for error in outcome.summary["overall"]["error_details"][:10]:
         console.print(f"  error: {error['task_id']} #{error['attempt']}: {redact(error['reason'])}", markup=False)
     if outcome.status == "budget":
