@@ -101,8 +101,8 @@ def test_pass_at_k_matches_counting_every_draw() -> None:
         for k in range(1, n + 1):
             draws = list(itertools.combinations(outcomes, k))
             assert pass_at_k(n, c, k) == pytest.approx(sum(any(d) for d in draws) / len(draws))
-    assert pass_at_k(2, 1, 5) == pass_at_k(2, 1, 2) == 1.0  # k past n: capped at n
-    assert pass_at_k(2, 0, 5) == 0.0
+    with pytest.raises(ValueError, match="1 <= k <= n"):  # k past n is undefined, never a guess
+        pass_at_k(2, 1, 5)
 
 
 def _row(task: str, attempt: int, price: float, variant: str, outcome: str, cost: float | None) -> dict[str, Any]:
