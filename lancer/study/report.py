@@ -125,7 +125,7 @@ _HEADERS = ["eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "
 def _figures(rows: list[dict[str, Any]]) -> Figures:
     """The terminal's table: the markdown's columns, a few merged to fit a terminal."""
     fields = ("eval", "model", "scope", "graded", "pass@1", "pass@k", "earned / possible", "earn rate", "cost",
-              "ROI", "errors")  # fmt: skip
+              "ROI", "errors", "exit-code verdicts")  # fmt: skip
     figures = Figures("lancer report", fields, names=3)
     for row in rows:
         c = dict(zip(_HEADERS, _cells(row), strict=True))
