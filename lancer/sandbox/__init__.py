@@ -6,15 +6,23 @@ __all__ = ["ExecResult", "Sandbox", "SandboxSpec", "ShellProcess", "create_sandb
 
 
 def create_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
-    """Build a sandbox of the named backend; raises lancer.core.errors.SandboxError if it cannot."""
+    """Build a sandbox of the named backend with the task's setup done (``spec.setup``);
+    raises lancer.core.errors.SandboxError if it cannot, SetupError if a setup command fails."""
     if kind == "local":
         from lancer.sandbox.local import LocalSandbox
 
-        return LocalSandbox(spec)
+        return LocalSandbox(spec)  # the setup's result comes from its environment cache
     if kind == "docker":
+        from lancer.core.sandbox import close_even_if_interrupted
         from lancer.sandbox.docker import DockerSandbox  # type: ignore[import-not-found,unused-ignore]
 
-        return DockerSandbox(spec)  # type: ignore[no-any-return,unused-ignore]
+        sandbox: Sandbox = DockerSandbox(spec)
+        try:
+            run_setup(sandbox, spec.setup, spec.setup_timeout_s)
+        except BaseException:
+            close_even_if_interrupted(sandbox)
+            raise
+        return sandbox
     from lancer.core.errors import ConfigError
 
     raise ConfigError(f"unknown sandbox {kind!r}: use --sandbox local or --sandbox docker")
