@@ -85,7 +85,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
         _check_budget(args.budget, config.limits.cost_limit_usd, model.name, price_known(model))
     executor = create_executor(args.executor, workers=args.workers, address=args.ray_address)
     out: Path = args.out or fresh_dir(Path("evals"), "eval")
-    plan = EvalPlan(tasks, args.model, config, args.attempts, args.budget)
+    # Each task's environment is built on this machine before its attempts; on a Ray cluster
+    # each node builds (and caches) its own when an attempt first needs it.
+    prepare_envs = args.executor == "local"
+    plan = EvalPlan(tasks, args.model, config, args.attempts, args.budget, prepare_envs)
     store = EvalStore(out)
     try:
         resuming = store.open(

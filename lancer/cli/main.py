@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--all", action="store_true", help="also containers of runs still going, and of other machines")
     prune.add_argument("--images", action="store_true", help="also the images lancer built from task Dockerfiles")
+    prune.add_argument(
+        "--envs", action="store_true", help="also the cached task environments (rebuilt when next needed)"
+    )
     prune.set_defaults(handler=_prune)
     return parser
 
@@ -251,6 +254,10 @@ def _prune(args: argparse.Namespace) -> int:
     from lancer.sandbox import docker, local
 
     print(f"removed {local.prune(everything=args.all)} local sandbox or browser temp folder(s)")
+    if args.envs:
+        from lancer.sandbox.envcache import envs_dir, prune_envs
+
+        print(f"removed {prune_envs()} cached task environment(s) from {envs_dir()}")
     try:
         removed = docker.prune(everything=args.all, images=args.images)
     except LancerError as e:  # no engine: there is nothing of docker's to prune either

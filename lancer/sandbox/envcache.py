@@ -166,7 +166,7 @@ def _read(root: Path, reused: bool) -> EnvEntry | None:
 
 
 def _holding(staging: Path, built_in: str) -> list[str]:
-    """Files and symlinks under ``staging`` (not in .git) that name the build folder."""
+    """Text files and symlinks under ``staging`` (not in .git) that name the build folder."""
     needle = f"{built_in}/".encode()
     found = []
     for path in _walk(staging):
@@ -174,7 +174,10 @@ def _holding(staging: Path, built_in: str) -> list[str]:
         if stat.S_ISLNK(info.st_mode):
             hit = needle in os.readlink(path).encode()
         elif stat.S_ISREG(info.st_mode) and info.st_size <= _SCAN_MAX_BYTES:
-            hit = needle in path.read_bytes()
+            # Text only: a binary's paths cannot change length. Compiled bytecode names its
+            # source, but the import system corrects that name when it loads it.
+            data = path.read_bytes()
+            hit = needle in data and b"\0" not in data
         else:
             hit = False
         if hit:

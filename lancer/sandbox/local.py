@@ -39,7 +39,7 @@ from lancer.core.sandbox import (
     remove_abandoned,
 )
 from lancer.sandbox.bwrap import Binds, BwrapBox, bwrap_path
-from lancer.sandbox.envcache import cached_env, env_key, tree_hash
+from lancer.sandbox.envcache import EnvEntry, cached_env, env_key, tree_hash
 from lancer.sandbox.git import make_baseline
 from lancer.sandbox.limits import AppliedLimits, Backend, LimitSpec
 from lancer.sandbox.limits import apply as apply_limits
@@ -83,7 +83,7 @@ class LocalSandbox:
             base = base_env(find_interpreter(spec.python))
             base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root
             if spec.setup:  # the working tree and environment the setup leaves, from the cache
-                entry = cached_env(_env_key(spec, base), functools.partial(_build_env, spec))
+                entry = task_env(spec, base)
                 entry.copy_to(self._root)
                 self.environment = f"{'reused' if entry.reused else 'built'} {entry.key}"
             else:
@@ -320,6 +320,14 @@ def _environment(venv: Path, home: Path, base_seen_at: Path, spec: SandboxSpec) 
         **env_variables(venv, base_seen_at, spec.network),
     )
     return {**env, **spec.env}
+
+
+def task_env(spec: SandboxSpec, base: BaseEnv | None = None) -> EnvEntry:
+    """The cached working tree and environment ``spec.setup`` leaves, built now if not yet
+    (an eval builds each task's before its attempts start). Raises SetupError if a setup
+    command fails, SandboxError if the sandbox to run it in cannot start."""
+    base = base or base_env(find_interpreter(spec.python))
+    return cached_env(_env_key(spec, base), functools.partial(_build_env, spec))
 
 
 def _env_key(spec: SandboxSpec, base: BaseEnv) -> str:

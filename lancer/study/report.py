@@ -17,12 +17,15 @@ from rich.table import Table
 from lancer.core.errors import LancerError
 from lancer.core.records import EvalRecord, is_eval_dir, read_eval
 from lancer.core.text import money, percent
+from lancer.eval.metrics import mean_times
+from lancer.eval.progress import seconds_triple
 from lancer.study import tally
 from lancer.study.plots import PLOT_FILES, write_plots
 
 COLUMNS = (
     "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "earned", "earned_at_k",
     "possible", "earn_rate", "cost_usd", "cost_per_resolved", "roi", "earned_all_attempts", "errors", "not_run",
+    "setup_s", "agent_s", "grading_s",
 )  # fmt: skip
 
 
@@ -67,6 +70,8 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "earned_all_attempts": tally.dollars(rows)["earned"],
                     "errors": figures.get("errors", 0),
                     "not_run": figures.get("not_run", 0),
+                    # From the rows: evals written before timing was recorded have none.
+                    **mean_times(r for r in rows if r.get("exit_status") != "interrupted"),
                 }
             )
     return out
@@ -111,18 +116,20 @@ def _cells(row: dict[str, Any]) -> list[str]:
         money(row["earned_all_attempts"]),
         _int(row["errors"]),
         _int(row["not_run"]),
+        seconds_triple(row),
     ]
 
 
 _HEADERS = ["eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "earned", "possible",
-            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run"]  # fmt: skip
+            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run",
+            "mean setup / agent / grading"]  # fmt: skip
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     """The terminal's table: the markdown's columns, a few merged to fit a terminal."""
     table = Table(title="lancer report")
     for header in ("eval", "scope", "graded", "pass@1", "pass@k", "earned / possible", "earn rate", "cost", "ROI",
-                   "errors"):  # fmt: skip
+                   "errors", "mean setup / agent / grading"):  # fmt: skip
         table.add_column(header, justify="left" if header in ("eval", "scope") else "right")
     for row in rows:
         c = dict(zip(_HEADERS, _cells(row), strict=True))
@@ -138,6 +145,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
             c["cost"],
             c["ROI"],
             c["errors"] + (f" (+{c['not run']} not run)" if row["not_run"] else ""),
+            c["mean setup / agent / grading"],
             style="bold" if first else None,
             end_section=False,
         )
