@@ -49,7 +49,9 @@ def make_task(root: Path, task_id: str = "tiny-double", setup: str = SETUP, requ
     )
     (folder / "repo" / "requirements.txt").write_text(requirements or "# nothing yet\n")
     (folder / "tests").mkdir()
-    (folder / "tests" / "test_tiny.py").write_text("from tiny import double\n\n\ndef test_double():\n    assert double(2) == 4\n")
+    (folder / "tests" / "test_tiny.py").write_text(
+        "from tiny import double\n\n\ndef test_double():\n    assert double(2) == 4\n"
+    )
     task = {"id": task_id, "variant": "ic_swe", "price": 100, "title": "t", "description": "d", "setup": [setup]}
     (folder / "task.yaml").write_text(yaml.safe_dump(task))
     return folder
@@ -119,7 +121,9 @@ def test_a_changed_requirements_file_or_setup_rebuilds_and_prune_removes_the_ent
     assert rebuilt.startswith("built ") and rebuilt != built
     sandbox = create_sandbox("local", load_task(task).sandbox_spec(for_agent=True))
     try:
-        assert sandbox.exec(["bash", "-c", "python -c 'import flit_core'"]).exit_code == 0  # the new requirement is there
+        assert (
+            sandbox.exec(["bash", "-c", "python -c 'import flit_core'"]).exit_code == 0
+        )  # the new requirement is there
     finally:
         sandbox.close()
 
