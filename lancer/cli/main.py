@@ -259,11 +259,12 @@ def _prune(args: argparse.Namespace) -> int:
 
         print(f"removed {prune_envs()} cached task environment(s) from {envs_dir()}")
     try:
-        removed = docker.prune(everything=args.all, images=args.images)
+        removed = docker.prune(everything=args.all, images=args.images, envs=args.envs)
     except LancerError as e:  # no engine: there is nothing of docker's to prune either
         print(f"docker: skipped ({e})")
         return 0
-    print(f"removed {removed} lancer container(s){' and built images' if args.images else ''}")
+    images = " and ".join(what for what, asked in (("built", args.images), ("task environment", args.envs)) if asked)
+    print(f"removed {removed} lancer container(s){f' and {images} images' if images else ''}")
     return 0
 
 
