@@ -4,6 +4,8 @@ bubblewrap sandboxes, real runs and a real eval."""
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from lancer.core.trajectory import read_trajectory
 from lancer.models import create_model
 from lancer.sandbox import create_sandbox
 from lancer.sandbox.taskenv import cache_dir
-from tests.conftest import run_lancer
+from tests.conftest import EXAMPLES, run_lancer
 
 SETUP = "pip install -q -e . -r requirements.txt && echo ran >> setup-runs.txt"
 
@@ -166,3 +168,36 @@ def test_a_failing_setup_in_an_eval_is_one_error_line_per_task_and_no_failed_fix
     summary = json.loads((out / "summary.json").read_text())["overall"]
     assert (summary["errors"], summary["graded"], summary["pass_at"]["1"]) == (2, 2, 1.0)
     assert set(summary["mean_time_s"]) == {"setup_s", "agent_s", "grading_s"}
+
+
+def test_docker_keeps_the_setup_as_an_image_every_container_starts_from(tmp_path: Path) -> None:
+    import docker
+
+    from lancer.sandbox.docker import MANAGED_LABEL
+
+    task_id = f"envcache-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / task_id
+    shutil.copytree(EXAMPLES / "invoice-discount", folder)
+    data = yaml.safe_load((folder / "task.yaml").read_text())
+    data.update(id=task_id, setup=["python3 -c 'print(6 * 7)' > build-info.txt && echo setup > ~/marker"])
+    (folder / "task.yaml").write_text(yaml.safe_dump(data))
+    spec = load_task(folder).sandbox_spec(for_agent=True)
+
+    seen = []
+    for change in ("echo changed > ~/marker && rm build-info.txt", ""):
+        sandbox = create_sandbox("docker", spec)
+        try:
+            seen.append(str(getattr(sandbox, "environment", "")))
+            shown = sandbox.exec(["sh", "-c", "cat build-info.txt ~/marker && git status --porcelain"])
+            assert shown.text == "42\nsetup\n"  # the setup's result, part of the baseline: not in the patch
+            sandbox.exec(["sh", "-c", change or "true"])
+        finally:
+            sandbox.close()
+    assert seen[0].startswith("built ") and seen[1] == "reused " + seen[0].split()[1]
+
+    client = docker.from_env()
+    kept = client.images.list(filters={"label": f"{MANAGED_LABEL}=env", "reference": f"lancer-env-{task_id}"})
+    assert len(kept) == 1
+    pruned = run_lancer("sandbox", "prune", "--envs")
+    assert pruned.returncode == 0 and "task environment images" in pruned.stdout, pruned.stdout + pruned.stderr
+    assert client.images.list(filters={"reference": f"lancer-env-{task_id}"}) == []
