@@ -155,7 +155,12 @@ def test_a_failing_setup_in_an_eval_is_one_error_line_per_task_and_no_failed_fix
     lines = done.stderr.splitlines()  # lancer prints its progress on stderr
     failed = [line for line in lines if line.startswith("broken: ERROR its environment could not be built")]
     assert len(failed) == 1, done.stderr
-    assert "2 attempt(s) not run" in failed[0] and "exited 3" in failed[0] and "no such tool" in failed[0]
+    assert (
+        "2 attempt(s) not run" in failed[0]
+        and "task setup command" in failed[0]
+        and "exited 3" in failed[0]
+        and "no such tool" in failed[0]
+    )
     assert sum(line.startswith("good: environment built") for line in lines) == 1, done.stderr
 
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]

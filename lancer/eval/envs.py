@@ -53,7 +53,7 @@ class EnvBuilds:
                 entry = task_env(task.sandbox_spec(for_agent=True, config=self._config.sandbox))
                 build.outcome = f"{'reused' if entry.reused else 'built'} {entry.key}"
             except SetupError as e:
-                build.error = f"its setup command {e.command!r} {e.why}: {_last_line(e.output)}"
+                build.error = f"task setup command {e.command!r} {e.why}: {_last_line(e.output)}"
             except Exception as e:  # a sandbox that cannot start, a full disk: the task's error, not the eval's end
                 build.error = f"{type(e).__name__}: {e}"
             build.seconds = time.monotonic() - started
