@@ -5,8 +5,10 @@ bubblewrap container per sandbox (lancer.sandbox.bwrap): only the working tree, 
 Python environment and an empty home are writable and visible from this machine, /tmp
 is private, the network is the sandbox's own loopback (unless the task asks for the
 network), and the processes live in a PID namespace of their own, under the sandbox's
-resource limits (lancer.sandbox.limits). The agent's python3, pip and pytest are a fresh
-environment per sandbox (lancer.sandbox.taskenv). Where bubblewrap is missing the sandbox
+resource limits (lancer.sandbox.limits). The agent's python3, pip and pytest are an
+environment of the sandbox's own (lancer.sandbox.taskenv); for a task with ``setup``
+commands, the working tree and environment are a copy of what the setup left, built once
+(lancer.sandbox.envcache). Where bubblewrap is missing the sandbox
 refuses to start, unless the config says ``sandbox.isolation: none``: then commands run
 on the host as the current user (with the limits and the task environment still), and
 every sandbox says so on stderr.
