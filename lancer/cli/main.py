@@ -296,6 +296,11 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
         console.print(f"grade: {result['grade']['status']} ({result['grade']['detail']})", markup=False)
     if result["detail"] and result["exit_status"] != "submitted":
         console.print(f"why the run ended: {result['detail']}", markup=False)
+    timing = result.get("timing") or {}
+    parts = [f"{name} {timing[f'{name}_s']:.1f}s" for name in ("setup", "agent", "grading") if timing.get(f"{name}_s")]
+    if parts:
+        environment = f" (environment {timing['environment']})" if timing.get("environment") else ""
+        console.print(f"time: {', '.join(parts)}{environment}", markup=False)
     console.print(f"run directory: {out}", markup=False)
 
 
