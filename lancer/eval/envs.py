@@ -1,10 +1,11 @@
 """An eval's task environments: each built once, in the background, before its task's attempts.
 
-A task with ``setup`` commands in the local sandbox gets its working tree and environment
-from lancer's cache (lancer.sandbox.envcache). Building them here, one build per task and
-up to ``workers`` at once, means the first attempts of a task do not each run its setup
-(they would wait on one another's lock), and a setup that fails is one error for the
-task: its attempts are not run, and are counted as errors, never as failed fixes.
+A task with ``setup`` commands gets its working tree and environment from lancer's cache
+(lancer.sandbox.envcache; in docker, an image: lancer.sandbox.docker.envimage). Building
+them here, one build per task and up to ``workers`` at once, means the first attempts of
+a task do not each run its setup (they would wait on one another's lock), and a setup
+that fails is one error for the task: its attempts are not run, and are counted as
+errors, never as failed fixes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from lancer.core.config import RunConfig
 from lancer.core.errors import SetupError
+from lancer.core.sandbox import SandboxSpec
 from lancer.core.tasks import Task
 
 
@@ -27,7 +29,11 @@ class EnvBuild:
 
 
 def needs_env(task: Task, config: RunConfig) -> bool:
-    return bool(task.setup) and config.sandbox.kind == "local"
+    """Whether the task's sandboxes start from a cached setup (an image's own setup, as
+    SWE-Lancer's run in docker, runs in every container instead)."""
+    return bool(task.setup) and not (
+        config.sandbox.kind == "docker" and task.container and task.container.image_command
+    )
 
 
 class EnvBuilds:
@@ -45,13 +51,10 @@ class EnvBuilds:
             threading.Thread(target=self._build, args=(task,), daemon=True, name=f"env-{task.id}").start()
 
     def _build(self, task: Task) -> None:
-        from lancer.sandbox.local import task_env
-
         with self._slots:
             build, started = EnvBuild(task.id), time.monotonic()
             try:
-                entry = task_env(task.sandbox_spec(for_agent=True, config=self._config.sandbox))
-                build.outcome = f"{'reused' if entry.reused else 'built'} {entry.key}"
+                build.outcome = _prepare(task.sandbox_spec(for_agent=True, config=self._config.sandbox), self._config)
             except SetupError as e:
                 build.error = f"task setup command {e.command!r} {e.why}: {_last_line(e.output)}"
             except Exception as e:  # a sandbox that cannot start, a full disk: the task's error, not the eval's end
@@ -80,6 +83,18 @@ class EnvBuilds:
             self._any_finished.clear()
             self._waiting -= {build.task_id for build in done}
         return done
+
+
+def _prepare(spec: SandboxSpec, config: RunConfig) -> str:
+    """Build (or find) the cached setup of a sandbox of ``spec``: "built KEY" or "reused KEY"."""
+    if config.sandbox.kind == "docker":
+        from lancer.sandbox.docker import with_setup_image
+
+        return with_setup_image(spec)[1]
+    from lancer.sandbox.local import task_env
+
+    entry = task_env(spec)
+    return f"{'reused' if entry.reused else 'built'} {entry.key}"
 
 
 def _last_line(output: str) -> str:
