@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lancer.core.errors import SandboxError
+from lancer.core.sandbox import SandboxSpec
 from lancer.sandbox.taskenv import cache_dir
 
 # Bumped when an entry's layout changes, so old entries are not reused.
@@ -57,6 +58,13 @@ def env_key(parts: Iterable[str]) -> str:
     for part in parts:
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:16]
+
+
+def spec_key_parts(spec: SandboxSpec) -> list[str]:
+    """What every backend's key holds of a sandbox spec: the setup, the task's variables and
+    network, and the working tree (its content, or what the caller says defines it)."""
+    tree = spec.env_key_parts or [tree_hash(spec.repo_dir) if spec.repo_dir is not None else "no repo"]
+    return [json.dumps(spec.setup), json.dumps(sorted(spec.env.items())), f"network {spec.network}", *tree]
 
 
 def tree_hash(folder: Path) -> str:

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import functools
 import io
-import json
 import os
 import shutil
 import signal
@@ -41,7 +40,7 @@ from lancer.core.sandbox import (
     remove_abandoned,
 )
 from lancer.sandbox.bwrap import Binds, BwrapBox, bwrap_path
-from lancer.sandbox.envcache import EnvEntry, cached_env, env_key, tree_hash
+from lancer.sandbox.envcache import EnvEntry, cached_env, env_key, spec_key_parts
 from lancer.sandbox.git import make_baseline
 from lancer.sandbox.limits import AppliedLimits, Backend, LimitSpec
 from lancer.sandbox.limits import apply as apply_limits
@@ -334,16 +333,7 @@ def task_env(spec: SandboxSpec, base: BaseEnv | None = None) -> EnvEntry:
 
 def _env_key(spec: SandboxSpec, base: BaseEnv) -> str:
     """What a local task environment is made from (lancer.sandbox.envcache)."""
-    tree = spec.env_key_parts or [tree_hash(spec.repo_dir) if spec.repo_dir is not None else "no repo"]
-    return env_key(
-        [
-            f"local {spec.isolation} {base.root.name} {base.interpreter.path}",
-            json.dumps(spec.setup),
-            json.dumps(sorted(spec.env.items())),
-            f"network {spec.network}",
-            *tree,
-        ]
-    )
+    return env_key([f"local {spec.isolation} {base.root.name} {base.interpreter.path}", *spec_key_parts(spec)])
 
 
 def _build_env(spec: SandboxSpec, staging: Path) -> str:

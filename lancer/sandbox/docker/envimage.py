@@ -19,7 +19,7 @@ import json
 from lancer.core.sandbox import SandboxSpec, close_even_if_interrupted
 from lancer.sandbox.docker.container import DockerSandbox
 from lancer.sandbox.docker.engine import MANAGED_LABEL, connect, ensure_image, has_image, slug
-from lancer.sandbox.envcache import env_key, envs_dir, tree_hash
+from lancer.sandbox.envcache import env_key, envs_dir, spec_key_parts
 
 ENV_IMAGE_LABEL = "env"  # MANAGED_LABEL's value on these images
 
@@ -30,16 +30,8 @@ def with_setup_image(spec: SandboxSpec) -> tuple[SandboxSpec, str]:
     client = connect()
     try:
         image_id = str(client.images.get(ensure_image(client, spec)).id)
-        tree = spec.env_key_parts or [tree_hash(spec.repo_dir) if spec.repo_dir is not None else "no repo"]
         key = env_key(
-            [
-                f"docker {image_id} {spec.workdir} {spec.user}",
-                json.dumps(spec.setup),
-                json.dumps(spec.prepare),
-                json.dumps(sorted(spec.env.items())),
-                f"network {spec.network}",
-                *tree,
-            ]
+            [f"docker {image_id} {spec.workdir} {spec.user}", json.dumps(spec.prepare), *spec_key_parts(spec)]
         )
         tag = f"lancer-env-{slug(spec.label or 'task')}:{key}"
         # The image holds the repo, its setup and the prepare commands' work already.
