@@ -53,7 +53,7 @@ def run_browser_tests(
     """Run the hidden tests against ``app_url``; every process they start is gone on return.
 
     ``report``: where the default command writes its JUnit XML report; a task's own
-    command finds the path in ``$LANCER_TEST_REPORT`` (lancer.grader.grade.REPORT_ENV)."""
+    command finds the path in ``$LANCER_TEST_REPORT`` (lancer.core.tasks.REPORT_ENV)."""
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env.update(APP_URL=app_url, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
     if trace_dir is not None:
