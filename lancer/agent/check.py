@@ -102,7 +102,7 @@ def _play_solution(task: Task, config: RunConfig) -> tuple[str, dict[str, Any] |
 
     label = f"reference solution ({played.relative_to(task.folder)})"
     with tempfile.TemporaryDirectory(prefix="lancer-check-") as out:
-        result = run_task(task, create_model("oracle", config.model), config, Path(out))
+        result = run_task(task, create_model("oracle", config.model, task), config, Path(out))
     if result["grade"] is None:  # the run ended before grading
         return label, {"status": "error", "detail": f"the run ended with {result['exit_status']}: {result['detail']}"}
     return label, dict(result["grade"])

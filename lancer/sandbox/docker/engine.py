@@ -96,12 +96,13 @@ def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeo
     for base in base_images(dockerfile.read_text(errors="replace")):
         if not has_image(client, base):  # else the engine would try a registry, unreachable here
             raise SandboxError(
-                f"the base image {base} of {dockerfile} is not on this machine: build or load it first "
+                f"{'task ' + label + ': ' if label else ''}the base image {base} of {dockerfile} is not on this machine: build or load it first "
                 f"(`docker build -t {base} DIR`, `docker load -i FILE`), or build FROM {base_image()}"
             )
     print(f"lancer: building {tag} from {dockerfile}", file=sys.stderr)
+    building = f"task {label}: building an image from {dockerfile}" if label else f"building an image from {dockerfile}"
     deadline = time.monotonic() + timeout_s if timeout_s else None
-    too_long = f"building an image from {dockerfile} took longer than {timeout_s or 0:g} s"
+    too_long = f"{building} took longer than {timeout_s or 0:g} s"
     try:
         log = client.api.build(
             path=str(context),
@@ -116,17 +117,17 @@ def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeo
         last = ""
         for entry in log:
             if "error" in entry:
-                raise SandboxError(f"building an image from {dockerfile} failed: {str(entry['error']).strip()}")
+                raise SandboxError(f"{building} failed: {str(entry['error']).strip()}")
             if entry.get("stream", "").strip():
                 last = str(entry["stream"]).strip()
             if deadline is not None and time.monotonic() > deadline:
                 raise SandboxError(too_long)  # closing the stream cancels the build
     except requests.exceptions.RequestException:
-        raise SandboxError(too_long if timeout_s else f"building an image from {dockerfile} stalled") from None
+        raise SandboxError(too_long if timeout_s else f"{building} stalled") from None
     except docker.errors.APIError as e:
-        raise SandboxError(f"building an image from {dockerfile} failed: {api_reason(e)}") from None
+        raise SandboxError(f"{building} failed: {api_reason(e)}") from None
     if not has_image(client, tag):
-        raise SandboxError(f"building an image from {dockerfile} produced no image: {last}")
+        raise SandboxError(f"{building} produced no image: {last}")
     return tag
 
 
