@@ -93,14 +93,15 @@ def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeo
     tag = f"lancer-task-{slug(label or context.name)}:{_context_hash(context)}"
     if has_image(client, tag):
         return tag
+    who = f"task {label}: " if label else ""
     for base in base_images(dockerfile.read_text(errors="replace")):
         if not has_image(client, base):  # else the engine would try a registry, unreachable here
             raise SandboxError(
-                f"{'task ' + label + ': ' if label else ''}the base image {base} of {dockerfile} is not on this machine: build or load it first "
+                f"{who}the base image {base} of {dockerfile} is not on this machine: build or load it first "
                 f"(`docker build -t {base} DIR`, `docker load -i FILE`), or build FROM {base_image()}"
             )
     print(f"lancer: building {tag} from {dockerfile}", file=sys.stderr)
-    building = f"task {label}: building an image from {dockerfile}" if label else f"building an image from {dockerfile}"
+    building = f"{who}building an image from {dockerfile}"
     deadline = time.monotonic() + timeout_s if timeout_s else None
     too_long = f"{building} took longer than {timeout_s or 0:g} s"
     try:
