@@ -40,6 +40,21 @@ def copy_task(name: str, tmp: Path, new_name: str | None = None) -> Path:
     return folder
 
 
+def check_verdicts(folder: Path) -> dict[str, str]:
+    """`lancer check`'s gradings in docker: "right" (the reference solution, the correct
+    proposal) and "wrong" (the original code, another proposal) to their status."""
+    proc = run_lancer("check", str(folder), "--sandbox", "docker", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdicts = {}
+    for line in proc.stdout.splitlines()[1:]:
+        label, _, rest = line.strip().partition(": ")
+        if label.startswith(("reference solution", "correct proposal")):
+            verdicts["right"] = rest.split()[0]
+        elif label.startswith(("original code", "another proposal")):
+            verdicts["wrong"] = rest.split()[0]
+    return verdicts
+
+
 def test_the_oracle_resolves_every_task_and_the_breakdowns_follow_the_metadata(tmp_path: Path) -> None:
     out = tmp_path / "eval"
     proc = run_lancer(
@@ -203,14 +218,11 @@ def test_every_bundled_example_that_runs_in_docker_round_trips_with_the_same_ver
         for script in ("solution/solve.sh", "tests/test.sh"):
             assert (folder / script).stat().st_mode & 0o111, script
 
-    # The same verdicts, in docker: the original code fails, the reference solution passes.
+    # The same verdicts, in docker: the reference solution (or correct proposal) passes; the
+    # untouched code (or another proposal) fails.
     for name in ("invoice-discount", "manager-date-format"):
-        verdicts = []
-        for folder in (EXAMPLES / name, exported / name):
-            check = run_lancer("check", str(folder), "--sandbox", "docker", timeout=600)
-            assert check.returncode == 0, check.stdout + check.stderr
-            verdicts.append([line.split(":")[1].split()[0] for line in check.stdout.splitlines()[1:3]])
-        assert verdicts[0] == verdicts[1] == ["failed", "passed"], (name, verdicts)
+        verdicts = [check_verdicts(folder) for folder in (EXAMPLES / name, exported / name)]
+        assert verdicts[0] == verdicts[1] == {"right": "passed", "wrong": "failed"}, (name, verdicts)
 
     # The real-upstream examples install themselves with pip, which lancer's base image lacks.
     slugify = run_lancer("check", str(exported / "slugify-uppercase"), "--sandbox", "docker", timeout=600)
