@@ -260,3 +260,23 @@ def test_a_reward_that_is_not_a_number_is_an_error(name: str, content: bytes, er
     with pytest.raises(RewardError) as caught:
         parse_reward(name, content)
     assert str(caught.value) == error
+
+
+def test_swelancer_manager_rows_export_and_their_ic_rows_are_refused(tmp_path: Path) -> None:
+    sample = ROOT / "tests" / "data" / "all_swelancer_tasks_sample.csv"
+    exported = tmp_path / "harbor"
+    ic = run_lancer("export", "--dataset", str(sample), "--ids", "90001_101", "--format", "harbor", str(exported))
+    assert ic.returncode == 2
+    assert ic.stderr.strip() == (
+        "lancer: error: task 90001_101 cannot be exported as a Harbor task: its image's own setup "
+        "(container.image_command, prepare) has no Harbor equivalent"
+    )
+    proc = run_lancer(
+        "export", "--dataset", str(sample), "--variant", "swe_manager", "--format", "harbor", str(exported)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in exported.iterdir()) == ["90002-manager-0", "90003-manager-0"]
+    task = load_task_folder(exported / "90002-manager-0")
+    assert (task.price, task.variant, task.reward_dir) == (1000.0, "ic_swe", "/logs/verifier")
+    assert "Pick the proposal that fixes the issue" in task.description
+    assert check_verdicts(exported / "90002-manager-0") == {"right": "passed", "wrong": "failed"}

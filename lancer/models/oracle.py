@@ -74,11 +74,9 @@ def solution_turns(task: Task) -> list[ScriptedTurn]:
         submit = ScriptedCall(name="submit", arguments={"proposal_id": task.correct_proposal})
         return [ScriptedTurn(content=f"Proposal {task.correct_proposal} is the correct one.", tool_calls=[submit])]
     where = f"{folder}" if folder is not None else "it"
-    raise ConfigError(
-        f"task {task.id} has no reference solution for --model oracle: add {SOLUTION_TURNS}, {SOLUTION_PATCH}"
-        f" or {SOLVE_SCRIPT}"
-        f" to {where}"
-    )
+    harbor = folder is not None and (folder / "task.toml").is_file()
+    add = SOLVE_SCRIPT if harbor else f"{SOLUTION_TURNS} or {SOLUTION_PATCH}"
+    raise ConfigError(f"task {task.id} has no reference solution for --model oracle: add {add} to {where}")
 
 
 def _patch_turns(path: Path) -> list[ScriptedTurn]:
