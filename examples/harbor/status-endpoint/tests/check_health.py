@@ -3,6 +3,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 URL = "http://127.0.0.1:8000/"
 deadline = time.monotonic() + 30
@@ -18,7 +19,7 @@ try:
     body = urllib.request.urlopen(URL + "health.json", timeout=5).read()
 except urllib.error.HTTPError as e:
     sys.exit(f"GET /health.json: {e.code}")
-version = open("/app/www/VERSION").read().strip()
+version = Path("/app/www/VERSION").read_text().strip()
 health = json.loads(body)
 print("GET /health.json:", health)
 sys.exit(0 if health == {"status": "ok", "version": version} else 1)
