@@ -167,7 +167,7 @@ def test_an_unknown_task_toml_key_is_one_line_naming_the_task_and_the_key(tmp_pa
         load_task_folder(task)
 
 
-def test_a_failed_build_a_missing_base_image_and_no_reward_are_errors_not_failed_fixes(tmp_path: Path) -> None:
+def test_a_failed_or_slow_build_a_missing_base_image_and_no_reward_are_errors_not_failed_fixes(tmp_path: Path) -> None:
     tasks = tmp_path / "tasks"
     broken = copy_task("fizzbuzz-off-by-one", tasks, "broken-build")
     with (broken / "environment" / "Dockerfile").open("a") as f:
@@ -175,6 +175,10 @@ def test_a_failed_build_a_missing_base_image_and_no_reward_are_errors_not_failed
     missing = copy_task("fizzbuzz-off-by-one", tasks, "missing-base")
     dockerfile = missing / "environment" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("lancer-base:bookworm", "lancer-no-such-base:1"))
+    slow = copy_task("fizzbuzz-off-by-one", tasks, "slow-build")  # build_timeout_sec 2
+    (slow / "task.toml").write_text((slow / "task.toml").read_text().replace("300.0", "2.0"))
+    with (slow / "environment" / "Dockerfile").open("a") as f:
+        f.write("RUN sleep 60\n")
     silent = copy_task("fizzbuzz-off-by-one", tasks, "no-reward")
     (silent / "tests" / "test.sh").write_text("#!/bin/bash\npython3 -m pytest -q -p no:cacheprovider /tests\n")
     out = tmp_path / "eval"
@@ -183,7 +187,7 @@ def test_a_failed_build_a_missing_base_image_and_no_reward_are_errors_not_failed
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())["overall"]
-    assert (summary["errors"], summary["graded"], summary["resolved"]) == (3, 0, 0)
+    assert (summary["errors"], summary["graded"], summary["resolved"]) == (4, 0, 0)
     reasons = {e["task_id"]: e["reason"] for e in summary["error_details"]}
     assert reasons["broken-build"].startswith(
         f"SandboxError: task broken-build: building an image from {broken}/environment/Dockerfile failed: "
@@ -191,6 +195,9 @@ def test_a_failed_build_a_missing_base_image_and_no_reward_are_errors_not_failed
     assert "returned a non-zero code: 3" in reasons["broken-build"]
     assert reasons["missing-base"].startswith(
         f"SandboxError: task missing-base: the base image lancer-no-such-base:1 of {dockerfile} is not on this machine"
+    )
+    assert reasons["slow-build"] == (
+        f"SandboxError: task slow-build: building an image from {slow}/environment/Dockerfile took longer than 2 s"
     )
     assert reasons["no-reward"] == (
         "task no-reward: the test command (bash /tests/test.sh) wrote no reward "
