@@ -72,9 +72,8 @@ def check_task(task: Task, config: RunConfig) -> Check:
 
     label, solved = _play_solution(task, config)
     if solved is None:
-        check.problem = (
-            f"no reference solution: add {SOLUTION_PATCH}, {SOLUTION_TURNS} or {SOLVE_SCRIPT} to the task folder"
-        )
+        add = SOLVE_SCRIPT if task.reward_dir else f"{SOLUTION_PATCH} or {SOLUTION_TURNS}"  # Harbor's, or lancer's
+        check.problem = f"no reference solution: add {add} to the task folder"
         return check
     check.gradings.append((label, solved))
     if solved["status"] != "passed":
