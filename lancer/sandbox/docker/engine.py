@@ -12,6 +12,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 
 from lancer.core.errors import SandboxError
 from lancer.core.sandbox import SandboxSpec
@@ -123,7 +124,8 @@ def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeo
                 last = str(entry["stream"]).strip()
             if deadline is not None and time.monotonic() > deadline:
                 raise SandboxError(too_long)  # closing the stream cancels the build
-    except requests.exceptions.RequestException:
+    # A read that outlasts the timeout: requests raises its own error, or urllib3's mid-stream.
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
         raise SandboxError(too_long if timeout_s else f"{building} stalled") from None
     except docker.errors.APIError as e:
         raise SandboxError(f"{building} failed: {api_reason(e)}") from None
