@@ -13,7 +13,8 @@ from typing import Any
 
 from lancer.core.config import RunConfig
 from lancer.core.errors import TaskError
-from lancer.core.tasks import Task, load_task, task_folders
+from lancer.core.tasks import Task, task_folders
+from lancer.formats import load_task_folder
 
 SOLUTION_PATCH = "solution.patch"
 SOLUTION_TURNS = "solution.yaml"
@@ -21,6 +22,7 @@ EXIT_CODE_WARNING = (
     "warning: this verdict rests on the test command's exit code alone (no per-test outcomes): "
     "run the tests with pytest, print go test -json, or name a JUnit XML report with test_report:"
 )
+SOLVE_SCRIPT = "solution/solve.sh"  # a Harbor task's
 
 
 @dataclass
@@ -39,12 +41,12 @@ class Check:
 
 
 def all_task_folders(paths: list[Path]) -> list[Path]:
-    """Each path is a task folder, or a folder whose subfolders with a task.yaml are tasks."""
+    """Each path is a task folder, or a folder of task folders (lancer.core.tasks.task_folders)."""
     folders: list[Path] = []
     for path in paths:
         inside = task_folders(path)
         if not inside:
-            raise TaskError(f"{path} holds no task.yaml, nor task folders that do")
+            raise TaskError(f"{path} holds no task.yaml (nor Harbor's task.toml), nor task folders that do")
         folders.extend(inside)
     return folders
 
@@ -78,7 +80,8 @@ def check_task(task: Task, config: RunConfig) -> Check:
 
     label, solved = _play_solution(task, config)
     if solved is None:
-        check.problem = f"no reference solution: add {SOLUTION_PATCH} or {SOLUTION_TURNS} to the task folder"
+        add = SOLVE_SCRIPT if task.reward_dir else f"{SOLUTION_PATCH} or {SOLUTION_TURNS}"  # Harbor's, or lancer's
+        check.problem = f"no reference solution: add {add} to the task folder"
         return check
     check.gradings.append((label, solved))
     if solved["status"] != "passed":
@@ -95,17 +98,18 @@ def _grade(task: Task, config: RunConfig, patch: bytes, answer: dict[str, Any] |
 def _play_solution(task: Task, config: RunConfig) -> tuple[str, dict[str, Any] | None]:
     """The grade of the task's reference solution; None when it has none."""
     assert task.folder is not None
-    patch, turns = task.folder / SOLUTION_PATCH, task.folder / SOLUTION_TURNS
+    patch, turns, script = task.folder / SOLUTION_PATCH, task.folder / SOLUTION_TURNS, task.folder / SOLVE_SCRIPT
     if patch.is_file():
         return f"reference solution ({SOLUTION_PATCH})", _grade(task, config, patch.read_bytes())
-    if not turns.is_file():
+    played = next((path for path in (turns, script) if path.is_file()), None)
+    if played is None:
         return "", None
     from lancer.agent.runner import run_task
     from lancer.models import create_model
 
-    label = f"reference solution ({SOLUTION_TURNS})"
+    label = f"reference solution ({played.relative_to(task.folder)})"
     with tempfile.TemporaryDirectory(prefix="lancer-check-") as out:
-        result = run_task(task, create_model(f"scripted:{turns}", config.model), config, Path(out))
+        result = run_task(task, create_model("oracle", config.model, task), config, Path(out))
     if result["grade"] is None:  # the run ended before grading
         return label, {"status": "error", "detail": f"the run ended with {result['exit_status']}: {result['detail']}"}
     return label, dict(result["grade"])
@@ -113,7 +117,7 @@ def _play_solution(task: Task, config: RunConfig) -> tuple[str, dict[str, Any] |
 
 def check_folder(folder: Path, config: RunConfig) -> Check:
     try:
-        task = load_task(folder)
+        task = load_task_folder(folder)
     except TaskError as e:  # one bad task is an invalid task, not the end of the check
         return Check(folder.name, problem=str(e))
     return check_task(task, config)

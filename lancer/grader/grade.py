@@ -5,14 +5,16 @@ task names (``test_report``, or ``$LANCER_TEST_REPORT``), else the reports of ev
 run in the command (lancer.grader.pytest_reports: the default command is one), else
 ``go test -json`` output; only a command that leaves none is judged by its exit code (0
 passed, 1 failed, anything else an error), and the grade's ``basis`` says so. A manager
-task is resolved when the chosen proposal is the correct one.
+task with a
+``reward_dir`` (Harbor's) is judged by the reward its test command writes there
+(lancer.grader.reward). A manager task is resolved when the chosen proposal is the
+correct one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import posixpath
-import shlex
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 from lancer.core.config import RunConfig
 from lancer.core.errors import SetupError
 from lancer.core.sandbox import close_even_if_interrupted, owned_temp_dir
-from lancer.core.tasks import Task
+from lancer.core.tasks import REPORT_ENV, Task
 from lancer.grader import pytest_reports
 from lancer.grader.report import (
     Basis,
@@ -32,10 +34,10 @@ from lancer.grader.report import (
     parse_junit,
     parse_junit_reports,
 )
+from lancer.grader.reward import REWARD_JSON, REWARD_TXT, RewardError, parse_reward
 from lancer.sandbox import Sandbox, create_sandbox
 from lancer.sandbox.git import PatchError, apply_patch
 
-REPORT_ENV = "LANCER_TEST_REPORT"
 _REPORT_NAME = ".lancer-test-report.xml"
 _PYTEST_REPORTS = ".lancer-pytest-reports"
 _TAIL_CHARS = 4000
@@ -55,8 +57,12 @@ class Grade:
     # What the verdict rests on; None when no test run decided it (a patch that does not
     # apply, a failing setup, a timeout).
     basis: Basis | None = None
+    # A reward-file verdict's reward (1: resolved; less: a partial score) and its metrics.
+    reward: float | None = None
+    reward_metrics: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        rewarded = {"reward": self.reward, "reward_metrics": self.reward_metrics} if self.reward is not None else {}
         return {
             "status": self.status,
             "attempts": self.attempts,
@@ -64,6 +70,7 @@ class Grade:
             "basis": self.basis,
             "tests": [t.to_dict() for t in self.tests],
             "output_tail": self.output_tail,
+            **rewarded,
         }
 
 
@@ -81,6 +88,7 @@ class _TestRun:
 
 
 def grade(task: Task, patch: bytes, config: RunConfig, answer: dict[str, Any] | None = None) -> Grade:
+    config = task.limited(config)
     if task.variant == "swe_manager":
         return _grade_manager(task, answer)
     return _grade_ic(task, patch, config)
@@ -111,11 +119,13 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
             return Grade("failed", False, detail=f"the patch does not apply: {e}")
         # Only now, after the patch, do the hidden tests enter the working tree.
         if task.tests_dir is not None:
-            sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
+            sandbox.copy_in(task.tests_dir, task.tests_at or f"{sandbox.workdir}/tests")
         if task.app is not None and task.tests_dir is not None:
             return _grade_web(task, sandbox, config)
+        command = task.test_command or task.default_test_command()
+        if task.reward_dir is not None:
+            return _grade_by_reward(task, sandbox, command, task.reward_dir, config)
         pytest_reports.install_in_sandbox(sandbox)
-        command = task.test_command or default_test_command(task)
         named = posixpath.join(sandbox.workdir, task.test_report or _REPORT_NAME)
         reports = f"{sandbox.workdir}/{_PYTEST_REPORTS}"
         env = {REPORT_ENV: named, pytest_reports.REPORTS_ENV: reports}
@@ -135,6 +145,44 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
         return last
     finally:
         close_even_if_interrupted(sandbox)
+
+
+def _grade_by_reward(task: Task, sandbox: Sandbox, command: str, reward_dir: str, config: RunConfig) -> Grade:
+    """Run the test command; the verdict is the reward it wrote (the best of the attempts)."""
+    best = Grade("error", False)
+    for attempt in range(1, config.grader.attempts + 1):
+        # A reward left by an earlier attempt must not count.
+        sandbox.exec(["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1"', "reset", reward_dir])
+        result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s)
+        tail = result.text[-_TAIL_CHARS:]
+        if result.timed_out:
+            why = f"task {task.id}: the test command ({command}) timed out after {config.grader.timeout_s:g} s"
+            verdict = Grade("error", False, attempt, why, tail)
+        else:
+            verdict = _reward_verdict(task, sandbox, command, reward_dir, attempt, tail)
+        if verdict.resolved:
+            return verdict
+        if best.reward is None or (verdict.reward is not None and verdict.reward >= best.reward):
+            best = verdict
+    return best
+
+
+def _reward_verdict(task: Task, sandbox: Sandbox, command: str, reward_dir: str, attempt: int, tail: str) -> Grade:
+    for name in (REWARD_TXT, REWARD_JSON):
+        try:
+            data = sandbox.read_file(f"{reward_dir}/{name}")
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        try:
+            reward = parse_reward(name, data)
+        except RewardError as e:
+            return Grade("error", False, attempt, f"task {task.id}: {reward_dir}/{e}", tail)
+        status: Status = "passed" if reward.resolved else "failed"
+        return Grade(
+            status, reward.resolved, attempt, reward.describe(), tail, [], "reward file", reward.value, reward.metrics
+        )
+    why = f"task {task.id}: the test command ({command}) wrote no reward ({reward_dir}/{REWARD_TXT} or {REWARD_JSON})"
+    return Grade("error", False, attempt, why, tail)
 
 
 def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
@@ -229,12 +277,3 @@ def _exit_code_verdict(run: _TestRun, attempt: int) -> Grade:
 
 def _missing_runner(output: str) -> str:
     return " (pytest is not installed where the tests run)" if "No module named pytest" in output else ""
-
-
-def default_test_command(task: Task) -> str:
-    """pytest on the hidden test files alone (not on tests the repo itself carries); its
-    report comes from lancer's pytest plugin, as any pytest run's does."""
-    assert task.tests_dir is not None
-    files = sorted(p.relative_to(task.tests_dir).as_posix() for p in task.tests_dir.rglob("test_*.py"))
-    targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"
-    return f"python3 -m pytest -q -p no:cacheprovider {targets}"

@@ -17,7 +17,7 @@ from lancer.core.errors import LancerError
 from lancer.core.records import EvalRecord, is_eval_dir, read_eval
 from lancer.core.tables import Figures, print_figures
 from lancer.core.text import money, pass_at, percent
-from lancer.eval.metrics import mean_times
+from lancer.eval.metrics import BREAKDOWNS, mean_times, task_groups
 from lancer.eval.progress import seconds_triple
 from lancer.study import tally
 from lancer.study.plots import PLOT_FILES, write_plots
@@ -37,15 +37,16 @@ def load_evals(paths: list[Path]) -> list[EvalRecord]:
 
 
 def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
-    """One row per eval (scope "all") and per variant and set within it."""
+    """One row per eval (scope "all") and per group of its breakdowns (variant, set, difficulty ...)."""
     out = []
     for ev in evals:
         summary = tally.eval_summary(ev)
         scopes: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [("all", summary["overall"], ev.rows)]
-        for key, group in (("variant", "by_variant"), ("set", "by_set")):
+        for group, field, label in BREAKDOWNS:
+            ids = task_groups(ev.tasks(), field)
             for name, figures in (summary.get(group) or {}).items():
-                rows = [r for r in ev.rows if str(r.get(key)) == name]
-                scopes.append((f"{key} {name}", figures, rows))
+                rows = [r for r in ev.rows if r["task_id"] in ids.get(name, set())]
+                scopes.append((f"{label} {name}", figures, rows))
         for scope, figures, rows in scopes:
             pass_at = {int(k): v for k, v in (figures.get("pass_at") or {}).items()}
             k = max(pass_at, default=1)
