@@ -80,7 +80,7 @@ def _run_task(
     try:
         sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
         isolation = getattr(sandbox, "summary", None)  # the local sandbox: isolation and limits applied
-        run_setup(sandbox, task.setup)
+        run_setup(sandbox, task.setup, env_key=task.env_key)
         toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
         messages = prompts.messages(task, sandbox.workdir, toolbox.specs())
         trajectory.prompt([{"role": m.role, "content": m.content} for m in messages], workdir=sandbox.workdir)
@@ -144,7 +144,7 @@ def build_result(
         "variant": task.variant,
         "price": task.price,
         "resolved": resolved,
-        "earned": task.price if resolved else 0.0,
+        "earned": None if task.price is None else task.price if resolved else 0.0,
         "exit_status": outcome.exit_status,
         "detail": outcome.detail,
         "steps": outcome.steps,

@@ -72,6 +72,20 @@ class ContainerSpec(StrictModel):
         return self
 
 
+class SWEBenchSpec(StrictModel):
+    """Graded as SWE-bench grades (docs/swebench.md): ``test_patch`` (a file in the task
+    folder) is applied only at grading, then these tests run; resolved iff every one passes."""
+
+    instance_id: str
+    repo: str  # "owner/name"
+    base_commit: str
+    fail_to_pass: list[str] = Field(min_length=1)
+    pass_to_pass: list[str] = Field(default_factory=list)
+    test_patch: str = "test.patch"
+    version: str | None = None
+    environment_setup_commit: str | None = None
+
+
 class Proposal(StrictModel):
     id: int
     content: str
@@ -80,7 +94,8 @@ class Proposal(StrictModel):
 class Task(StrictModel):
     id: str
     variant: Variant
-    price: float = Field(ge=0)
+    # None: the task has no price (a SWE-bench instance): dollars are absent, not $0.
+    price: float | None = Field(ge=0)
     title: str
     description: str
     # The task set it belongs to (SWE-Lancer's "diamond" / "nondiamond"), for filters and summaries.
@@ -100,6 +115,10 @@ class Task(StrictModel):
     # the system's python3. Docker uses the image's.
     python: str | None = Field(None, pattern=r"^3\.[0-9]+$")
     container: ContainerSpec | None = None
+    # Tasks with the same key share one task environment: ``setup`` runs in the first
+    # sandbox and every later one starts from a copy of what it installed (local sandbox).
+    env_key: str | None = Field(None, pattern=r"^[A-Za-z0-9_.@+=-]+$")
+    swebench: SWEBenchSpec | None = None
 
     # Filled by the loader, not read from task.yaml: the task folder, and what the agent must
     # never see (the folder with its hidden tests and answers, or a dataset file).
@@ -124,6 +143,13 @@ class Task(StrictModel):
     @property
     def repo_dir(self) -> Path | None:
         return self.folder / "repo" if self.folder and (self.folder / "repo").is_dir() else None
+
+    @property
+    def test_patch(self) -> bytes | None:
+        """A SWE-bench task's test patch, applied only at grading."""
+        if self.swebench is None or self.folder is None:
+            return None
+        return (self.folder / self.swebench.test_patch).read_bytes()
 
     @property
     def tests_dir(self) -> Path | None:
@@ -208,7 +234,7 @@ def load_task(folder: Path) -> Task:
     task.folder = task.source = folder.resolve()
     if task.variant == "ic_swe" and task.repo_dir is None and task.image is None and task.dockerfile is None:
         raise TaskError(f"{folder} has no repo/ folder and task.yaml names no image or dockerfile")
-    if task.variant == "ic_swe" and task.tests_dir is None and task.test_command is None:
+    if task.variant == "ic_swe" and task.tests_dir is None and task.test_command is None and task.swebench is None:
         # Found now, not after a run that could never be graded.
         raise TaskError(
             f"{folder} has no tests/ folder: an ic_swe task needs hidden tests (or a test_command that brings its own)"

@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lancer.core.text import percent
+from lancer.core.text import percent, price_text
 from lancer.eval.attempt import AttemptJob, is_error
 
 
@@ -30,6 +30,7 @@ class Tally:
     earned: float = 0.0
     spent: float = 0.0
     errors: int = 0
+    priced: bool = True  # false once an attempt of a task without a price finished
 
     def add(self, row: dict[str, Any]) -> None:
         self.spent += row.get("cost_usd") or 0.0
@@ -38,10 +39,12 @@ class Tally:
         self.done += 1
         self.resolved += bool(row["resolved"])
         self.earned += row["earned"] or 0.0
+        self.priced = self.priced and (row["earned"] is not None or is_error(row))
         self.errors += is_error(row)
 
     def fields(self) -> dict[str, Any]:
-        return {"resolved": self.resolved, "earned": self.earned, "spent": self.spent, "errors": self.errors}
+        earned = price_text(self.earned if self.priced else None)
+        return {"resolved": self.resolved, "earned": earned, "spent": self.spent, "errors": self.errors}
 
 
 def make_progress(console: Console) -> LiveProgress | LineProgress:
@@ -81,7 +84,7 @@ class LiveProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(
-                "resolved {task.fields[resolved]}  earned ${task.fields[earned]:,.2f}  "
+                "resolved {task.fields[resolved]}  earned {task.fields[earned]}  "
                 "spent ${task.fields[spent]:.4f}  errors {task.fields[errors]}"
             ),
             TimeRemainingColumn(),
@@ -132,7 +135,7 @@ def attempt_line(row: dict[str, Any]) -> str:
         verdict = "RESOLVED" if row["resolved"] else "not resolved"
     cost = "cost unknown" if row.get("cost_usd") is None else f"${row['cost_usd']:.4f}"
     line = (
-        f"{row['task_id']} #{row['attempt']}  {verdict}  earned ${row['earned'] or 0:,.2f}  "
+        f"{row['task_id']} #{row['attempt']}  {verdict}  earned {price_text(row['earned'])}  "
         f"exit: {row['exit_status']}  steps: {row['steps']}  {cost}  {row['duration_s']:.1f}s  on {row['node']}"
     )
     if is_error(row) and row.get("detail"):
@@ -182,9 +185,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("resolved", lambda g: str(g["resolved"])),
         ("pass@1", lambda g: percent(g["pass_at"].get("1"))),
         *([(f"pass@{k}", lambda g: percent(g["pass_at"].get(k)))] if k != "1" else []),
-        ("earned (one attempt)", lambda g: f"${g['earned']:,.2f}"),
-        *([(f"earned@{k}", lambda g: f"${g['earned_at_k']:,.2f}")] if k != "1" else []),
-        ("possible", lambda g: f"${g['possible']:,.2f}"),
+        ("earned (one attempt)", lambda g: price_text(g["earned"])),
+        *([(f"earned@{k}", lambda g: price_text(g["earned_at_k"]))] if k != "1" else []),
+        ("possible", lambda g: price_text(g["possible"])),
         ("earn rate", lambda g: percent(g["earn_rate"])),
         ("cost", lambda g: "unknown" if g["cost_usd"] is None else f"${g['cost_usd']:.4f}"),
         ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else f"${g['cost_per_resolved']:.4f}"),

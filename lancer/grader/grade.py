@@ -17,8 +17,8 @@ from typing import Any
 from lancer.core.config import RunConfig
 from lancer.core.errors import SetupError
 from lancer.core.sandbox import close_even_if_interrupted, owned_temp_dir
-from lancer.core.tasks import Task
-from lancer.grader.report import ReportError, Status, TestOutcome, decide, parse_junit
+from lancer.core.tasks import SWEBenchSpec, Task
+from lancer.grader.report import ReportError, Status, TestOutcome, decide, decide_listed, parse_junit
 from lancer.sandbox import Sandbox, create_sandbox, run_setup
 from lancer.sandbox.git import PatchError, apply_patch
 
@@ -76,12 +76,12 @@ def _grade_manager(task: Task, answer: dict[str, Any] | None) -> Grade:
 def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
     # SWE-Lancer's images carry their tests; the agent's container had them removed (container.hide).
     tests_in_image = task.test_command is not None and task.container is not None and bool(task.container.hide)
-    if task.tests_dir is None and not tests_in_image:
+    if task.tests_dir is None and not tests_in_image and task.swebench is None:
         return Grade("error", False, detail=f"task {task.id} has no tests/ folder to grade with")
     sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False, config=config.sandbox))
     try:
         try:
-            run_setup(sandbox, task.setup)
+            run_setup(sandbox, task.setup, env_key=task.env_key)
         except SetupError as e:  # the task's environment, not the patch, is at fault
             detail = f"task setup command {e.command!r} {e.why}"
             return Grade("error", False, detail=detail, output_tail=e.output[-_TAIL_CHARS:])
@@ -94,6 +94,11 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
             sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
         if task.app is not None and task.tests_dir is not None:
             return _grade_web(task, sandbox, config)
+        if task.swebench is not None:
+            try:
+                apply_test_patch(sandbox, task)
+            except PatchError as e:
+                return Grade("error", False, detail=f"the test patch of {task.id} does not apply: {e}")
         command = task.test_command or default_test_command(task)
         report = f"{sandbox.workdir}/{_REPORT_NAME}"
         last = Grade("error", False)
@@ -103,12 +108,22 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
             run = _TestRun(None if result.timed_out else result.exit_code, result.text[-_TAIL_CHARS:], None)
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 run.report = sandbox.read_file(report)
-            last = _verdict(run, attempt, task.test_command is None, config)
+            last = _verdict(run, attempt, task.test_command is None, config, task.swebench)
             if last.resolved:
                 return last
         return last
     finally:
         close_even_if_interrupted(sandbox)
+
+
+def apply_test_patch(sandbox: Sandbox, task: Task) -> None:
+    """As SWE-bench does: the files the test patch touches back as they were (whatever the
+    agent did to them), then the test patch; PatchError if it does not apply."""
+    patch = task.test_patch or b""
+    names = [line.split(" b/", 1)[-1] for line in patch.decode(errors="replace").splitlines() if line.startswith("diff --git ")]
+    script = 'for f in "$@"; do git checkout -q HEAD -- "$f" 2>/dev/null || rm -f -- "$f"; done'
+    sandbox.exec(["bash", "-c", script, "restore", *names])
+    apply_patch(sandbox, patch)
 
 
 def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
@@ -147,7 +162,9 @@ def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
         app.stop()
 
 
-def _verdict(run: _TestRun, attempt: int, report_required: bool, config: RunConfig) -> Grade:
+def _verdict(
+    run: _TestRun, attempt: int, report_required: bool, config: RunConfig, listed: SWEBenchSpec | None = None
+) -> Grade:
     """One test run's verdict: from its report when there is one (the default command
     always writes one, so its absence is a harness fault), else from the exit code."""
     tail = run.tail
@@ -158,7 +175,10 @@ def _verdict(run: _TestRun, attempt: int, report_required: bool, config: RunConf
             tests = parse_junit(run.report)
         except ReportError as e:
             return Grade("error", False, attempt, str(e), tail)
-        decision = decide(tests)
+        if listed is not None:
+            decision, tests = decide_listed(tests, listed.fail_to_pass, listed.pass_to_pass)
+        else:
+            decision = decide(tests)
         detail = decision.detail
         if decision.status == "error" and run.exit_code not in _EXITS_THE_REPORT_EXPLAINS:
             detail += f" (the test runner exited {run.exit_code})"  # e.g. 3: a fixture's harness fault
@@ -176,9 +196,13 @@ def _verdict(run: _TestRun, attempt: int, report_required: bool, config: RunConf
 
 
 def default_test_command(task: Task) -> str:
-    """pytest on the hidden test files alone (not on tests the repo itself carries),
-    writing its JUnit XML report where the grader reads it."""
+    """pytest on the hidden test files alone (not on tests the repo itself carries), or a
+    SWE-bench task's listed tests, writing its JUnit XML report where the grader reads it."""
+    run = f'python3 -m pytest -q -p no:cacheprovider --junitxml="${REPORT_ENV}"'
+    if task.swebench is not None:
+        ids = [*task.swebench.fail_to_pass, *task.swebench.pass_to_pass]
+        return f"{run} -rA --rootdir=. {' '.join(shlex.quote(i) for i in ids)}"
     assert task.tests_dir is not None
     files = sorted(p.relative_to(task.tests_dir).as_posix() for p in task.tests_dir.rglob("test_*.py"))
     targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"
-    return f'python3 -m pytest -q -p no:cacheprovider --junitxml="${REPORT_ENV}" {targets}'
+    return f"{run} {targets}"

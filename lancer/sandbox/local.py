@@ -78,6 +78,7 @@ class LocalSandbox:
             else:  # a task with no code of its own (a manager task from the dataset)
                 os.mkdir(self.workdir)
             home, venv = self._root / "home", self._root / "venv"
+            self.venv_dir = venv  # the task environment, for a shared one (run_setup) to fill
             home.mkdir()
             base = base_env(find_interpreter(spec.python))
             base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root

@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,3 +207,62 @@ def env_variables(venv: Path, base_seen_at: Path, network: bool) -> dict[str, st
     if not network:  # no index to ask: without this pip retries the network for seconds
         variables["PIP_NO_INDEX"] = "1"
     return variables
+
+
+# A shared environment (task.env_key) is stored with the paths of the sandbox that built it
+# written as these, and given each later sandbox's paths when copied into it.
+_WORKDIR_MARK, _VENV_MARK = b"@LANCER_WORKDIR@", b"@LANCER_VENV@"
+_REWRITTEN = ".lancer-rewritten"
+_MAX_REWRITE_BYTES = 4 * 2**20  # .pth files, editable finders, scripts, RECORDs: all small
+
+
+@contextlib.contextmanager
+def shared_env(key: str) -> Iterator[Path | None]:
+    """Held while a shared environment is looked up (and built): the stored environment
+    for ``key``, or None when the caller must build it and ``save_shared_env`` it. Two
+    sandboxes of one key starting at once build it once."""
+    envs = cache_dir() / "shared-envs"
+    envs.mkdir(parents=True, exist_ok=True)
+    with open(envs / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = envs / key
+        yield stored if (stored / ".complete").exists() else None
+
+
+def save_shared_env(key: str, venv: Path, workdir: Path) -> Path:
+    """Store the sandbox environment ``venv`` (its setup done in ``workdir``) for ``key``."""
+    stored = cache_dir() / "shared-envs" / key
+    staging = stored.with_name(stored.name + ".building")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(venv, staging, symlinks=True)
+    rewritten = []
+    for path in _small_files(staging):
+        data = path.read_bytes()
+        marked = data.replace(bytes(workdir), _WORKDIR_MARK).replace(bytes(venv), _VENV_MARK)
+        if marked != data:
+            path.write_bytes(marked)
+            rewritten.append(path.relative_to(staging).as_posix())
+    (staging / _REWRITTEN).write_text("\n".join(rewritten))
+    shutil.rmtree(stored, ignore_errors=True)
+    staging.rename(stored)
+    (stored / ".complete").touch()
+    return stored
+
+
+def restore_shared_env(stored: Path, venv: Path, workdir: Path) -> None:
+    """Make ``venv`` (a fresh task environment) the stored one, with this sandbox's paths."""
+    for child in venv.iterdir():  # its contents only: the sandbox has the folder itself bound
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    shutil.copytree(stored, venv, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+    for name in (venv / _REWRITTEN).read_text().split("\n"):
+        if name:
+            path = venv / name
+            path.write_bytes(path.read_bytes().replace(_WORKDIR_MARK, bytes(workdir)).replace(_VENV_MARK, bytes(venv)))
+
+
+def _small_files(root: Path) -> Iterator[Path]:
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(folder, name)
+            if not path.is_symlink() and path.stat().st_size <= _MAX_REWRITE_BYTES:
+                yield path

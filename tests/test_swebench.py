@@ -1,0 +1,170 @@
+"""SWE-bench instances end to end: real upstream fixes of pathspec (PyPI sdists, trimmed, in
+tests/fixtures/swebench), their git history made here, graded as SWE-bench grades."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_lancer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "swebench"
+REPO = "cpburnz/python-pathspec"
+# Releases in order: 0.10.0 is a tree, each later one a patch on the one before.
+RELEASES = ["0.10.0", "0.10.1", "0.10.2", "0.11.0", "0.11.1"]
+# (before, after, FAIL_TO_PASS, PASS_TO_PASS): the fixes of pathspec issues #62 and #74.
+INSTANCES = [
+    (
+        "0.10.0",
+        "0.10.1",
+        [
+            "tests/test_gitignore.py::GitIgnoreSpecTest::test_04_issue_62",
+            "tests/test_gitwildmatch.py::GitWildMatchTest::test_12_asterisk_1_regex",
+            "tests/test_gitwildmatch.py::GitWildMatchTest::test_12_asterisk_3_child",
+            "tests/test_gitwildmatch.py::GitWildMatchTest::test_12_asterisk_4_descendant",
+            "tests/test_pathspec.py::PathSpecTest::test_07_issue_62",
+        ],
+        [
+            "tests/test_gitignore.py::GitIgnoreSpecTest::test_01_reversed_args",
+            "tests/test_gitwildmatch.py::GitWildMatchTest::test_01_absolute",
+        ],
+    ),
+    (
+        "0.11.0",
+        "0.11.1",
+        ["tests/test_gitignore.py::GitIgnoreSpecTest::test_07_issue_74"],
+        [
+            "tests/test_gitignore.py::GitIgnoreSpecTest::test_01_reversed_args",
+            "tests/test_gitignore.py::GitIgnoreSpecTest::test_04_issue_62",
+        ],
+    ),
+]
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    import os
+
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env={**os.environ, **env}
+    ).stdout
+
+
+def make_dataset(tmp_path: Path, price: float | None = None) -> tuple[Path, Path]:
+    """The mirror folder (owner__name repositories) and the instances JSONL."""
+    repos = tmp_path / "repos"
+    repo = repos / REPO.replace("/", "__")
+    repos.mkdir()
+    subprocess.run(["cp", "-r", str(FIXTURES / "python-pathspec" / RELEASES[0]), str(repo)], check=True)
+    _git(repo, "init", "-q")
+    commits = {}
+    for release in RELEASES:
+        if release != RELEASES[0]:
+            _git(repo, "apply", str(FIXTURES / "python-pathspec" / f"{release}.patch"))
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", f"pathspec {release}")
+        commits[release] = _git(repo, "rev-parse", "HEAD").strip()
+    rows = []
+    for before, after, f2p, p2p in INSTANCES:
+        a, b = commits[before], commits[after]
+        row = {
+            "instance_id": f"cpburnz__python-pathspec-{after.replace('.', '')}",
+            "repo": REPO,
+            "base_commit": a,
+            "patch": _git(repo, "diff", a, b, "--", ".", ":!tests"),
+            "test_patch": _git(repo, "diff", a, b, "--", "tests"),
+            "problem_statement": f"Fix what pathspec {after} fixed.",
+            "hints_text": "",
+            "FAIL_TO_PASS": json.dumps(f2p),  # as in the HF datasets: JSON-encoded strings
+            "PASS_TO_PASS": json.dumps(p2p),
+            "version": before.rsplit(".", 1)[0],
+            "environment_setup_commit": a,
+            "created_at": "2023-03-14T00:00:00Z",
+        }
+        if price is not None:
+            row["price_usd"] = price
+        rows.append(row)
+    dataset = tmp_path / "instances.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return repos, dataset
+
+
+def _results(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_oracle_resolves_every_instance_and_each_environment_is_built_once(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    out = tmp_path / "eval"
+    done = run_lancer(
+        "eval", "--dataset", str(dataset), "--repos", str(repos), "--model", "oracle", "--out", str(out),
+        "--workers", "2", timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = _results(out)
+    assert len(rows) == len(INSTANCES)
+    assert all(r["resolved"] and r["grade_status"] == "passed" for r in rows), rows
+    assert all(r["price"] is None and r["earned"] is None for r in rows)
+    summary = json.loads((out / "summary.json").read_text())["overall"]
+    assert summary["pass_at"]["1"] == 1.0 and summary["earned"] is None
+    assert "no price" in done.stdout
+    # Each instance's environment (one per repo and environment_setup_commit) is built in its
+    # first sandbox and reused by the grader's.
+    logs = "".join((out / "runs" / str(r["task_id"]) / "1" / "worker.log").read_text() for r in rows)
+    assert logs.count("built in") == len(INSTANCES), logs
+    assert logs.count("reused") == len(INSTANCES), logs
+    result = json.loads((out / "runs" / str(rows[0]["task_id"]) / "1" / "result.json").read_text())
+    names = {t["name"] for t in result["grade"]["tests"]}
+    assert any("test_07_issue_62" in n or "test_07_issue_74" in n for n in names), names
+
+
+def test_a_wrong_fix_resolves_nothing_and_breaking_a_pass_to_pass_test_is_not_resolved(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path, price=100)
+    instance_id = "cpburnz__python-pathspec-0111"
+    common = ["--dataset", str(dataset), "--repos", str(repos), "--price-from", "price_usd"]
+    # No fix at all: the FAIL_TO_PASS test fails.
+    empty = tmp_path / "empty.diff"
+    empty.write_text("")
+    graded = run_lancer("grade", instance_id, str(empty), *common, timeout=600)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    verdict = json.loads(graded.stdout)
+    assert verdict["resolved"] is False and verdict["earned"] == 0.0
+    assert "FAIL_TO_PASS tests did not pass" in verdict["grade"]["detail"]
+    # The gold fix plus a change that breaks a PASS_TO_PASS test (test_01_reversed_args).
+    row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
+    gold = tmp_path / "gold.diff"
+    gold.write_text(row["patch"])
+    assert json.loads(run_lancer("grade", instance_id, str(gold), *common, timeout=600).stdout)["resolved"]
+    breaking = tmp_path / "breaking.diff"
+    repo = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", str(repos / "cpburnz__python-pathspec"), str(repo)], check=True)
+    _git(repo, "checkout", "-q", row["base_commit"])
+    _git(repo, "apply", str(gold))
+    gitignore = repo / "pathspec" / "gitignore.py"
+    text = gitignore.read_text()
+    reversed_args = "pattern_factory, lines = lines, pattern_factory"
+    assert reversed_args in text
+    gitignore.write_text(text.replace(reversed_args, "pass", 1))
+    breaking.write_text(_git(repo, "diff"))
+    verdict = json.loads(run_lancer("grade", instance_id, str(breaking), *common, timeout=600).stdout)
+    assert verdict["resolved"] is False
+    assert "PASS_TO_PASS tests broke: tests/test_gitignore.py::GitIgnoreSpecTest::test_01_reversed_args" in (
+        verdict["grade"]["detail"]
+    )
+
+
+@pytest.mark.parametrize("field", ["FAIL_TO_PASS"])
+def test_an_instance_missing_a_field_is_one_line_naming_it(tmp_path: Path, field: str) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()]
+    del rows[1][field]
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run_lancer("eval", "--dataset", str(dataset), "--repos", str(repos), "--model", "oracle", "--out",
+                      str(tmp_path / "eval"))  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and rows[1]["instance_id"] in lines[0] and field in lines[0], done.stdout
+    assert not (tmp_path / "eval").exists()
