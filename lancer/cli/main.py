@@ -21,8 +21,8 @@ from lancer.cli.eval import add_eval_command
 from lancer.core.config import RunConfig, load_config
 from lancer.core.errors import LancerError
 from lancer.core.secrets import redact
-from lancer.core.text import price_text
 from lancer.core.tasks import Task, load_task
+from lancer.core.text import price_text
 from lancer.study.show import render_run
 
 
@@ -160,7 +160,8 @@ def _run(args: argparse.Namespace) -> int:
         check_run_dir(args.out, args.force)
     out = args.out or fresh_dir(Path("runs"), task.id)
     console.print(
-        f"[bold]{task.id}[/] ({task.variant}, {price_text(task.price, 0)}) with {model.name} in a {config.sandbox.kind} sandbox"
+        f"[bold]{task.id}[/] ({task.variant}, {price_text(task.price, 0)}) with {model.name} "
+        f"in a {config.sandbox.kind} sandbox"
     )
     result = run_task(task, model, config, out, _print_step)
     _print_summary(result, out)
@@ -232,7 +233,9 @@ def _replay(args: argparse.Namespace) -> int:
         check_run_dir(args.out, False)  # never over the run being replayed, nor another
     out = args.out or plan.default_out()
     task = plan.task
-    console.print(f"[bold]{task.id}[/] ({task.variant}, {price_text(task.price, 0)}) replay, {plan.config.sandbox.kind} sandbox")
+    console.print(
+        f"[bold]{task.id}[/] ({task.variant}, {price_text(task.price, 0)}) replay, {plan.config.sandbox.kind} sandbox"
+    )
     result = run_task(task, plan.model, plan.config, out, _print_step)
     _print_summary(result, out)
     check = check_replay(plan, out)

@@ -120,7 +120,11 @@ def apply_test_patch(sandbox: Sandbox, task: Task) -> None:
     """As SWE-bench does: the files the test patch touches back as they were (whatever the
     agent did to them), then the test patch; PatchError if it does not apply."""
     patch = task.test_patch or b""
-    names = [line.split(" b/", 1)[-1] for line in patch.decode(errors="replace").splitlines() if line.startswith("diff --git ")]
+    names = [
+        line.split(" b/", 1)[-1]
+        for line in patch.decode(errors="replace").splitlines()
+        if line.startswith("diff --git ")
+    ]
     script = 'for f in "$@"; do git checkout -q HEAD -- "$f" 2>/dev/null || rm -f -- "$f"; done'
     sandbox.exec(["bash", "-c", script, "restore", *names])
     apply_patch(sandbox, patch)

@@ -112,7 +112,9 @@ def decide_listed(
     listed = [(test_id, reported.get(junit_name(test_id))) for test_id in [*fail_to_pass, *pass_to_pass]]
     missing = [test_id for test_id, found in listed if found is None]
     if missing:
-        shown = ", ".join(missing[:_NAMES_SHOWN]) + (f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else "")
+        shown = ", ".join(missing[:_NAMES_SHOWN]) + (
+            f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else ""
+        )
         return Decision("error", f"{len(missing)} listed test(s) not found in the test report: {shown}"), []
     outcomes = [TestOutcome(test_id, found.outcome, found.message) for test_id, found in listed if found is not None]
     # A skipped listed test did not pass (as in SWE-bench).
@@ -121,6 +123,8 @@ def decide_listed(
     if not f2p_bad and not p2p_bad:
         counts = f"{len(fail_to_pass)} FAIL_TO_PASS and {len(pass_to_pass)} PASS_TO_PASS"
         return Decision("passed", f"the listed tests passed: {counts}"), outcomes
-    parts = [f"{len(f2p_bad)} of {len(fail_to_pass)} FAIL_TO_PASS tests did not pass: {_names(f2p_bad)}"] if f2p_bad else []
+    parts = (
+        [f"{len(f2p_bad)} of {len(fail_to_pass)} FAIL_TO_PASS tests did not pass: {_names(f2p_bad)}"] if f2p_bad else []
+    )
     parts += [f"{len(p2p_bad)} of {len(pass_to_pass)} PASS_TO_PASS tests broke: {_names(p2p_bad)}"] if p2p_bad else []
     return Decision("failed", "; ".join(parts)), outcomes
