@@ -4,6 +4,8 @@ tests/fixtures/swebench), their git history made here, graded as SWE-bench grade
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,76 +14,97 @@ import pytest
 from tests.conftest import run_lancer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "swebench"
-REPO = "cpburnz/python-pathspec"
-# Releases in order: 0.10.0 is a tree, each later one a patch on the one before.
-RELEASES = ["0.10.0", "0.10.1", "0.10.2", "0.11.0", "0.11.1"]
-# (before, after, FAIL_TO_PASS, PASS_TO_PASS): the fixes of pathspec issues #62 and #74.
+# Each repository's releases in order: the first is a tree, each later one a patch on the one before.
+REPOS = {
+    "cpburnz/python-pathspec": ("python-pathspec", ["0.10.0", "0.10.1", "0.10.2", "0.11.0", "0.11.1", "0.11.2"]),
+    "uiri/toml": ("toml", ["0.10.1", "0.10.2"]),
+}
+# (repo, before, after, FAIL_TO_PASS, PASS_TO_PASS, version): each release's fix, with its test.
+GITIGNORE = "tests/test_gitignore.py::GitIgnoreSpecTest"
+GITWILDMATCH = "tests/test_gitwildmatch.py::GitWildMatchTest"
+PATHSPEC = "tests/test_pathspec.py::PathSpecTest"
 INSTANCES = [
-    (
-        "0.10.0",
-        "0.10.1",
-        [
-            "tests/test_gitignore.py::GitIgnoreSpecTest::test_04_issue_62",
-            "tests/test_gitwildmatch.py::GitWildMatchTest::test_12_asterisk_1_regex",
-            "tests/test_gitwildmatch.py::GitWildMatchTest::test_12_asterisk_3_child",
-            "tests/test_gitwildmatch.py::GitWildMatchTest::test_12_asterisk_4_descendant",
-            "tests/test_pathspec.py::PathSpecTest::test_07_issue_62",
-        ],
-        [
-            "tests/test_gitignore.py::GitIgnoreSpecTest::test_01_reversed_args",
-            "tests/test_gitwildmatch.py::GitWildMatchTest::test_01_absolute",
-        ],
+    (  # pathspec issue #62: a pure wildcard does not match
+        "cpburnz/python-pathspec", "0.10.0", "0.10.1",
+        [f"{GITIGNORE}::test_04_issue_62", f"{GITWILDMATCH}::test_12_asterisk_1_regex",
+         f"{GITWILDMATCH}::test_12_asterisk_3_child", f"{GITWILDMATCH}::test_12_asterisk_4_descendant",
+         f"{PATHSPEC}::test_07_issue_62"],
+        [f"{GITIGNORE}::test_01_reversed_args", f"{GITWILDMATCH}::test_01_absolute"],
+        "0.10",
     ),
-    (
-        "0.11.0",
-        "0.11.1",
-        ["tests/test_gitignore.py::GitIgnoreSpecTest::test_07_issue_74"],
-        [
-            "tests/test_gitignore.py::GitIgnoreSpecTest::test_01_reversed_args",
-            "tests/test_gitignore.py::GitIgnoreSpecTest::test_04_issue_62",
-        ],
+    (  # pathspec issue #64: IndexError on a .gitignore line
+        "cpburnz/python-pathspec", "0.10.1", "0.10.2",
+        [f"{GITIGNORE}::test_06_issue_64"],
+        [f"{GITIGNORE}::test_01_reversed_args", f"{GITIGNORE}::test_04_issue_62"],
+        "0.10",
     ),
-]
+    (  # pathspec issue #74: an included directory overrides an excluded file
+        "cpburnz/python-pathspec", "0.11.0", "0.11.1",
+        [f"{GITIGNORE}::test_07_issue_74"],
+        [f"{GITIGNORE}::test_01_reversed_args", f"{GITIGNORE}::test_04_issue_62"],
+        "0.11",
+    ),
+    (  # pathspec issues #77 and #80: negation with a caret; an empty path
+        "cpburnz/python-pathspec", "0.11.1", "0.11.2",
+        [f"{GITWILDMATCH}::test_13_issue_77_regex", f"{GITWILDMATCH}::test_13_negate_with_caret",
+         f"{PATHSPEC}::test_01_empty_path", f"{PATHSPEC}::test_09_issue_80_a", f"{PATHSPEC}::test_09_issue_80_b"],
+        [f"{GITIGNORE}::test_07_issue_74", f"{GITWILDMATCH}::test_01_absolute"],
+        "0.11",
+    ),
+    (  # toml: a parsed time zone cannot be deep-copied
+        "uiri/toml", "0.10.1", "0.10.2",
+        ["tests/test_api.py::test_deepcopy_timezone"],
+        ["tests/test_api.py::test_bug_148", "tests/test_api.py::test_tuple", "tests/test_api.py::test_dict_decoder"],
+        "0.10",
+    ),
+]  # fmt: skip
 
 
 def _git(repo: Path, *args: str) -> str:
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    import os
-
     return subprocess.run(
         ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env={**os.environ, **env}
     ).stdout
 
 
-def make_dataset(tmp_path: Path, price: float | None = None) -> tuple[Path, Path]:
-    """The mirror folder (owner__name repositories) and the instances JSONL."""
+def make_repos(tmp_path: Path) -> tuple[Path, dict[tuple[str, str], str]]:
+    """The mirror folder (owner__name repositories, histories made here) and each release's commit."""
     repos = tmp_path / "repos"
-    repo = repos / REPO.replace("/", "__")
     repos.mkdir()
-    subprocess.run(["cp", "-r", str(FIXTURES / "python-pathspec" / RELEASES[0]), str(repo)], check=True)
-    _git(repo, "init", "-q")
     commits = {}
-    for release in RELEASES:
-        if release != RELEASES[0]:
-            _git(repo, "apply", str(FIXTURES / "python-pathspec" / f"{release}.patch"))
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-q", "-m", f"pathspec {release}")
-        commits[release] = _git(repo, "rev-parse", "HEAD").strip()
+    for name, (folder, releases) in REPOS.items():
+        repo = repos / name.replace("/", "__")
+        shutil.copytree(FIXTURES / folder / releases[0], repo)
+        _git(repo, "init", "-q")
+        for release in releases:
+            if release != releases[0]:
+                _git(repo, "apply", "--whitespace=nowarn", str(FIXTURES / folder / f"{release}.patch"))
+            _git(repo, "add", "-A")
+            _git(repo, "commit", "-q", "-m", f"{name} {release}")
+            commits[name, release] = _git(repo, "rev-parse", "HEAD").strip()
+    return repos, commits
+
+
+def make_dataset(tmp_path: Path, price: float | None = None) -> tuple[Path, Path]:
+    """The mirror folder and the instances JSONL (as SWE-bench writes them)."""
+    repos, commits = make_repos(tmp_path)
     rows = []
-    for before, after, f2p, p2p in INSTANCES:
-        a, b = commits[before], commits[after]
+    for name, before, after, f2p, p2p, version in INSTANCES:
+        repo = repos / name.replace("/", "__")
+        a, b = commits[name, before], commits[name, after]
+        first_of_version = next(i[1] for i in INSTANCES if i[0] == name and i[5] == version)
         row = {
-            "instance_id": f"cpburnz__python-pathspec-{after.replace('.', '')}",
-            "repo": REPO,
+            "instance_id": f"{name.replace('/', '__')}-{after.replace('.', '')}",
+            "repo": name,
             "base_commit": a,
             "patch": _git(repo, "diff", a, b, "--", ".", ":!tests"),
             "test_patch": _git(repo, "diff", a, b, "--", "tests"),
-            "problem_statement": f"Fix what pathspec {after} fixed.",
+            "problem_statement": f"Fix what {name} {after} fixed.",
             "hints_text": "",
             "FAIL_TO_PASS": json.dumps(f2p),  # as in the HF datasets: JSON-encoded strings
             "PASS_TO_PASS": json.dumps(p2p),
-            "version": before.rsplit(".", 1)[0],
-            "environment_setup_commit": a,
+            "version": version,
+            "environment_setup_commit": commits[name, first_of_version],
             "created_at": "2023-03-14T00:00:00Z",
         }
         if price is not None:
@@ -114,8 +137,9 @@ def test_oracle_resolves_every_instance_and_each_environment_is_built_once(tmp_p
     # Each instance's environment (one per repo and environment_setup_commit) is built in its
     # first sandbox and reused by the grader's.
     logs = "".join((out / "runs" / str(r["task_id"]) / "1" / "worker.log").read_text() for r in rows)
-    assert logs.count("built in") == len(INSTANCES), logs
-    assert logs.count("reused") == len(INSTANCES), logs
+    environments = {(i[0], i[5]) for i in INSTANCES}  # 3 for the 5 instances
+    assert logs.count("built in") == len(environments), logs
+    assert logs.count("reused") == 2 * len(INSTANCES) - len(environments), logs
     result = json.loads((out / "runs" / str(rows[0]["task_id"]) / "1" / "result.json").read_text())
     names = {t["name"] for t in result["grade"]["tests"]}
     assert any("test_07_issue_62" in n or "test_07_issue_74" in n for n in names), names
