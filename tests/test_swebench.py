@@ -145,24 +145,41 @@ def test_oracle_resolves_every_instance_and_each_environment_is_built_once(tmp_p
     assert any("test_07_issue_62" in n or "test_07_issue_74" in n for n in names), names
 
 
-def test_a_wrong_fix_resolves_nothing_and_breaking_a_pass_to_pass_test_is_not_resolved(tmp_path: Path) -> None:
+def test_a_wrong_fix_resolves_nothing(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path, price=100)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    wrong = (
+        "turns:\n"
+        "  - tool_calls: [{name: bash, arguments: {command: \"echo '# a wrong fix' >> setup.cfg\"}}]\n"
+        "  - tool_calls: [{name: submit, arguments: {}}]\n"
+    )
+    for line in dataset.read_text().splitlines():
+        (scripts / f"{json.loads(line)['instance_id']}.yaml").write_text(wrong)
+    out = tmp_path / "eval"
+    done = run_lancer(
+        "eval", "--dataset", str(dataset), "--repos", str(repos), "--price-from", "price_usd",
+        "--model", f"scripted:{scripts}", "--out", str(out), "--workers", "2", timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = _results(out)
+    assert len(rows) == len(INSTANCES)
+    assert all(not r["resolved"] and r["grade_status"] == "failed" for r in rows), [r["detail"] for r in rows]
+    assert all("FAIL_TO_PASS tests did not pass" in str(r["detail"]) for r in rows)
+    summary = json.loads((out / "summary.json").read_text())["overall"]
+    assert summary["earned"] == 0.0 and summary["possible"] == 100.0 * len(INSTANCES) and summary["errors"] == 0
+
+
+def test_breaking_a_pass_to_pass_test_is_not_resolved_and_check_validates_an_instance(tmp_path: Path) -> None:
     repos, dataset = make_dataset(tmp_path, price=100)
     instance_id = "cpburnz__python-pathspec-0111"
     common = ["--dataset", str(dataset), "--repos", str(repos), "--price-from", "price_usd"]
-    # No fix at all: the FAIL_TO_PASS test fails.
-    empty = tmp_path / "empty.diff"
-    empty.write_text("")
-    graded = run_lancer("grade", instance_id, str(empty), *common, timeout=600)
-    assert graded.returncode == 0, graded.stdout + graded.stderr
-    verdict = json.loads(graded.stdout)
-    assert verdict["resolved"] is False and verdict["earned"] == 0.0
-    assert "FAIL_TO_PASS tests did not pass" in verdict["grade"]["detail"]
-    # The gold fix plus a change that breaks a PASS_TO_PASS test (test_01_reversed_args).
     row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
     gold = tmp_path / "gold.diff"
     gold.write_text(row["patch"])
-    assert json.loads(run_lancer("grade", instance_id, str(gold), *common, timeout=600).stdout)["resolved"]
-    breaking = tmp_path / "breaking.diff"
+    verdict = json.loads(run_lancer("grade", instance_id, str(gold), *common, timeout=600).stdout)
+    assert verdict["resolved"] and verdict["earned"] == 100.0
+    # The gold fix plus a change that breaks a PASS_TO_PASS test (test_01_reversed_args).
     repo = tmp_path / "work"
     subprocess.run(["git", "clone", "-q", str(repos / "cpburnz__python-pathspec"), str(repo)], check=True)
     _git(repo, "checkout", "-q", row["base_commit"])
@@ -172,13 +189,22 @@ def test_a_wrong_fix_resolves_nothing_and_breaking_a_pass_to_pass_test_is_not_re
     reversed_args = "pattern_factory, lines = lines, pattern_factory"
     assert reversed_args in text
     gitignore.write_text(text.replace(reversed_args, "pass", 1))
+    breaking = tmp_path / "breaking.diff"
     breaking.write_text(_git(repo, "diff"))
     verdict = json.loads(run_lancer("grade", instance_id, str(breaking), *common, timeout=600).stdout)
-    assert verdict["resolved"] is False
+    assert verdict["resolved"] is False and verdict["grade"]["status"] == "failed"
     assert (
         "PASS_TO_PASS tests broke: tests/test_gitignore.py::GitIgnoreSpecTest::test_01_reversed_args"
         in (verdict["grade"]["detail"])
     )
+    outcomes = {t["name"]: t["outcome"] for t in verdict["grade"]["tests"]}
+    assert outcomes == {f"{GITIGNORE}::test_07_issue_74": "passed", f"{GITIGNORE}::test_01_reversed_args": "failed",
+                        f"{GITIGNORE}::test_04_issue_62": "passed"}  # fmt: skip
+    # lancer check: the instance fails on its base commit and passes with its gold patch.
+    checked = run_lancer("check", *common, "--ids", instance_id, timeout=600)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"{instance_id}: valid" in checked.stdout
+    assert "original code: failed" in checked.stdout and "reference solution (solution.patch): passed" in checked.stdout
 
 
 @pytest.mark.parametrize("field", ["FAIL_TO_PASS"])
@@ -193,3 +219,56 @@ def test_an_instance_missing_a_field_is_one_line_naming_it(tmp_path: Path, field
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert len(lines) == 1 and rows[1]["instance_id"] in lines[0] and field in lines[0], lines
     assert not (tmp_path / "eval").exists()
+
+
+def test_docker_runs_an_instance_in_its_own_image_and_a_missing_image_is_one_line(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    instance_id = "cpburnz__python-pathspec-0111"
+    row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
+    # A stand-in for SWE-bench's image of the instance: its tree at /testbed (SWE-bench's
+    # also installs it in a conda env; pathspec imports from /testbed as it is).
+    context = tmp_path / "image"
+    (context / "testbed").mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(repos / "cpburnz__python-pathspec"), "archive", row["base_commit"]],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(context / "testbed")], input=archive, check=True)
+    (context / "Dockerfile").write_text("FROM lancer-base:bookworm\nCOPY testbed /testbed\n")
+    image = "swebench/sweb.eval.x86_64.cpburnz_1776_python-pathspec-0111:latest"
+    subprocess.run(["docker", "build", "-q", "-t", image, str(context)], check=True, capture_output=True)
+    try:
+        common = ["--dataset", str(dataset), "--repos", str(repos), "--sandbox", "docker"]
+        gold, empty = tmp_path / "gold.diff", tmp_path / "empty.diff"
+        gold.write_text(row["patch"])
+        empty.write_text("")
+        fixed = run_lancer("grade", instance_id, str(gold), *common, timeout=600)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert json.loads(fixed.stdout)["resolved"] is True
+        unfixed = json.loads(run_lancer("grade", instance_id, str(empty), *common, timeout=600).stdout)
+        assert unfixed["resolved"] is False and unfixed["grade"]["status"] == "failed"
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    other = "cpburnz__python-pathspec-0112"
+    missing = run_lancer("grade", other, str(empty), *common, timeout=600)
+    assert missing.returncode == 2
+    lines = missing.stderr.strip().splitlines()
+    assert "swebench/sweb.eval.x86_64.cpburnz_1776_python-pathspec-0112:latest" in lines[-1]
+    assert "lancer does not build SWE-bench images" in lines[-1] and lines[-1].startswith("lancer: error:")
+
+
+def test_parquet_and_json_hold_the_same_instances_as_jsonl(tmp_path: Path) -> None:
+    import pyarrow
+    import pyarrow.parquet
+
+    from lancer.formats.swebench import parse_instance, read_rows
+
+    _, dataset = make_dataset(tmp_path)
+    rows = read_rows(dataset)
+    as_json, as_parquet = tmp_path / "instances.json", tmp_path / "instances.parquet"
+    as_json.write_text(json.dumps(rows))
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), as_parquet)
+    for other in (as_json, as_parquet):
+        assert [parse_instance(r, other) for r in read_rows(other)] == [parse_instance(r, dataset) for r in rows]
+    assert INSTANCES[0][3] == parse_instance(rows[0], dataset).FAIL_TO_PASS  # decoded from its JSON string

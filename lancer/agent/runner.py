@@ -80,7 +80,7 @@ def _run_task(
     try:
         sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
         isolation = getattr(sandbox, "summary", None)  # the local sandbox: isolation and limits applied
-        run_setup(sandbox, task.setup, env_key=task.env_key)
+        run_setup(sandbox, task.setup_for(config.sandbox.kind), env_key=task.env_key)
         toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
         messages = prompts.messages(task, sandbox.workdir, toolbox.specs())
         trajectory.prompt([{"role": m.role, "content": m.content} for m in messages], workdir=sandbox.workdir)

@@ -86,6 +86,13 @@ class SWEBenchSpec(StrictModel):
     environment_setup_commit: str | None = None
 
 
+# Where a SWE-bench image's conda env "testbed" is: first on PATH for every command.
+SWEBENCH_IMAGE_ENV = {
+    "PATH": "/opt/miniconda3/envs/testbed/bin:/opt/miniconda3/bin:"
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+
 class Proposal(StrictModel):
     id: int
     content: str
@@ -165,10 +172,13 @@ class Task(StrictModel):
         container = self.container or ContainerSpec()
         hidden = [self.source] if for_agent and self.source is not None else []
         dockerfile = (self.folder / self.dockerfile) if self.dockerfile and self.folder else None
+        # A SWE-bench instance in docker runs on its own image's tree (/testbed), built and
+        # installed there, in its conda env; elsewhere on its repo/ (docs/swebench.md).
+        in_image = self.swebench is not None and config.kind == "docker" and not config.image
         return SandboxSpec(
-            repo_dir=self.repo_dir,
+            repo_dir=None if in_image else self.repo_dir,
             hidden_paths=hidden,
-            env=dict(self.env),
+            env={**self.env, **(SWEBENCH_IMAGE_ENV if in_image else {})},
             image=config.image or self.image,
             dockerfile=None if config.image else dockerfile,
             workdir=container.workdir,
@@ -187,6 +197,10 @@ class Task(StrictModel):
             prepare=list(container.prepare),
             remove_paths=list(container.hide) if for_agent else [],
         )
+
+    def setup_for(self, sandbox_kind: str) -> list[str]:
+        """The setup commands to run: none for a SWE-bench instance in its own image."""
+        return [] if self.swebench is not None and sandbox_kind == "docker" else self.setup
 
     def public_summary(self) -> dict[str, object]:
         """What may be written to a trajectory header (what the agent is told): never the answer."""

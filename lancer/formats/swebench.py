@@ -28,6 +28,10 @@ from lancer.core.errors import TaskError
 from lancer.core.tasks import Task, load_task
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
+# The instance's own image (SWE-bench's naming), used by --sandbox docker: its tree at
+# /testbed, installed in its conda env, run as root as SWE-bench runs it.
+IMAGE = "swebench/sweb.eval.x86_64.{id}:latest"
+IMAGE_CONTAINER = {"workdir": "/testbed", "user": "root"}
 # The test command runs in the instance image's conda env when there is one (docker).
 SETUP = ["python3 -m pip install -q -e ."]
 
@@ -133,7 +137,10 @@ def _price(row: dict[str, Any], price_from: str, instance_id: str) -> float | No
 
 def _task(instance: Instance, row: dict[str, Any], repos: str, price_from: str, workspace: Path) -> Task:
     price = _price(row, price_from, instance.instance_id)
-    digest = hashlib.sha256(json.dumps([instance.model_dump(), price], sort_keys=True).encode()).hexdigest()[:12]
+    fields = task_fields(instance, price)
+    # Made again when the instance or what lancer makes of it changes.
+    made_of = [instance.model_dump(), fields]
+    digest = hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:12]
     folder = workspace / f"{instance.instance_id}-{digest}"
     if not (folder / ".complete").exists():
         staging = folder.with_name(folder.name + ".making")
@@ -142,7 +149,7 @@ def _task(instance: Instance, row: dict[str, Any], repos: str, price_from: str, 
         _checkout(instance, _mirror(instance, repos, workspace), staging / "repo")
         (staging / "test.patch").write_text(instance.test_patch)
         (staging / "solution.patch").write_text(instance.patch)
-        (staging / "task.yaml").write_text(yaml.safe_dump(task_fields(instance, price), sort_keys=False))
+        (staging / "task.yaml").write_text(yaml.safe_dump(fields, sort_keys=False))
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
         (folder / ".complete").touch()
@@ -161,6 +168,8 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
         "title": title,
         "description": statement,
         "set": instance.repo,
+        "image": image_name(instance.instance_id),
+        "container": dict(IMAGE_CONTAINER),
         "setup": list(SETUP),
         "env_key": f"swebench-{instance.owner_name}-{env_of}"[:120],
         "swebench": {
@@ -173,6 +182,11 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
             "environment_setup_commit": instance.environment_setup_commit,
         },
     }
+
+
+def image_name(instance_id: str) -> str:
+    """``swebench/sweb.eval.x86_64.<id>:latest``, ``__`` written ``_1776_``, lower-case."""
+    return IMAGE.format(id=instance_id.replace("__", "_1776_").lower())
 
 
 def _git(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -81,7 +81,7 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
     sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False, config=config.sandbox))
     try:
         try:
-            run_setup(sandbox, task.setup, env_key=task.env_key)
+            run_setup(sandbox, task.setup_for(config.sandbox.kind), env_key=task.env_key)
         except SetupError as e:  # the task's environment, not the patch, is at fault
             detail = f"task setup command {e.command!r} {e.why}"
             return Grade("error", False, detail=detail, output_tail=e.output[-_TAIL_CHARS:])
