@@ -165,7 +165,9 @@ def test_a_wrong_fix_resolves_nothing(tmp_path: Path) -> None:
     rows = _results(out)
     assert len(rows) == len(INSTANCES)
     assert all(not r["resolved"] and r["grade_status"] == "failed" for r in rows), [r["detail"] for r in rows]
-    assert all("FAIL_TO_PASS tests did not pass" in str(r["detail"]) for r in rows)
+    for row in rows:
+        grade = json.loads((out / str(row["run_dir"]) / "result.json").read_text())["grade"]
+        assert "FAIL_TO_PASS tests did not pass" in grade["detail"], grade
     summary = json.loads((out / "summary.json").read_text())["overall"]
     assert summary["earned"] == 0.0 and summary["possible"] == 100.0 * len(INSTANCES) and summary["errors"] == 0
 
@@ -272,3 +274,29 @@ def test_parquet_and_json_hold_the_same_instances_as_jsonl(tmp_path: Path) -> No
     for other in (as_json, as_parquet):
         assert [parse_instance(r, other) for r in read_rows(other)] == [parse_instance(r, dataset) for r in rows]
     assert INSTANCES[0][3] == parse_instance(rows[0], dataset).FAIL_TO_PASS  # decoded from its JSON string
+
+
+def test_a_bundled_task_exported_as_swebench_reads_back_with_the_same_verdicts(tmp_path: Path) -> None:
+    task = Path(__file__).parent.parent / "examples" / "tasks" / "invoice-discount"
+    out = tmp_path / "exported.jsonl"
+    exported = run_lancer("export", str(task), str(out), "--format", "swebench", timeout=600)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    row = json.loads(out.read_text())
+    assert row["repo"] == "lancer/invoice-discount" and row["price"] == 250
+    assert json.loads(row["FAIL_TO_PASS"]) == [
+        "tests/test_discount.py::test_discount_comes_off_before_tax",
+        "tests/test_discount.py::test_discount_never_makes_the_total_negative",
+    ]
+    assert json.loads(row["PASS_TO_PASS"]) == ["tests/test_discount.py::test_no_discount_unchanged"]
+    assert "def test_discount_comes_off_before_tax" in row["test_patch"] and row["test_patch"] not in row["patch"]
+    # lancer check: the folder and its export both fail untouched and pass with the reference solution.
+    read_back = ["--dataset", str(out), "--repos", str(tmp_path / "repos"), "--price-from", "price"]
+    for where in ([str(task)], read_back):
+        checked = run_lancer("check", *where, timeout=600)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "invoice-discount: valid" in checked.stdout and "original code: failed" in checked.stdout
+        assert "reference solution" in checked.stdout and ": passed (" in checked.stdout
+    evaluated = run_lancer("eval", *read_back, "--model", "oracle", "--out", str(tmp_path / "eval"), timeout=600)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    (result,) = _results(tmp_path / "eval")
+    assert result["resolved"] is True and result["earned"] == 250.0

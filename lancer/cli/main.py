@@ -18,6 +18,7 @@ from lancer.cli import study as study_commands
 from lancer.cli.console import console
 from lancer.cli.datasets import add_dataset_args, dataset_options
 from lancer.cli.eval import add_eval_command
+from lancer.cli.export import add_export_command
 from lancer.core.config import RunConfig, load_config
 from lancer.core.errors import LancerError
 from lancer.core.secrets import redact
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_models)
 
     add_eval_command(commands)
+    add_export_command(commands)
     study_commands.register(commands)  # view, report
 
     sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")

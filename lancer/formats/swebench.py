@@ -32,8 +32,9 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 # /testbed, installed in its conda env, run as root as SWE-bench runs it.
 IMAGE = "swebench/sweb.eval.x86_64.{id}:latest"
 IMAGE_CONTAINER = {"workdir": "/testbed", "user": "root"}
-# The test command runs in the instance image's conda env when there is one (docker).
-SETUP = ["python3 -m pip install -q -e ."]
+SETUP = ["if [ -f pyproject.toml ] || [ -f setup.py ]; then python3 -m pip install -q -e .; fi"]
+# `lancer export --format swebench`: each task's repository is lancer/<task id>.
+EXPORT_OWNER = "lancer"
 
 
 class Instance(StrictModel, extra="ignore"):
@@ -225,3 +226,42 @@ def _checkout(instance: Instance, mirror: str, dest: Path) -> None:
     dest.mkdir()
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")
+
+
+def export_row(task: Task, repos: Path, patch: str, fail_to_pass: list[str], pass_to_pass: list[str]) -> dict[str, Any]:
+    """``task`` (a folder with repo/ and hidden pytest tests/) as a SWE-bench instance; its
+    repository is made as ``repos/lancer__<id>``, one commit of repo/ (the base commit)."""
+    assert task.repo_dir is not None and task.tests_dir is not None
+    repo = repos / f"{EXPORT_OWNER}__{task.id}"
+    shutil.rmtree(repo, ignore_errors=True)
+    shutil.copytree(task.repo_dir, repo, symlinks=True)
+    identity = ["-c", "user.name=lancer", "-c", "user.email=lancer@localhost"]
+    for step in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-q", "--allow-empty", "-m", f"{task.id} base"]):
+        _checked_git(repo, *step)
+    base = _checked_git(repo, "rev-parse", "HEAD").strip()
+    # The hidden tests as the grader puts them (tests/), as a patch; the mirror keeps the base only.
+    shutil.copytree(task.tests_dir, repo / "tests", dirs_exist_ok=True)
+    _checked_git(repo, "add", "-A")
+    test_patch = _checked_git(repo, "diff", "--cached", "--binary")
+    _checked_git(repo, "reset", "-q", "--hard")
+    return {
+        "instance_id": task.id,
+        "repo": f"{EXPORT_OWNER}/{task.id}",
+        "base_commit": base,
+        "patch": patch,
+        "test_patch": test_patch,
+        "problem_statement": f"{task.title}\n\n{task.description}",
+        "hints_text": "",
+        "FAIL_TO_PASS": json.dumps(fail_to_pass),
+        "PASS_TO_PASS": json.dumps(pass_to_pass),
+        "version": "1",
+        "environment_setup_commit": base,
+        "price": task.price,
+    }
+
+
+def _checked_git(repo: Path, *args: str) -> str:
+    done = _git("-C", str(repo), *args)
+    if done.returncode != 0:
+        raise TaskError(f"git {args[0]} in {repo} failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
+    return done.stdout.decode(errors="replace")

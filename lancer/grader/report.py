@@ -99,6 +99,21 @@ def junit_name(test_id: str) -> str:
     return f"{'.'.join([module, *parts[:-1]])}::{parts[-1]}{bracket}{params}"
 
 
+def node_id(junit: str, test_files: list[str]) -> str:
+    """pytest's id of the test a JUnit report names ``junit``, given the test files (paths
+    relative to where pytest ran): the inverse of ``junit_name``."""
+    classname, sep, name = junit.partition("::")
+    if not sep:
+        return junit
+    modules = {f[:-3].replace("/", "."): f for f in test_files if f.endswith(".py")}
+    parts = classname.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        if module in modules:
+            return "::".join([modules[module], *parts[cut:], name])
+    return junit
+
+
 def decide_listed(
     tests: list[TestOutcome], fail_to_pass: list[str], pass_to_pass: list[str]
 ) -> tuple[Decision, list[TestOutcome]]:
