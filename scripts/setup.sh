@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything lancer and its tests need on a fresh Debian machine (run as root, or
 # with sudo available). Idempotent: what is already there is kept.
-#   - Python deps in .venv (lancer installed editable, with the dev tools, Ray and the study extras)
+#   - Python deps in .venv (lancer installed editable, with the dev tools, Ray, the study and swebench extras)
 #   - Debian packages: git, bubblewrap (the local sandbox), Chromium (for the browser tools),
 #     Node.js (the tests grade a `node --test` task), Docker engine, debootstrap
 #   - a running Docker engine and the base image lancer's docker sandbox uses by default
@@ -39,7 +39,7 @@ if ! .venv/bin/python -c 'import lancer, playwright, pytest, ruff, pandas, matpl
   log "installing lancer and its Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
   # The build backend's warnings about editable installs are noise for a user; errors still show.
-  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev,study,ray]'
+  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev,study,ray,swebench]'
   touch .venv/.lancer-installed
 fi
 

@@ -35,4 +35,6 @@ def check_runnable(task: Task, sandbox: SandboxConfig) -> None:
 def _how_to_get(task: Task, image: str) -> str | None:
     from lancer.formats.swelancer import IC_IMAGE, how_to_get_image
 
+    if task.swebench is not None:
+        return "lancer does not build SWE-bench images: build it with the SWE-bench harness, or use --sandbox local"
     return how_to_get_image(task.id) if image == IC_IMAGE.format(task_id=task.id) else None

@@ -187,7 +187,7 @@ def build_result(
         "variant": task.variant,
         "price": task.price,
         "resolved": resolved,
-        "earned": task.price if resolved else 0.0,
+        "earned": None if task.price is None else task.price if resolved else 0.0,
         "exit_status": outcome.exit_status,
         "detail": outcome.detail,
         "steps": outcome.steps,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lancer.cli.console import console
+from lancer.cli.datasets import add_dataset_args, dataset_options
 
 DEFAULT_WORKERS = 4
 
@@ -22,10 +23,10 @@ def add_eval_command(commands: Any) -> None:
     )
     ev.add_argument("tasks", nargs="*", metavar="TASK", help="a task folder, or a folder of task folders")
     ev.add_argument("--model", required=True, help="provider:model, e.g. openai:gpt-4o or scripted:turns.yaml")
-    ev.add_argument("--dataset", type=Path, help="a SWE-Lancer tasks CSV: its rows matching the filters")
+    add_dataset_args(ev)
     ev.add_argument("--variant", choices=["ic_swe", "swe_manager"], help="--dataset: only this variant")
     ev.add_argument("--set", dest="set_name", metavar="NAME", help="--dataset: only this set (the CSV's set column)")
-    ev.add_argument("--ids", help="--dataset: only these task ids, comma-separated")
+    ev.add_argument("--ids", help="--dataset: only these task (instance) ids, comma-separated")
     ev.add_argument("--attempts", type=int, default=1, metavar="K", help="attempts per task (default 1)")
     ev.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="attempts at once (default 4)")
     ev.add_argument("--budget", type=float, metavar="USD", help="the most the whole eval may spend on the model")
@@ -79,7 +80,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         check_priced(args.model, config)
         _check_budget(args.budget, config.limits.cost_limit_usd)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
-    tasks = load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids)
+    tasks = load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids, dataset_options(args))
     # As `lancer run` does, before any attempt: a task that cannot run would be counted a
     # failed fix. On a Ray cluster the images are the nodes' concern, not this machine's.
     if args.executor != "ray" or config.sandbox.kind == "local":

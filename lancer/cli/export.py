@@ -1,9 +1,17 @@
 """``lancer export``: lancer tasks (folders, SWE-Lancer CSV rows) written in another
-benchmark's format: ``--format harbor`` (docs/harbor.md)."""
+benchmark's format: ``--format harbor DIR`` (docs/harbor.md) or ``--format swebench
+FILE.jsonl`` (docs/swebench.md).
+
+``swebench`` writes the instances file and each task's repository (one commit: the base)
+to the file's folder/repos, read back with ``lancer eval --dataset FILE --repos DIR
+--price-from price``. FAIL_TO_PASS and PASS_TO_PASS come from grading the untouched repo
+and the reference solution, as ``lancer check`` does.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,14 +25,15 @@ from lancer.core.tasks import Task
 
 def add_export_command(commands: Any) -> None:
     """Register ``lancer export`` on the CLI's subcommands."""
-    ex = commands.add_parser("export", help="write lancer tasks as Harbor task folders")
+    ex = commands.add_parser("export", help="write lancer tasks as Harbor task folders or SWE-bench instances")
     ex.add_argument("tasks", nargs="*", metavar="TASK", help="a task folder, or a folder of task folders")
     ex.add_argument(
         "--format",
         nargs=2,
         required=True,
         metavar=("FORMAT", "DEST"),
-        help=f"the format ({', '.join(sorted(EXPORTERS))}) and where to write it (harbor: a folder of task folders)",
+        help=f"the format ({', '.join(sorted(EXPORTERS))}) and where to write it "
+        "(harbor: a folder of task folders; swebench: a .jsonl file, its repositories beside it in repos/)",
     )
     ex.add_argument("--dataset", type=Path, help="a SWE-Lancer tasks CSV: its rows matching the filters too")
     ex.add_argument("--variant", choices=["ic_swe", "swe_manager"], help="--dataset: only this variant")
@@ -58,7 +67,50 @@ def _to_harbor(tasks: list[Task], dest: Path, config: RunConfig) -> list[Path]:
     return [write_harbor_task(task, dest, base_image(), solution_patch(task, config)) for task in tasks]
 
 
-EXPORTERS: dict[str, Callable[[list[Task], Path, RunConfig], list[Path]]] = {"harbor": _to_harbor}
+def _to_swebench(tasks: list[Task], dest: Path, config: RunConfig) -> list[Path]:
+    from lancer.formats.swebench import export_row
+
+    repos = dest.parent / "repos"
+    repos.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for task in tasks:
+        patch, f2p, p2p = _graded_tests(task, config)
+        rows.append(export_row(task, repos, patch, f2p, p2p))
+        console.print(f"{task.id}: {len(f2p)} FAIL_TO_PASS, {len(p2p)} PASS_TO_PASS", markup=False)
+    dest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    console.print(f"read them back with lancer eval --dataset {dest} --repos {repos} --price-from price", markup=False)
+    return [dest]
+
+
+def _graded_tests(task: Task, config: RunConfig) -> tuple[str, list[str], list[str]]:
+    """The reference solution's patch, and the hidden tests it makes pass (FAIL_TO_PASS) and
+    keeps passing (PASS_TO_PASS): graded as ``lancer check`` grades."""
+    from lancer.grader import grade
+    from lancer.grader.report import node_id
+
+    if task.variant != "ic_swe" or task.repo_dir is None or task.tests_dir is None or task.app is not None:
+        raise TaskError(
+            f"task {task.id}: only IC tasks with repo/ and hidden pytest tests/ (no app) export to swebench"
+        )
+    patch = solution_patch(task, config)
+    if patch is None:
+        raise TaskError(f"task {task.id} has no reference solution (solution.patch or solution.yaml) to export")
+    before, after = grade(task, b"", config), grade(task, patch, config)
+    if before.status == "error" or after.status != "passed":
+        why = before.detail if before.status == "error" else after.detail
+        raise TaskError(f"task {task.id} is not valid (see lancer check): {why}")
+    files = sorted("tests/" + p.relative_to(task.tests_dir).as_posix() for p in task.tests_dir.rglob("*.py"))
+    failed_before = {t.name for t in before.tests if t.outcome != "passed"}
+    names = [t.name for t in after.tests if t.outcome == "passed"]
+    f2p = [node_id(n, files) for n in names if n in failed_before]
+    p2p = [node_id(n, files) for n in names if n not in failed_before]
+    return patch.decode(errors="replace"), f2p, p2p
+
+
+EXPORTERS: dict[str, Callable[[list[Task], Path, RunConfig], list[Path]]] = {
+    "harbor": _to_harbor,
+    "swebench": _to_swebench,
+}
 
 
 def solution_patch(task: Task, config: RunConfig) -> bytes | None:

@@ -16,12 +16,14 @@ from lancer import __version__
 from lancer.agent.outdirs import check_run_dir, fresh_dir
 from lancer.cli import study as study_commands
 from lancer.cli.console import console
+from lancer.cli.datasets import add_dataset_args, dataset_options
 from lancer.cli.eval import add_eval_command
 from lancer.cli.export import add_export_command
 from lancer.core.config import RunConfig, load_config
 from lancer.core.errors import LancerError
 from lancer.core.secrets import redact
 from lancer.core.tasks import Task
+from lancer.core.text import price_text
 from lancer.formats import load_task_folder
 from lancer.study.show import render_run
 
@@ -72,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", help="validate tasks: hidden tests fail on the original code, pass with the reference solution"
     )
-    check.add_argument("tasks", type=Path, nargs="+", help="task folders, or folders of task folders")
+    check.add_argument("tasks", type=Path, nargs="*", help="task folders, or folders of task folders")
+    add_dataset_args(check)
+    check.add_argument("--ids", help="--dataset: only these task (instance) ids, comma-separated")
     check.add_argument("--sandbox", choices=["local", "docker"], help="where the task runs (default: local)")
     check.add_argument("--config", type=Path, help="YAML run configuration (see README)")
     check.add_argument("--attempts", type=int, help="test runs per grading (default: grader.attempts, 3)")
@@ -121,25 +125,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sandbox", choices=["local", "docker"], help="where the task runs (default: local)")
     parser.add_argument("--image", help="docker: run in this image instead of the task's image or dockerfile")
     parser.add_argument("--config", type=Path, help="YAML run configuration (see README)")
-    parser.add_argument("--dataset", type=Path, help="SWE-Lancer tasks CSV, when TASK is a task id")
+    add_dataset_args(parser)
 
 
 def _load(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Task, RunConfig]:
     from lancer.agent.preflight import check_runnable
 
     config = load_config(args.config, {"sandbox.kind": args.sandbox, "sandbox.image": args.image, **overrides})
-    task = load_task_arg(args.task, args.dataset)
+    task = load_task_arg(args.task, args)
     check_runnable(task, config.sandbox)
     return task, config
 
 
-def load_task_arg(task_arg: str, dataset: Path | None) -> Task:
+def load_task_arg(task_arg: str, args: argparse.Namespace) -> Task:
     path = Path(task_arg)
-    if path.exists() or dataset is None:
+    if path.exists() or args.dataset is None:
         return load_task_folder(path)
-    from lancer.formats.swelancer import load_swelancer_task
+    from lancer.formats.datasets import dataset_task
 
-    return load_swelancer_task(task_arg, dataset)
+    return dataset_task(task_arg, args.dataset, dataset_options(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -164,7 +168,8 @@ def _run(args: argparse.Namespace) -> int:
         check_run_dir(args.out, args.force)
     out = args.out or fresh_dir(Path("runs"), task.id)
     console.print(
-        f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) with {model.name} in a {config.sandbox.kind} sandbox"
+        f"[bold]{task.id}[/] ({task.variant}, {price_text(task.price, 0)}) with {model.name} "
+        f"in a {config.sandbox.kind} sandbox"
     )
     result = run_task(task, model, config, out, _print_step)
     _print_summary(result, out)
@@ -180,7 +185,7 @@ def _grade(args: argparse.Namespace) -> int:
     patch = _read_patch(args.patch)
     answer = {"proposal_id": args.proposal} if args.proposal is not None else None
     verdict = grade(task, patch, config, answer)
-    earned = task.price if verdict.resolved else 0.0
+    earned = None if task.price is None else task.price if verdict.resolved else 0.0
     print(
         json.dumps(
             {"task_id": task.id, "resolved": verdict.resolved, "earned": earned, "grade": verdict.to_dict()}, indent=2
@@ -193,8 +198,14 @@ def _check(args: argparse.Namespace) -> int:
     from lancer.agent.check import all_task_folders, check_folder, render_check
 
     config = load_config(args.config, {"sandbox.kind": args.sandbox, "grader.attempts": args.attempts})
+    folders = all_task_folders(args.tasks) if args.tasks or args.dataset is None else []
+    if args.dataset is not None:
+        from lancer.formats.datasets import select_dataset_tasks
+
+        ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+        folders += [t.folder for t in select_dataset_tasks(args.dataset, dataset_options(args), ids=ids) if t.folder]
     invalid = 0
-    for folder in all_task_folders(args.tasks):
+    for folder in folders:
         result = check_folder(folder, config)
         invalid += not result.valid
         print(render_check(result, args.every_test), flush=True)
@@ -221,7 +232,7 @@ def _replay(args: argparse.Namespace) -> int:
     from lancer.agent.replaycheck import check_replay, prepare_replay
     from lancer.agent.runner import run_task
 
-    task = load_task_arg(args.task, args.dataset) if args.task else None
+    task = load_task_arg(args.task, args) if args.task else None
     config = load_config(args.config) if args.config else None
     plan = prepare_replay(args.run, task, config, {"kind": args.sandbox, "image": args.image})
     for warning in plan.warnings:
@@ -230,7 +241,9 @@ def _replay(args: argparse.Namespace) -> int:
         check_run_dir(args.out, False)  # never over the run being replayed, nor another
     out = args.out or plan.default_out()
     task = plan.task
-    console.print(f"[bold]{task.id}[/] ({task.variant}, ${task.price:,.0f}) replay, {plan.config.sandbox.kind} sandbox")
+    console.print(
+        f"[bold]{task.id}[/] ({task.variant}, {price_text(task.price, 0)}) replay, {plan.config.sandbox.kind} sandbox"
+    )
     result = run_task(task, plan.model, plan.config, out, _print_step)
     _print_summary(result, out)
     check = check_replay(plan, out)
@@ -293,7 +306,7 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     verdict = "[green]RESOLVED[/]" if result["resolved"] else "[red]NOT RESOLVED[/]"
     cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.4f}"
     console.print(
-        f"{verdict}  earned ${result['earned']:,.2f} of ${result['price']:,.2f}  "
+        f"{verdict}  earned {price_text(result['earned'])} of {price_text(result['price'])}  "
         f"exit: {result['exit_status']}  steps: {result['steps']}  cost: {cost}  "
         f"tokens: {result['input_tokens']} in / {result['output_tokens']} out"
     )

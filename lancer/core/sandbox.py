@@ -59,6 +59,11 @@ class SandboxSpec:
     # Local: what defines the working tree for the environment cache's key, when not its
     # content (e.g. a repository and commit); None: a hash of repo_dir's content.
     env_key_parts: list[str] | None = None
+    # Local: the cached entry holds only the venv the setup built (on the working tree of
+    # the first sandbox of its key); every sandbox keeps its own working tree and gets a
+    # copy of that venv. For tasks of different trees sharing one environment (SWE-bench
+    # instances of one repo and environment_setup_commit, env_key_parts naming it).
+    env_venv_only: bool = False
     # Docker: limits, so a fork bomb or a memory hog harms only its own container.
     memory: str = "4g"
     cpus: float = 2.0

@@ -86,6 +86,27 @@ class TaskLimits(StrictModel):
     memory: str | None = Field(None, pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")  # sandbox.memory
 
 
+class SWEBenchSpec(StrictModel):
+    """Graded as SWE-bench grades (docs/swebench.md): ``test_patch`` (a file in the task
+    folder) is applied only at grading, then these tests run; resolved iff every one passes."""
+
+    instance_id: str
+    repo: str  # "owner/name"
+    base_commit: str
+    fail_to_pass: list[str] = Field(min_length=1)
+    pass_to_pass: list[str] = Field(default_factory=list)
+    test_patch: str = "test.patch"
+    version: str | None = None
+    environment_setup_commit: str | None = None
+
+
+# Where a SWE-bench image's conda env "testbed" is: first on PATH for every command.
+SWEBENCH_IMAGE_ENV = {
+    "PATH": "/opt/miniconda3/envs/testbed/bin:/opt/miniconda3/bin:"
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+
 class Proposal(StrictModel):
     id: int
     content: str
@@ -94,7 +115,8 @@ class Proposal(StrictModel):
 class Task(StrictModel):
     id: str
     variant: Variant
-    price: float = Field(ge=0)
+    # None: the task has no price (a SWE-bench instance): dollars are absent, not $0.
+    price: float | None = Field(ge=0)
     title: str
     description: str
     # The task set it belongs to (SWE-Lancer's "diamond" / "nondiamond"), for filters and summaries.
@@ -128,6 +150,10 @@ class Task(StrictModel):
     difficulty: str | None = None
     category: str | None = None
     tags: list[str] = Field(default_factory=list)
+    # Tasks with the same key share one task environment (local sandbox): ``setup`` runs on
+    # the first one's working tree and every later sandbox gets a copy of the venv it built.
+    env_key: str | None = Field(None, pattern=r"^[A-Za-z0-9_.@+=-]+$")
+    swebench: SWEBenchSpec | None = None
 
     # Filled by the loader, not read from task.yaml: the task folder, and what the agent must
     # never see (the folder with its hidden tests and answers, or a dataset file).
@@ -154,6 +180,13 @@ class Task(StrictModel):
         return self.folder / "repo" if self.folder and (self.folder / "repo").is_dir() else None
 
     @property
+    def test_patch(self) -> bytes | None:
+        """A SWE-bench task's test patch, applied only at grading."""
+        if self.swebench is None or self.folder is None:
+            return None
+        return (self.folder / self.swebench.test_patch).read_bytes()
+
+    @property
     def tests_dir(self) -> Path | None:
         return self.folder / "tests" if self.folder and (self.folder / "tests").is_dir() else None
 
@@ -167,10 +200,14 @@ class Task(StrictModel):
         container = self.container or ContainerSpec()
         hidden = [self.source] if for_agent and self.source is not None else []
         dockerfile = (self.folder / self.dockerfile) if self.dockerfile and self.folder else None
+        in_image = self._in_swebench_image(config)
+        # Tasks sharing an env_key share one cached environment (the venv alone: each keeps its
+        # own working tree); docker's cached images hold the tree, so they are keyed by it.
+        shared = self.env_key is not None and config.kind == "local"
         return SandboxSpec(
-            repo_dir=self.repo_dir,
+            repo_dir=None if in_image else self.repo_dir,
             hidden_paths=hidden,
-            env=dict(self.env),
+            env={**self.env, **(SWEBENCH_IMAGE_ENV if in_image else {})},
             image=config.image or self.image,
             dockerfile=None if config.image else dockerfile,
             workdir=container.workdir,
@@ -178,7 +215,9 @@ class Task(StrictModel):
             isolation=config.isolation,
             python=self.python,
             label=self.id,
-            setup=list(self.setup),
+            setup=self.setup_for(config),
+            env_key_parts=[f"shared {self.env_key}"] if shared else None,
+            env_venv_only=shared,
             memory=config.memory,
             cpus=config.cpus,
             pids_limit=config.pids_limit,
@@ -209,11 +248,24 @@ class Task(StrictModel):
 
     def default_test_command(self) -> str:
         """pytest on the hidden test files alone (not on tests the repo itself carries); its
-        report comes from lancer's pytest plugin, as any pytest run's does."""
+        report comes from lancer's pytest plugin, as any pytest run's does. A SWE-bench
+        instance's: its listed tests."""
+        if self.swebench is not None:
+            ids = [*self.swebench.fail_to_pass, *self.swebench.pass_to_pass]
+            return f"python3 -m pytest -q -p no:cacheprovider -rA --rootdir=. {' '.join(shlex.quote(i) for i in ids)}"
         tests = self.tests_dir
         files = sorted(p.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")) if tests else []
         targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"
         return f"python3 -m pytest -q -p no:cacheprovider {targets}"
+
+    def setup_for(self, config: SandboxConfig) -> list[str]:
+        """The setup commands to run: none for a SWE-bench instance in its own image."""
+        return [] if self._in_swebench_image(config) else list(self.setup)
+
+    def _in_swebench_image(self, config: SandboxConfig) -> bool:
+        # A SWE-bench instance in docker runs on its own image's tree (/testbed), built and
+        # installed there, in its conda env; elsewhere on its repo/ (docs/swebench.md).
+        return self.swebench is not None and config.kind == "docker" and not config.image
 
     def public_summary(self) -> dict[str, object]:
         """What may be written to a trajectory header (what the agent is told): never the answer."""
@@ -277,7 +329,7 @@ def load_task(folder: Path) -> Task:
     task.folder = task.source = folder.resolve()
     if task.variant == "ic_swe" and task.repo_dir is None and task.image is None and task.dockerfile is None:
         raise TaskError(f"{folder} has no repo/ folder and task.yaml names no image or dockerfile")
-    if task.variant == "ic_swe" and task.tests_dir is None and task.test_command is None:
+    if task.variant == "ic_swe" and task.tests_dir is None and task.test_command is None and task.swebench is None:
         # Found now, not after a run that could never be graded.
         raise TaskError(
             f"{folder} has no tests/ folder: an ic_swe task needs hidden tests (or a test_command that brings its own)"

@@ -16,6 +16,11 @@ def money(value: float | None, digits: int = 2) -> str:
     return "unknown" if value is None else f"${value:,.{digits}f}"
 
 
+def price_text(value: float | None, digits: int = 2) -> str:
+    """A task's price or earnings: dollars, or "no price" for a task that has none."""
+    return "no price" if value is None else f"${value:,.{digits}f}"
+
+
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 

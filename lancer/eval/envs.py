@@ -31,7 +31,7 @@ class EnvBuild:
 def needs_env(task: Task, config: RunConfig) -> bool:
     """Whether the task's sandboxes start from a cached setup (an image's own setup, as
     SWE-Lancer's run in docker, runs in every container instead)."""
-    return bool(task.setup) and not (
+    return bool(task.setup_for(config.sandbox)) and not (
         config.sandbox.kind == "docker" and task.container and task.container.image_command
     )
 

@@ -88,7 +88,9 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in graded:
         by_task[row["task_id"]].append(row)
-    price = {t["id"]: float(t["price"]) for t in tasks}
+    # A task without a price (a SWE-bench instance) makes the group's dollars absent, never $0.
+    priced = all(t.get("price") is not None for t in tasks)
+    price = {t["id"]: float(t["price"] or 0.0) for t in tasks}
     pass_at = _pass_at(by_task, k)
     short = {str(j): sum(len(runs) < j for runs in by_task.values()) for j in range(1, k + 1)}
     earned = sum(price[t] * p[0] for t, p in pass_at.items())
@@ -111,13 +113,13 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
             for j in range(1, k + 1)
         },
         "pass_at_short": {j: n for j, n in short.items() if n},
-        "earned": _round(earned),
-        "earned_at_k": _round(earned_at_k),
-        "possible": _round(possible),
-        "earn_rate": _round(earned / possible) if possible else None,
+        "earned": _round(earned) if priced else None,
+        "earned_at_k": _round(earned_at_k) if priced else None,
+        "possible": _round(possible) if priced else None,
+        "earn_rate": _round(earned / possible) if possible and priced else None,
         "cost_usd": _round(cost),
         "cost_per_resolved": _round(cost / resolved) if cost is not None and resolved else None,
-        "roi": _round(earned / one_pass_cost) if one_pass_cost else None,
+        "roi": _round(earned / one_pass_cost) if one_pass_cost and priced else None,
         "errors": len(errors),
         # Verdicts with no per-test outcomes behind them (README "Grading"): fewer is better.
         "exit_code_verdicts": sum(r.get("grade_basis") == "exit code" for r in finished),

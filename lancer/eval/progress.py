@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lancer.core.tables import Figures
-from lancer.core.text import money, pass_at, percent
+from lancer.core.text import money, pass_at, percent, price_text
 from lancer.eval.attempt import TIME_PARTS, AttemptJob, is_error
 from lancer.eval.envs import EnvBuild
 from lancer.eval.metrics import BREAKDOWNS
@@ -33,6 +33,7 @@ class Tally:
     earned: float = 0.0
     spent: float = 0.0
     errors: int = 0
+    priced: bool = True  # false once an attempt of a task without a price finished
 
     def add(self, row: dict[str, Any]) -> None:
         self.spent += row.get("cost_usd") or 0.0
@@ -41,10 +42,12 @@ class Tally:
         self.done += 1
         self.resolved += bool(row["resolved"])
         self.earned += row["earned"] or 0.0
+        self.priced = self.priced and (row["earned"] is not None or is_error(row))
         self.errors += is_error(row)
 
     def fields(self) -> dict[str, Any]:
-        return {"resolved": self.resolved, "earned": self.earned, "spent": self.spent, "errors": self.errors}
+        earned = price_text(self.earned if self.priced else None)
+        return {"resolved": self.resolved, "earned": earned, "spent": self.spent, "errors": self.errors}
 
 
 def make_progress(console: Console) -> LiveProgress | LineProgress:
@@ -92,7 +95,7 @@ class LiveProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(
-                "resolved {task.fields[resolved]}  earned ${task.fields[earned]:,.2f}  "
+                "resolved {task.fields[resolved]}  earned {task.fields[earned]}  "
                 "spent ${task.fields[spent]:.4f}  errors {task.fields[errors]}"
             ),
             TimeRemainingColumn(),
@@ -148,6 +151,11 @@ class LiveProgress:
         return Group(self.bar, workers)
 
 
+def _earned_at_k(g: dict[str, Any]) -> str:
+    # None: short of k attempts ("-"), or tasks without a price ("no price").
+    return "-" if g["earned_at_k"] is None and g["possible"] is not None else price_text(g["earned_at_k"])
+
+
 def env_line(build: EnvBuild, not_run: int) -> str:
     """One line per task whose environment was built (or found) before its attempts."""
     if build.error is None:
@@ -169,7 +177,7 @@ def attempt_line(row: dict[str, Any]) -> str:
             verdict += f" (reward {row['reward']:g})"
     cost = "cost unknown" if row.get("cost_usd") is None else f"${row['cost_usd']:.4f}"
     line = (
-        f"{row['task_id']} #{row['attempt']}  {verdict}  earned ${row['earned'] or 0:,.2f}  "
+        f"{row['task_id']} #{row['attempt']}  {verdict}  earned {price_text(row['earned'])}  "
         f"exit: {row['exit_status']}  steps: {row['steps']}  {cost}  {row['duration_s']:.1f}s  on {row['node']}"
     )
     if is_error(row) and row.get("detail"):
@@ -230,13 +238,9 @@ def summary_figures(summary: dict[str, Any]) -> Figures:
         ),
         ("pass@1", lambda g: _pass_at(g, "1")),
         *([(f"pass@{k}", lambda g: _pass_at(g, k))] if k != "1" else []),
-        ("earned (one attempt)", lambda g: money(g["earned"])),
-        *(
-            [(f"earned@{k}", lambda g: money(g["earned_at_k"]) if g["earned_at_k"] is not None else "-")]
-            if k != "1"
-            else []
-        ),
-        ("possible", lambda g: money(g["possible"])),
+        ("earned (one attempt)", lambda g: price_text(g["earned"])),
+        *([(f"earned@{k}", _earned_at_k)] if k != "1" else []),
+        ("possible", lambda g: price_text(g["possible"])),
         ("earn rate", lambda g: percent(g["earn_rate"])),
         ("cost", lambda g: money(g["cost_usd"], 4)),
         ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else money(g["cost_per_resolved"], 4)),

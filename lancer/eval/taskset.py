@@ -15,6 +15,7 @@ from typing import Any
 from lancer.core.errors import TaskError
 from lancer.core.tasks import Task, task_folders
 from lancer.formats import load_task_folder
+from lancer.formats.datasets import DatasetOptions
 
 # Task ids name folders (DIR/runs/<task_id>/): no separators, no leading dot.
 SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]*$")
@@ -40,17 +41,19 @@ def load_task_set(
     variant: str | None = None,
     set_name: str | None = None,
     ids: Sequence[str] | None = None,
+    options: DatasetOptions | None = None,
 ) -> list[EvalTask]:
     """Every task named by ``paths`` and the matching ``dataset`` rows; raises TaskError."""
     if not paths and dataset is None:
-        raise TaskError("no tasks: give task folders (or folders of them), or --dataset CSV")
+        raise TaskError("no tasks: give task folders (or folders of them), or --dataset FILE")
     if dataset is None and (variant or set_name or ids):
         raise TaskError("--variant, --set and --ids filter a --dataset: give --dataset CSV too")
     tasks = [EvalTask(task, task.set) for path in paths for task in _tasks_under(Path(path))]
     if dataset is not None:
-        from lancer.formats.swelancer import select_tasks
+        from lancer.formats.datasets import select_dataset_tasks
 
-        tasks += [EvalTask(task, task.set) for task in select_tasks(dataset, variant, set_name, ids)]
+        options = options or DatasetOptions(Path("swebench-tasks"))
+        tasks += [EvalTask(task, task.set) for task in select_dataset_tasks(dataset, options, variant, set_name, ids)]
     seen: dict[str, EvalTask] = {}
     for item in tasks:
         task_id = item.task.id

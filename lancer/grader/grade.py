@@ -30,6 +30,7 @@ from lancer.grader.report import (
     Status,
     TestOutcome,
     decide,
+    decide_listed,
     parse_go_test_json,
     parse_junit,
     parse_junit_reports,
@@ -105,7 +106,7 @@ def _grade_manager(task: Task, answer: dict[str, Any] | None) -> Grade:
 def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
     # SWE-Lancer's images carry their tests; the agent's container had them removed (container.hide).
     tests_in_image = task.test_command is not None and task.container is not None and bool(task.container.hide)
-    if task.tests_dir is None and not tests_in_image:
+    if task.tests_dir is None and not tests_in_image and task.swebench is None:
         return Grade("error", False, detail=f"task {task.id} has no tests/ folder to grade with")
     try:  # the task's setup is done in (or, cached, copied into) the fresh sandbox
         sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False, config=config.sandbox))
@@ -122,6 +123,11 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
             sandbox.copy_in(task.tests_dir, task.tests_at or f"{sandbox.workdir}/tests")
         if task.app is not None and task.tests_dir is not None:
             return _grade_web(task, sandbox, config)
+        if task.swebench is not None:
+            try:
+                apply_test_patch(sandbox, task)
+            except PatchError as e:
+                return Grade("error", False, detail=f"the test patch of {task.id} does not apply: {e}")
         command = task.test_command or task.default_test_command()
         if task.reward_dir is not None:
             return _grade_by_reward(task, sandbox, command, task.reward_dir, config)
@@ -183,6 +189,20 @@ def _reward_verdict(task: Task, sandbox: Sandbox, command: str, reward_dir: str,
         )
     why = f"task {task.id}: the test command ({command}) wrote no reward ({reward_dir}/{REWARD_TXT} or {REWARD_JSON})"
     return Grade("error", False, attempt, why, tail)
+
+
+def apply_test_patch(sandbox: Sandbox, task: Task) -> None:
+    """As SWE-bench does: the files the test patch touches back as they were (whatever the
+    agent did to them), then the test patch; PatchError if it does not apply."""
+    patch = task.test_patch or b""
+    names = [
+        line.split(" b/", 1)[-1]
+        for line in patch.decode(errors="replace").splitlines()
+        if line.startswith("diff --git ")
+    ]
+    script = 'for f in "$@"; do git checkout -q HEAD -- "$f" 2>/dev/null || rm -f -- "$f"; done'
+    sandbox.exec(["bash", "-c", script, "restore", *names])
+    apply_patch(sandbox, patch)
 
 
 def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
@@ -255,7 +275,10 @@ def _verdict(run: _TestRun, attempt: int, task: Task, config: RunConfig) -> Grad
             return _exit_code_verdict(run, attempt)
     except ReportError as e:
         return Grade("error", False, attempt, str(e), tail, basis=basis)
-    decision = decide(tests)
+    if task.swebench is not None:  # SWE-bench's verdict: its listed tests alone
+        decision, tests = decide_listed(tests, task.swebench.fail_to_pass, task.swebench.pass_to_pass)
+    else:
+        decision = decide(tests)
     status, detail = decision.status, decision.detail
     if status == "error" and run.exit_code not in _EXITS_THE_REPORT_EXPLAINS:
         detail += f" (the test runner exited {run.exit_code})"  # e.g. 3: a fixture's harness fault

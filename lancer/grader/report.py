@@ -118,3 +118,61 @@ def _names(tests: list[TestOutcome]) -> str:
     shown = ", ".join(t.name for t in tests[:_NAMES_SHOWN])
     more = len(tests) - _NAMES_SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
+
+
+def junit_name(test_id: str) -> str:
+    """The name a JUnit report gives the pytest test ``test_id``
+    ("tests/test_x.py::TestA::test_b[1]" is reported as "tests.test_x.TestA::test_b[1]")."""
+    path, sep, rest = test_id.partition("::")
+    if not sep:
+        return test_id
+    head, bracket, params = rest.partition("[")  # parameters may hold "::" or "/"
+    parts = head.split("::")
+    module = (path[:-3] if path.endswith(".py") else path).replace("/", ".")
+    return f"{'.'.join([module, *parts[:-1]])}::{parts[-1]}{bracket}{params}"
+
+
+def node_id(junit: str, test_files: list[str]) -> str:
+    """pytest's id of the test a JUnit report names ``junit``, given the test files (paths
+    relative to where pytest ran): the inverse of ``junit_name``."""
+    classname, sep, name = junit.partition("::")
+    if not sep:
+        return junit
+    modules = {f[:-3].replace("/", "."): f for f in test_files if f.endswith(".py")}
+    parts = classname.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        if module in modules:
+            return "::".join([modules[module], *parts[cut:], name])
+    return junit
+
+
+def decide_listed(
+    tests: list[TestOutcome], fail_to_pass: list[str], pass_to_pass: list[str]
+) -> tuple[Decision, list[TestOutcome]]:
+    """SWE-bench's verdict: resolved iff every FAIL_TO_PASS and PASS_TO_PASS test passed.
+    Also the listed tests' outcomes, named by their ids. A listed test missing from the
+    report is a harness fault (a wrong id, a module that did not load), never a failed fix."""
+    uncollected = [t for t in tests if t.outcome == "error" and t.message == _COLLECTION_FAILURE]
+    if uncollected:
+        return Decision("error", f"the tests could not be collected: {_names(uncollected)}"), []
+    reported = {t.name: t for t in tests}
+    listed = [(test_id, reported.get(junit_name(test_id))) for test_id in [*fail_to_pass, *pass_to_pass]]
+    missing = [test_id for test_id, found in listed if found is None]
+    if missing:
+        shown = ", ".join(missing[:_NAMES_SHOWN]) + (
+            f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else ""
+        )
+        return Decision("error", f"{len(missing)} listed test(s) not found in the test report: {shown}"), []
+    outcomes = [TestOutcome(test_id, found.outcome, found.message) for test_id, found in listed if found is not None]
+    # A skipped listed test did not pass (as in SWE-bench).
+    f2p_bad = [t for t in outcomes[: len(fail_to_pass)] if t.outcome != "passed"]
+    p2p_bad = [t for t in outcomes[len(fail_to_pass) :] if t.outcome != "passed"]
+    if not f2p_bad and not p2p_bad:
+        counts = f"{len(fail_to_pass)} FAIL_TO_PASS and {len(pass_to_pass)} PASS_TO_PASS"
+        return Decision("passed", f"the listed tests passed: {counts}"), outcomes
+    parts = (
+        [f"{len(f2p_bad)} of {len(fail_to_pass)} FAIL_TO_PASS tests did not pass: {_names(f2p_bad)}"] if f2p_bad else []
+    )
+    parts += [f"{len(p2p_bad)} of {len(pass_to_pass)} PASS_TO_PASS tests broke: {_names(p2p_bad)}"] if p2p_bad else []
+    return Decision("failed", "; ".join(parts)), outcomes

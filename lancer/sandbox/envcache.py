@@ -15,7 +15,11 @@ An entry's key (``env_key``) hashes what the environment is made from: the worki
 tree's content, the setup commands, the task's environment variables and network, the
 interpreter and base environment, and the isolation (where the sandbox sees the base).
 A caller whose working tree is defined by something else (a commit) gives that instead
-of the content (``SandboxSpec.env_key_parts``). Entries live in
+of the content (``SandboxSpec.env_key_parts``). With ``SandboxSpec.env_venv_only`` an
+entry holds ``venv/`` alone, built on the first sandbox's working tree: tasks of
+different trees share it (SWE-bench instances of one repository and environment), each
+sandbox keeping its own tree; the venv's paths into the build's tree then name the
+sandbox's own. Entries live in
 ``<lancer cache>/taskenvs/<key>/``; builds take a lock per key and build into a staging
 folder renamed into place, so concurrent attempts build an entry once.
 """
@@ -64,7 +68,8 @@ def spec_key_parts(spec: SandboxSpec) -> list[str]:
     """What every backend's key holds of a sandbox spec: the setup, the task's variables and
     network, and the working tree (its content, or what the caller says defines it)."""
     tree = spec.env_key_parts or [tree_hash(spec.repo_dir) if spec.repo_dir is not None else "no repo"]
-    return [json.dumps(spec.setup), json.dumps(sorted(spec.env.items())), f"network {spec.network}", *tree]
+    held = ["venv only"] if spec.env_venv_only else []
+    return [json.dumps(spec.setup), json.dumps(sorted(spec.env.items())), f"network {spec.network}", *tree, *held]
 
 
 def tree_hash(folder: Path) -> str:
@@ -96,18 +101,19 @@ def _file_hash(path: Path) -> str:
 
 @dataclass(frozen=True)
 class EnvEntry:
-    """A built environment: ``root/repo`` and ``root/venv``, made in ``built_in``."""
+    """A built environment: ``root/repo`` (unless venv-only) and ``root/venv``, made in ``built_in``."""
 
     key: str
     root: Path
     built_in: str  # the build sandbox's folder, as the paths the setup wrote name it
     relocate: list[str]  # entry-relative files holding ``built_in``
     reused: bool  # False: built just now, for this sandbox
+    parts: tuple[str, ...] = ("repo", "venv")  # what it holds: ("venv",) for a venv-only entry
 
     def copy_to(self, dest: Path) -> None:
-        """``dest/repo`` and ``dest/venv``: a copy of the entry this sandbox may change, with
-        the build folder's paths pointing at ``dest``."""
-        for part in ("repo", "venv"):
+        """``dest/repo`` and ``dest/venv`` (those the entry holds): a copy of the entry this
+        sandbox may change, with the build folder's paths pointing at ``dest``."""
+        for part in self.parts:
             # --reflink=auto: copy-on-write where the filesystem can (btrfs, xfs), else bytes.
             copied = subprocess.run(
                 ["cp", "-a", "--reflink=auto", str(self.root / part), str(dest / part)],
@@ -129,7 +135,7 @@ class EnvEntry:
 
 def cached_env(key: str, build: Callable[[Path], str]) -> EnvEntry:
     """The entry ``key``, built first if it is not there: ``build(staging)`` fills ``staging``
-    with ``repo/`` and ``venv/`` and returns the folder they were built in. Raises what
+    with ``repo/`` (unless venv-only) and ``venv/`` and returns the folder they were built in. Raises what
     ``build`` raises (nothing is cached then)."""
     root = envs_dir() / key
     entry = _read(root, reused=True)
@@ -152,6 +158,7 @@ def cached_env(key: str, build: Callable[[Path], str]) -> EnvEntry:
                 "key": key,
                 "built_in": built_in,
                 "relocate": _holding(staging, built_in),
+                "parts": [part for part in ("repo", "venv") if (staging / part).exists()],
                 "build_s": round(time.monotonic() - started, 2),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
@@ -170,7 +177,8 @@ def _read(root: Path, reused: bool) -> EnvEntry | None:
         manifest = json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    return EnvEntry(root.name, root, manifest["built_in"], manifest["relocate"], reused)
+    parts = tuple(manifest.get("parts", ("repo", "venv")))
+    return EnvEntry(root.name, root, manifest["built_in"], manifest["relocate"], reused, parts)
 
 
 def _holding(staging: Path, built_in: str) -> list[str]:

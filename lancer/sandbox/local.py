@@ -83,15 +83,18 @@ class LocalSandbox:
             home.mkdir()
             base = base_env(find_interpreter(spec.python))
             base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root
-            if spec.setup:  # the working tree and environment the setup leaves, from the cache
-                entry = task_env(spec, base)
-                entry.copy_to(self._root)
-                self.environment = f"{'reused' if entry.reused else 'built'} {entry.key}"
-            else:
+            # The working tree is the task's own unless the cache holds the one the setup left.
+            own_tree = not spec.setup or spec.env_venv_only
+            if own_tree:
                 if spec.repo_dir is not None:
                     shutil.copytree(spec.repo_dir, self.workdir, symlinks=True)
                 else:  # a task with no code of its own (a manager task from the dataset)
                     os.mkdir(self.workdir)
+            if spec.setup:  # the environment (and working tree) the setup leaves, from the cache
+                entry = task_env(spec, base)
+                entry.copy_to(self._root)
+                self.environment = f"{'reused' if entry.reused else 'built'} {entry.key}"
+            else:
                 make_task_env(venv, base, base_seen_at)
             self._env = _environment(venv, home, base_seen_at, spec)
             self._limits = apply_limits(
@@ -104,7 +107,7 @@ class LocalSandbox:
                 _say_once(f"lancer: note: the local sandbox's limits here: {self.limits}")
             if self.isolation == "bwrap":
                 self._box = _start_box(base, [Path(self.workdir), venv, home], spec.network, self._root, self._limits)
-            if not spec.setup:  # a cached working tree has its baseline (and setup commit) already
+            if own_tree:  # a cached working tree has its baseline (and setup commit) already
                 make_baseline(Path(self.workdir))  # while the box starts
             if self._box is not None:
                 self._box.wait_ready()
@@ -282,11 +285,11 @@ class LocalSandbox:
         host_path.parent.mkdir(parents=True, exist_ok=True)
         host_path.write_bytes(data)
 
-    def take_files(self, dest: Path) -> str:
-        """Stop every process and move the working tree and environment to ``dest`` (a task
-        environment being cached); the folder they were in, as the files name it."""
+    def take_files(self, dest: Path, parts: tuple[str, ...] = ("repo", "venv")) -> str:
+        """Stop every process and move ``parts`` (the working tree and environment) to ``dest``
+        (a task environment being cached); the folder they were in, as the files name it."""
         self._stop_processes()
-        for part in ("repo", "venv"):
+        for part in parts:
             shutil.move(self._root / part, dest / part)
         return str(self._root)
 
@@ -343,7 +346,7 @@ def _build_env(spec: SandboxSpec, staging: Path) -> str:
     sandbox = LocalSandbox(dataclasses.replace(spec, setup=[]))
     try:
         run_setup(sandbox, spec.setup, spec.setup_timeout_s)
-        return sandbox.take_files(staging)
+        return sandbox.take_files(staging, ("venv",) if spec.env_venv_only else ("repo", "venv"))
     finally:
         sandbox.close()
 

@@ -139,7 +139,8 @@ def collect(run_dirs: list[Path]) -> Comparison:
             continue
         model = str(result.get("model") or run.header.get("model", "?"))
         key = (model, result["task_id"])
-        row = by_key.setdefault(key, TaskRuns(model, result["task_id"], result["variant"], float(result["price"])))
+        price = float(result["price"] or 0.0)  # a task without a price (SWE-bench) adds no dollars
+        row = by_key.setdefault(key, TaskRuns(model, result["task_id"], result["variant"], price))
         row.attempts += 1
         error = verdict({**result, "grade_status": (result.get("grade") or {}).get("status")}) == "error"
         row.errors += error

@@ -8,6 +8,7 @@ from typing import Any
 
 from lancer.core.errors import LancerError
 from lancer.core.records import read_run
+from lancer.core.text import price_text
 
 
 def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> str:
@@ -15,8 +16,8 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
     run = read_run(run_dir)
     header, steps, result = run.header, run.steps, run.result
     task = run.task
-    price = task.get("price", 0)
-    lines = [f"{task.get('id', '?')} ({task.get('variant', '?')}, ${price:,.0f}) with {header.get('model', '?')}"]
+    price = price_text(task.get("price"), 0)
+    lines = [f"{task.get('id', '?')} ({task.get('variant', '?')}, {price}) with {header.get('model', '?')}"]
     if step is not None:
         chosen = [s for s in steps if s.get("step") == step]
         if not chosen:
@@ -43,7 +44,13 @@ def _task_text(task: dict[str, Any], prompt: list[dict[str, Any]]) -> list[str]:
     if "description" not in task:  # recorded before headers held the task text: show what the model read
         user = [m["content"] for m in prompt if m.get("role") == "user"]
         return ["", *user[:1]]
-    lines = ["", f"# {task.get('title', '')}", f"Price: ${task.get('price', 0):,.0f}", "", task["description"].rstrip()]
+    lines = [
+        "",
+        f"# {task.get('title', '')}",
+        f"Price: {price_text(task.get('price'), 0)}",
+        "",
+        task["description"].rstrip(),
+    ]
     for proposal in task.get("proposals", []):
         lines += ["", f"## Proposal {proposal['id']}", proposal["content"].rstrip()]
     return lines

@@ -1,0 +1,29 @@
+"""The ``--dataset`` flags every command shares, and what they mean to the loaders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lancer.formats.datasets import DatasetOptions
+
+
+def add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", type=Path, help="a SWE-Lancer tasks CSV, or SWE-bench instances (.jsonl, .json, .parquet)"
+    )
+    parser.add_argument(
+        "--repos", help="SWE-bench: a folder of owner__name git repositories, or a git URL with {repo} in it"
+    )
+    parser.add_argument(
+        "--price-from",
+        default="none",
+        metavar="COLUMN|USD|none",
+        help="SWE-bench: each task's price, from a column or flat; none (default): no dollars",
+    )
+
+
+def dataset_options(args: argparse.Namespace) -> DatasetOptions:
+    from lancer.sandbox.taskenv import cache_dir
+
+    return DatasetOptions(cache_dir() / "swebench", args.repos, args.price_from)

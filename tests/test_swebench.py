@@ -1,0 +1,306 @@
+"""SWE-bench instances end to end: real upstream fixes of pathspec (PyPI sdists, trimmed, in
+tests/fixtures/swebench), their git history made here, graded as SWE-bench grades."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_lancer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "swebench"
+# Each repository's releases in order: the first is a tree, each later one a patch on the one before.
+REPOS = {
+    "cpburnz/python-pathspec": ("python-pathspec", ["0.10.0", "0.10.1", "0.10.2", "0.11.0", "0.11.1", "0.11.2"]),
+    "uiri/toml": ("toml", ["0.10.1", "0.10.2"]),
+}
+# (repo, before, after, FAIL_TO_PASS, PASS_TO_PASS, version): each release's fix, with its test.
+GITIGNORE = "tests/test_gitignore.py::GitIgnoreSpecTest"
+GITWILDMATCH = "tests/test_gitwildmatch.py::GitWildMatchTest"
+PATHSPEC = "tests/test_pathspec.py::PathSpecTest"
+INSTANCES = [
+    (  # pathspec issue #62: a pure wildcard does not match
+        "cpburnz/python-pathspec", "0.10.0", "0.10.1",
+        [f"{GITIGNORE}::test_04_issue_62", f"{GITWILDMATCH}::test_12_asterisk_1_regex",
+         f"{GITWILDMATCH}::test_12_asterisk_3_child", f"{GITWILDMATCH}::test_12_asterisk_4_descendant",
+         f"{PATHSPEC}::test_07_issue_62"],
+        [f"{GITIGNORE}::test_01_reversed_args", f"{GITWILDMATCH}::test_01_absolute"],
+        "0.10",
+    ),
+    (  # pathspec issue #64: IndexError on a .gitignore line
+        "cpburnz/python-pathspec", "0.10.1", "0.10.2",
+        [f"{GITIGNORE}::test_06_issue_64"],
+        [f"{GITIGNORE}::test_01_reversed_args", f"{GITIGNORE}::test_04_issue_62"],
+        "0.10",
+    ),
+    (  # pathspec issue #74: an included directory overrides an excluded file
+        "cpburnz/python-pathspec", "0.11.0", "0.11.1",
+        [f"{GITIGNORE}::test_07_issue_74"],
+        [f"{GITIGNORE}::test_01_reversed_args", f"{GITIGNORE}::test_04_issue_62"],
+        "0.11",
+    ),
+    (  # pathspec issues #77 and #80: negation with a caret; an empty path
+        "cpburnz/python-pathspec", "0.11.1", "0.11.2",
+        [f"{GITWILDMATCH}::test_13_issue_77_regex", f"{GITWILDMATCH}::test_13_negate_with_caret",
+         f"{PATHSPEC}::test_01_empty_path", f"{PATHSPEC}::test_09_issue_80_a", f"{PATHSPEC}::test_09_issue_80_b"],
+        [f"{GITIGNORE}::test_07_issue_74", f"{GITWILDMATCH}::test_01_absolute"],
+        "0.11",
+    ),
+    (  # toml: a parsed time zone cannot be deep-copied
+        "uiri/toml", "0.10.1", "0.10.2",
+        ["tests/test_api.py::test_deepcopy_timezone"],
+        ["tests/test_api.py::test_bug_148", "tests/test_api.py::test_tuple", "tests/test_api.py::test_dict_decoder"],
+        "0.10",
+    ),
+]  # fmt: skip
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env={**os.environ, **env}
+    ).stdout
+
+
+def make_repos(tmp_path: Path) -> tuple[Path, dict[tuple[str, str], str]]:
+    """The mirror folder (owner__name repositories, histories made here) and each release's commit."""
+    repos = tmp_path / "repos"
+    repos.mkdir()
+    commits = {}
+    for name, (folder, releases) in REPOS.items():
+        repo = repos / name.replace("/", "__")
+        shutil.copytree(FIXTURES / folder / releases[0], repo)
+        _git(repo, "init", "-q")
+        for release in releases:
+            if release != releases[0]:
+                _git(repo, "apply", "--whitespace=nowarn", str(FIXTURES / folder / f"{release}.patch"))
+            _git(repo, "add", "-A")
+            _git(repo, "commit", "-q", "-m", f"{name} {release}")
+            commits[name, release] = _git(repo, "rev-parse", "HEAD").strip()
+    return repos, commits
+
+
+def make_dataset(tmp_path: Path, price: float | None = None) -> tuple[Path, Path]:
+    """The mirror folder and the instances JSONL (as SWE-bench writes them)."""
+    repos, commits = make_repos(tmp_path)
+    rows = []
+    for name, before, after, f2p, p2p, version in INSTANCES:
+        repo = repos / name.replace("/", "__")
+        a, b = commits[name, before], commits[name, after]
+        first_of_version = next(i[1] for i in INSTANCES if i[0] == name and i[5] == version)
+        row = {
+            "instance_id": f"{name.replace('/', '__')}-{after.replace('.', '')}",
+            "repo": name,
+            "base_commit": a,
+            "patch": _git(repo, "diff", a, b, "--", ".", ":!tests"),
+            "test_patch": _git(repo, "diff", a, b, "--", "tests"),
+            "problem_statement": f"Fix what {name} {after} fixed.",
+            "hints_text": "",
+            "FAIL_TO_PASS": json.dumps(f2p),  # as in the HF datasets: JSON-encoded strings
+            "PASS_TO_PASS": json.dumps(p2p),
+            "version": version,
+            "environment_setup_commit": commits[name, first_of_version],
+            "created_at": "2023-03-14T00:00:00Z",
+        }
+        if price is not None:
+            row["price_usd"] = price
+        rows.append(row)
+    dataset = tmp_path / "instances.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return repos, dataset
+
+
+def _results(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_oracle_resolves_every_instance_and_each_environment_is_built_once(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    out = tmp_path / "eval"
+    done = run_lancer(
+        "eval", "--dataset", str(dataset), "--repos", str(repos), "--model", "oracle", "--out", str(out),
+        "--workers", "2", timeout=900, env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = _results(out)
+    assert len(rows) == len(INSTANCES)
+    assert all(r["resolved"] and r["grade_status"] == "passed" for r in rows), rows
+    assert all(r["price"] is None and r["earned"] is None for r in rows)
+    summary = json.loads((out / "summary.json").read_text())["overall"]
+    assert summary["pass_at"]["1"] == 1.0 and summary["earned"] is None
+    assert "earned no price" in done.stdout + done.stderr  # each attempt's line: no dollars, not $0
+    # Each environment (one per repo and environment_setup_commit: a venv every instance's own
+    # tree shares) is built once before the attempts, which all start from a copy of it.
+    said = re.findall(r"^(\S+): environment (built|reused) (\w+)", done.stdout, re.MULTILINE)
+    environments = {(i[0], i[5]) for i in INSTANCES}  # 3 for the 5 instances
+    assert sorted(how for _, how, _ in said) == ["built"] * len(environments) + ["reused"] * 2, done.stdout
+    assert len({key for _, _, key in said}) == len(environments), said
+    for r in rows:
+        timing = json.loads((out / "runs" / str(r["task_id"]) / "1" / "result.json").read_text())["timing"]
+        assert timing["environment"].startswith("reused "), timing
+    result = json.loads((out / "runs" / str(rows[0]["task_id"]) / "1" / "result.json").read_text())
+    names = {t["name"] for t in result["grade"]["tests"]}
+    assert any("test_07_issue_62" in n or "test_07_issue_74" in n for n in names), names
+
+
+def test_a_wrong_fix_resolves_nothing(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path, price=100)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    wrong = (
+        "turns:\n"
+        "  - tool_calls: [{name: bash, arguments: {command: \"echo '# a wrong fix' >> setup.cfg\"}}]\n"
+        "  - tool_calls: [{name: submit, arguments: {}}]\n"
+    )
+    for line in dataset.read_text().splitlines():
+        (scripts / f"{json.loads(line)['instance_id']}.yaml").write_text(wrong)
+    out = tmp_path / "eval"
+    done = run_lancer(
+        "eval", "--dataset", str(dataset), "--repos", str(repos), "--price-from", "price_usd",
+        "--model", f"scripted:{scripts}", "--out", str(out), "--workers", "2", timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = _results(out)
+    assert len(rows) == len(INSTANCES)
+    assert all(not r["resolved"] and r["grade_status"] == "failed" for r in rows), [r["detail"] for r in rows]
+    for row in rows:
+        grade = json.loads((out / str(row["run_dir"]) / "result.json").read_text())["grade"]
+        assert "FAIL_TO_PASS tests did not pass" in grade["detail"], grade
+    summary = json.loads((out / "summary.json").read_text())["overall"]
+    assert summary["earned"] == 0.0 and summary["possible"] == 100.0 * len(INSTANCES) and summary["errors"] == 0
+
+
+def test_breaking_a_pass_to_pass_test_is_not_resolved_and_check_validates_an_instance(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path, price=100)
+    instance_id = "cpburnz__python-pathspec-0111"
+    common = ["--dataset", str(dataset), "--repos", str(repos), "--price-from", "price_usd"]
+    row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
+    gold = tmp_path / "gold.diff"
+    gold.write_text(row["patch"])
+    verdict = json.loads(run_lancer("grade", instance_id, str(gold), *common, timeout=600).stdout)
+    assert verdict["resolved"] and verdict["earned"] == 100.0
+    # The gold fix plus a change that breaks a PASS_TO_PASS test (test_01_reversed_args).
+    repo = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", str(repos / "cpburnz__python-pathspec"), str(repo)], check=True)
+    _git(repo, "checkout", "-q", row["base_commit"])
+    _git(repo, "apply", str(gold))
+    gitignore = repo / "pathspec" / "gitignore.py"
+    text = gitignore.read_text()
+    reversed_args = "pattern_factory, lines = lines, pattern_factory"
+    assert reversed_args in text
+    gitignore.write_text(text.replace(reversed_args, "pass", 1))
+    breaking = tmp_path / "breaking.diff"
+    breaking.write_text(_git(repo, "diff"))
+    verdict = json.loads(run_lancer("grade", instance_id, str(breaking), *common, timeout=600).stdout)
+    assert verdict["resolved"] is False and verdict["grade"]["status"] == "failed"
+    assert (
+        "PASS_TO_PASS tests broke: tests/test_gitignore.py::GitIgnoreSpecTest::test_01_reversed_args"
+        in (verdict["grade"]["detail"])
+    )
+    outcomes = {t["name"]: t["outcome"] for t in verdict["grade"]["tests"]}
+    assert outcomes == {f"{GITIGNORE}::test_07_issue_74": "passed", f"{GITIGNORE}::test_01_reversed_args": "failed",
+                        f"{GITIGNORE}::test_04_issue_62": "passed"}  # fmt: skip
+    # lancer check: the instance fails on its base commit and passes with its gold patch.
+    checked = run_lancer("check", *common, "--ids", instance_id, timeout=600)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"{instance_id}: valid" in checked.stdout
+    assert "original code: failed" in checked.stdout and "reference solution (solution.patch): passed" in checked.stdout
+
+
+@pytest.mark.parametrize("field", ["FAIL_TO_PASS"])
+def test_an_instance_missing_a_field_is_one_line_naming_it(tmp_path: Path, field: str) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()]
+    del rows[1][field]
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run_lancer("eval", "--dataset", str(dataset), "--repos", str(repos), "--model", "oracle", "--out",
+                      str(tmp_path / "eval"))  # fmt: skip
+    assert done.returncode == 2
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and rows[1]["instance_id"] in lines[0] and field in lines[0], lines
+    assert not (tmp_path / "eval").exists()
+
+
+def test_docker_runs_an_instance_in_its_own_image_and_a_missing_image_is_one_line(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    instance_id = "cpburnz__python-pathspec-0111"
+    row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
+    # A stand-in for SWE-bench's image of the instance: its tree at /testbed (SWE-bench's
+    # also installs it in a conda env; pathspec imports from /testbed as it is).
+    context = tmp_path / "image"
+    (context / "testbed").mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(repos / "cpburnz__python-pathspec"), "archive", row["base_commit"]],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(context / "testbed")], input=archive, check=True)
+    (context / "Dockerfile").write_text("FROM lancer-base:bookworm\nCOPY testbed /testbed\n")
+    image = "swebench/sweb.eval.x86_64.cpburnz_1776_python-pathspec-0111:latest"
+    subprocess.run(["docker", "build", "-q", "-t", image, str(context)], check=True, capture_output=True)
+    try:
+        common = ["--dataset", str(dataset), "--repos", str(repos), "--sandbox", "docker"]
+        gold, empty = tmp_path / "gold.diff", tmp_path / "empty.diff"
+        gold.write_text(row["patch"])
+        empty.write_text("")
+        fixed = run_lancer("grade", instance_id, str(gold), *common, timeout=600)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert json.loads(fixed.stdout)["resolved"] is True
+        unfixed = json.loads(run_lancer("grade", instance_id, str(empty), *common, timeout=600).stdout)
+        assert unfixed["resolved"] is False and unfixed["grade"]["status"] == "failed"
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    other = "cpburnz__python-pathspec-0112"
+    missing = run_lancer("grade", other, str(empty), *common, timeout=600)
+    assert missing.returncode == 2
+    lines = missing.stderr.strip().splitlines()
+    assert "swebench/sweb.eval.x86_64.cpburnz_1776_python-pathspec-0112:latest" in lines[-1]
+    assert "lancer does not build SWE-bench images" in lines[-1] and lines[-1].startswith("lancer: error:")
+
+
+def test_parquet_and_json_hold_the_same_instances_as_jsonl(tmp_path: Path) -> None:
+    import pyarrow
+    import pyarrow.parquet
+
+    from lancer.formats.swebench import parse_instance, read_rows
+
+    _, dataset = make_dataset(tmp_path)
+    rows = read_rows(dataset)
+    as_json, as_parquet = tmp_path / "instances.json", tmp_path / "instances.parquet"
+    as_json.write_text(json.dumps(rows))
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), as_parquet)
+    for other in (as_json, as_parquet):
+        assert [parse_instance(r, other) for r in read_rows(other)] == [parse_instance(r, dataset) for r in rows]
+    assert INSTANCES[0][3] == parse_instance(rows[0], dataset).FAIL_TO_PASS  # decoded from its JSON string
+
+
+def test_a_bundled_task_exported_as_swebench_reads_back_with_the_same_verdicts(tmp_path: Path) -> None:
+    task = Path(__file__).parent.parent / "examples" / "tasks" / "invoice-discount"
+    out = tmp_path / "exported.jsonl"
+    exported = run_lancer("export", str(task), "--format", "swebench", str(out), timeout=600)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    row = json.loads(out.read_text())
+    assert row["repo"] == "lancer/invoice-discount" and row["price"] == 250
+    assert json.loads(row["FAIL_TO_PASS"]) == [
+        "tests/test_discount.py::test_discount_comes_off_before_tax",
+        "tests/test_discount.py::test_discount_never_makes_the_total_negative",
+    ]
+    assert json.loads(row["PASS_TO_PASS"]) == ["tests/test_discount.py::test_no_discount_unchanged"]
+    assert "def test_discount_comes_off_before_tax" in row["test_patch"] and row["test_patch"] not in row["patch"]
+    # lancer check: the folder and its export both fail untouched and pass with the reference solution.
+    read_back = ["--dataset", str(out), "--repos", str(tmp_path / "repos"), "--price-from", "price"]
+    for where in ([str(task)], read_back):
+        checked = run_lancer("check", *where, timeout=600)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "invoice-discount: valid" in checked.stdout and "original code: failed" in checked.stdout
+        assert "reference solution" in checked.stdout and ": passed (" in checked.stdout
+    evaluated = run_lancer("eval", *read_back, "--model", "oracle", "--out", str(tmp_path / "eval"), timeout=600)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    (result,) = _results(tmp_path / "eval")
+    assert result["resolved"] is True and result["earned"] == 250.0
