@@ -206,3 +206,31 @@ def test_docker_keeps_the_setup_as_an_image_every_container_starts_from(tmp_path
     pruned = run_lancer("sandbox", "prune", "--envs")
     assert pruned.returncode == 0 and "task environment images" in pruned.stdout, pruned.stdout + pruned.stderr
     assert client.images.list(filters={"reference": f"lancer-env-{task_id}"}) == []
+
+
+def test_tasks_sharing_an_env_key_share_the_venv_but_each_keeps_its_own_tree(tmp_path: Path) -> None:
+    """SWE-bench instances of one repo and environment: the venv is built once, on the first
+    task's tree; every sandbox has its own task's tree, and the editable install in its copy
+    of the venv points at that tree."""
+    folders = [make_task(tmp_path / "tasks", f"tiny-{n}") for n in ("two", "three")]
+    (folders[1] / "repo" / "tiny" / "__init__.py").write_text("def double(x):\n    return x * 3\n")
+    for folder in folders:
+        task = yaml.safe_load((folder / "task.yaml").read_text())
+        (folder / "task.yaml").write_text(yaml.safe_dump({**task, "env_key": "tiny-env"}))
+    said, printed = [], []
+    for folder in folders:
+        sandbox = create_sandbox("local", load_task(folder).sandbox_spec(for_agent=True))
+        try:
+            said.append(str(getattr(sandbox, "environment", "")))
+            shown = sandbox.exec(["bash", "-c", "python -c 'import tiny; print(tiny.double(21), tiny.__file__)'"])
+            runs = sandbox.exec(["bash", "-c", "cat setup-runs.txt 2>/dev/null || echo none; git status --short"])
+            printed.append((shown.text.split(), runs.text.split(), sandbox.workdir))
+        finally:
+            sandbox.close()
+    assert said[0].startswith("built ") and said[1] == "reused " + said[0].split()[1], said
+    (value_a, file_a), tree_a, workdir_a = printed[0]
+    (value_b, file_b), tree_b, workdir_b = printed[1]
+    assert (value_a, value_b) == ("42", "63")  # each its own code
+    assert file_a.startswith(workdir_a + "/") and file_b.startswith(workdir_b + "/"), printed
+    # The setup ran in a build sandbox of its own: both trees are their task's, untouched and clean.
+    assert tree_a == tree_b == ["none"], printed
