@@ -12,6 +12,8 @@ An executor only runs what it is given and hands back rows:
   node vanished) still comes back, as an ``error_row``: ``wait`` never raises for one
   attempt's failure. The row's run directory is at ``job.run_dir`` on the driver when the
   row is returned, whichever machine ran it.
+  A row may carry ``discarded``: earlier runs of the same attempt that the executor threw
+  away and ran again (``[{"task_id", "attempt", "cost_usd"}]``), for the budget.
 - ``interrupt()``: Ctrl-C. Every attempt in flight ends as ``interrupted`` (outputs
   written, sandbox removed) and its row still comes back from ``wait``. Idempotent.
 - ``close()``: free everything (processes, cluster connections); attempts still in flight
