@@ -57,7 +57,9 @@ class Peak:
 
 
 def turns_file(path: Path, count: int) -> Path:
-    look = [{"tool_calls": [{"name": "bash", "arguments": {"command": f"echo look {i} && ls"}}]} for i in range(count - 1)]
+    look = [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": f"echo look {i} && ls"}}]} for i in range(count - 1)
+    ]
     submit = {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 2}}]}
     path.write_text(yaml.safe_dump({"turns": [*look, submit]}))
     return path
@@ -94,7 +96,9 @@ def rss_mb(pid: int) -> tuple[float, bool]:
 
 def in_flight(out: Path) -> int:
     """Attempts started (a trajectory) and not finished (no result.json)."""
-    return sum(1 for run in out.glob("runs/*/*") if (run / "trajectory.jsonl").exists() and not (run / "result.json").exists())
+    return sum(
+        1 for run in out.glob("runs/*/*") if (run / "trajectory.jsonl").exists() and not (run / "result.json").exists()
+    )
 
 
 def sample(eval_pid: int, out: Path, peak: Peak, stop: threading.Event) -> None:
@@ -150,7 +154,8 @@ def main() -> None:
     parser.add_argument("--pythonpath", default=str(ROOT), help="the lancer checkout the eval runs from")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
-    print(f"{args.turns} turns per attempt, the model answering in {args.delay:g} s per turn; lancer from {args.pythonpath}")
+    print(f"{args.turns} turns per attempt, the model answering in {args.delay:g} s per turn")
+    print(f"lancer from {args.pythonpath}")
     header = f"{'workers':>7} {'attempts':>8} {'wall s':>7} {'att/s':>6} {'speed-up':>8} {'peak in flight':>14}"
     print(f"{header} {'lancer MB/att':>13} {'(procs)':>7} {'sandbox MB/att':>14} {'cpu s/att':>9}")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -167,7 +172,8 @@ def main() -> None:
                 base_rate = base_rate or rate
                 per = max(peak.in_flight, 1)
                 print(
-                    f"{workers:>7} {attempts:>8} {wall:>7.1f} {rate:>6.3f} {rate / base_rate:>7.1f}x {peak.in_flight:>14} "
+                    f"{workers:>7} {attempts:>8} {wall:>7.1f} {rate:>6.3f} {rate / base_rate:>7.1f}x "
+                    f"{peak.in_flight:>14} "
                     f"{peak.lancer_mb / per:>13.1f} {peak.lancer_processes:>7} {peak.sandbox_mb / per:>14.1f} "
                     f"{cpu / attempts:>9.2f}",
                     flush=True,

@@ -39,6 +39,12 @@ def add_eval_command(commands: Any) -> None:
     ev.add_argument("--cost-limit", type=float, help="per attempt: stop before spending more than this many USD")
     ev.add_argument("--time-limit", type=float, help="per attempt: stop after this many seconds")
     ev.add_argument("--base-url", help="the model API's base URL (any OpenAI-compatible server)")
+    ev.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="requests to the model API in flight at once, over all workers (default: no limit)",
+    )
     ev.set_defaults(handler=run_eval_command)
 
 
@@ -69,6 +75,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
             "limits.cost_limit_usd": args.cost_limit,
             "limits.time_limit_s": args.time_limit,
             "model.base_url": args.base_url,
+            "model.max_connections": args.max_connections,
         },
     )
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None

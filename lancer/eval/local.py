@@ -14,6 +14,9 @@ bought is kept where it matters:
   several were, the crash cannot be pinned on one, so each of them runs again, from the
   start, in a process of its own, where a second crash is its own error row. What their
   first run had cost is handed back with the row (``discarded``) for the budget.
+
+A rate limit in the config (``model.max_connections`` ...) is shared by every worker
+process through one ``lancer.models.limiter.LimiterServer`` in the eval's process.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from lancer.core.config import ModelConfig
 from lancer.eval.attempt import AttemptJob, error_row, usage_so_far
 from lancer.eval.worker import WORKER_LOG
+from lancer.models.limiter import ADDRESS_ENV, LimiterServer, Limits
 
 ATTEMPTS_PER_PROCESS = 16
 HANG_S = float(os.environ.get("LANCER_WORKER_HANG_S", "60"))  # no heartbeat this long: the process is stuck
@@ -44,20 +49,20 @@ Key = tuple[str, int]
 class WorkerProcess:
     """One ``python -m lancer.eval.worker`` and the jobs it runs."""
 
-    def __init__(self, capacity: int, executor: LocalExecutor) -> None:
+    def __init__(self, capacity: int, executor: LocalExecutor, env: dict[str, str]) -> None:
         self.capacity = capacity
         self.jobs: dict[Key, AttemptJob] = {}
         self.heard = time.monotonic()
         self.hung = False
         self._executor = executor
-        self._log: IO[bytes] = tempfile.TemporaryFile()  # no name: gone with the process, even after kill -9
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by its reader); no name: gone with the process, even after kill -9
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "lancer.eval.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
-            env={**os.environ, "LANCER_EVAL_PARENT": str(os.getpid())},
+            env={**os.environ, **env, "LANCER_EVAL_PARENT": str(os.getpid())},
         )
         self._write_lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -118,10 +123,13 @@ class LocalExecutor:
         self._closing = threading.Event()
         # Attempts run again after a crash took them: what their first runs had cost.
         self._discarded: dict[Key, list[dict[str, Any]]] = {}
+        self._limiter: LimiterServer | None = None
+        self._env: dict[str, str] = {}
         threading.Thread(target=self._watch_hangs, daemon=True).start()
 
     def submit(self, job: AttemptJob) -> None:
         Path(job.run_dir).mkdir(parents=True, exist_ok=True)
+        self._share_rate_limit(job)
         with self._lock:
             shared = [p for p in self._processes if p.capacity > 1 and len(p.jobs) < p.capacity]
             process = min(shared, key=lambda p: len(p.jobs)) if shared else None
@@ -129,8 +137,17 @@ class LocalExecutor:
                 process = self._start(min(self.slots, ATTEMPTS_PER_PROCESS))
             process.run(job)
 
+    def _share_rate_limit(self, job: AttemptJob) -> None:
+        """One limiter for every worker process, when the config sets a limit and no one
+        (a Ray node) has handed one down already."""
+        if self._limiter is not None or ADDRESS_ENV in os.environ:
+            return
+        if Limits.from_config(ModelConfig.model_validate(job.config.get("model", {}))):
+            self._limiter = LimiterServer()
+            self._env[ADDRESS_ENV] = self._limiter.address
+
     def _start(self, capacity: int) -> WorkerProcess:
-        process = WorkerProcess(capacity, self)
+        process = WorkerProcess(capacity, self, self._env)
         self._processes.append(process)
         if self._interrupted:
             process.signal(signal.SIGINT)
@@ -212,6 +229,8 @@ class LocalExecutor:
                 process.wait()
             time.sleep(0.05)  # let the readers hand their processes back
         self._closing.set()
+        if self._limiter is not None:
+            self._limiter.close()
 
 
 def _append_log(path: Path, log: bytes) -> None:

@@ -146,9 +146,16 @@ class EvalStore:
         self._results = self._lock = None
 
 
+# How fast the model is asked, not what: a continued eval may change them.
+_PACING = ("max_connections", "requests_per_minute", "tokens_per_minute")
+
+
 def _identity(key: str, value: Any) -> Any:
     if key == "tasks":  # where a task was read from may change; what it is may not
         return [(t["id"], t["variant"], t["price"]) for t in value or []]
+    if key == "config" and isinstance(value, dict):
+        model = {k: v for k, v in (value.get("model") or {}).items() if k not in _PACING}
+        return {**value, "model": model}
     return value
 
 
