@@ -57,10 +57,14 @@ class Peak:
 
 
 def turns_file(path: Path, count: int) -> Path:
+    # The same usage every turn (the server's made-up figures grow with each turn it serves,
+    # and would reach the cost limit over hundreds of attempts).
+    usage = {"input_tokens": 2000, "output_tokens": 50}
     look = [
-        {"tool_calls": [{"name": "bash", "arguments": {"command": f"echo look {i} && ls"}}]} for i in range(count - 1)
+        {"tool_calls": [{"name": "bash", "arguments": {"command": f"echo look {i} && ls"}}], "usage": usage}
+        for i in range(count - 1)
     ]
-    submit = {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 2}}]}
+    submit = {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 2}}], "usage": usage}
     path.write_text(yaml.safe_dump({"turns": [*look, submit]}))
     return path
 

@@ -15,8 +15,9 @@ bought is kept where it matters:
   start, in a process of its own, where a second crash is its own error row. What their
   first run had cost is handed back with the row (``discarded``) for the budget.
 
-A rate limit in the config (``model.max_connections`` ...) is shared by every worker
-process through one ``lancer.models.limiter.LimiterServer`` in the eval's process.
+The model's rate limit (``model.max_connections`` ..., and a server's Retry-After) is
+shared by every worker process through one ``lancer.models.limiter.LimiterServer`` in
+the eval's process.
 """
 
 from __future__ import annotations
@@ -35,10 +36,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from lancer.core.config import ModelConfig
 from lancer.eval.attempt import AttemptJob, error_row, usage_so_far
 from lancer.eval.worker import WORKER_LOG
-from lancer.models.limiter import ADDRESS_ENV, LimiterServer, Limits
+from lancer.models.limiter import ADDRESS_ENV, LimiterServer
 
 ATTEMPTS_PER_PROCESS = 16
 HANG_S = float(os.environ.get("LANCER_WORKER_HANG_S", "60"))  # no heartbeat this long: the process is stuck
@@ -129,7 +129,7 @@ class LocalExecutor:
 
     def submit(self, job: AttemptJob) -> None:
         Path(job.run_dir).mkdir(parents=True, exist_ok=True)
-        self._share_rate_limit(job)
+        self._share_rate_limit()
         with self._lock:
             shared = [p for p in self._processes if p.capacity > 1 and len(p.jobs) < p.capacity]
             process = min(shared, key=lambda p: len(p.jobs)) if shared else None
@@ -137,12 +137,10 @@ class LocalExecutor:
                 process = self._start(min(self.slots, ATTEMPTS_PER_PROCESS))
             process.run(job)
 
-    def _share_rate_limit(self, job: AttemptJob) -> None:
-        """One limiter for every worker process, when the config sets a limit and no one
-        (a Ray node) has handed one down already."""
-        if self._limiter is not None or ADDRESS_ENV in os.environ:
-            return
-        if Limits.from_config(ModelConfig.model_validate(job.config.get("model", {}))):
+    def _share_rate_limit(self) -> None:
+        """One limiter for every worker process (its limits, and a server's Retry-After),
+        unless one was handed down already (a Ray node's)."""
+        if self._limiter is None and ADDRESS_ENV not in os.environ:
             self._limiter = LimiterServer()
             self._env[ADDRESS_ENV] = self._limiter.address
 

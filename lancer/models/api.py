@@ -58,7 +58,7 @@ class ApiModel(ABC):
         margin = 0.05 if counter.exact and self.tiktoken_is_exact else 0.2
         self.fitter = ContextFitter(card.context_window, self.max_output_tokens(), counter, margin)
         self.retry_policy = RetryPolicy.from_config(config)
-        # The rate limit this endpoint shares with every run of the eval (None: the config sets none).
+        # The rate limit this endpoint shares with every run of the eval.
         self.limiter = limiter_for(config)
         self.endpoint = self.base_url or f"{self.provider} default"
         self._last_fit: tuple[tuple[int, int, int], Fitted] | None = None
@@ -109,9 +109,7 @@ class ApiModel(ABC):
     # --- shared helpers -------------------------------------------------------------------
 
     def _send_limited(self, fitted: Fitted, tools: list[ToolSpec], waited: list[float]) -> ModelResponse:
-        """One request within the shared rate limit (lancer.models.limiter), if the config sets one."""
-        if self.limiter is None:
-            return self._send(fitted.messages, tools)
+        """One request within the rate limit it shares with every run of the eval (lancer.models.limiter)."""
         limiter, limits = self.limiter
         slot = limiter.acquire(self.endpoint, limits, fitted.tokens + self.max_output_tokens())
         waited.append(slot.waited_s)
@@ -124,8 +122,7 @@ class ApiModel(ABC):
             slot.release(used)
 
     def _pause_everyone(self, seconds: float) -> None:
-        if self.limiter is not None:
-            self.limiter[0].pause(self.endpoint, seconds)
+        self.limiter[0].pause(self.endpoint, seconds)
 
     def _fit(self, messages: list[Message], tools: list[ToolSpec]) -> Fitted:
         """The loop asks for the cost estimate and then queries with the same history:

@@ -12,9 +12,9 @@ shape below:
   A slot is a connection: a process that dies holding one gives it back.
 
 ``limiter_for(config)`` is what a provider uses: the limiter named by ``LANCER_LIMITER``
-(``unix:PATH``, set by the eval for its workers), else this process's own; None when the
-config sets no limit. Waiting for a slot is measured apart from waiting on the model and
-recorded in the trajectory (``limiter_wait_s``).
+(``unix:PATH``, set by the eval for its workers), else this process's own. Waiting for a
+slot is measured apart from waiting on the model and recorded in the trajectory
+(``limiter_wait_s``). On a Ray cluster: ``lancer.models.ray_limiter``.
 """
 
 from __future__ import annotations
@@ -238,12 +238,10 @@ class _RemoteSlot:
         self._conn.close()
 
 
-def limiter_for(config: ModelConfig) -> tuple[Limiter, Limits] | None:
-    """The limiter this process's model calls go through, and the config's limits; None: no limit."""
-    limits = Limits.from_config(config)
-    if not limits:
-        return None
-    return _shared_limiter(os.environ.get(ADDRESS_ENV, "")), limits
+def limiter_for(config: ModelConfig) -> tuple[Limiter, Limits]:
+    """The limiter this process's model calls go through, and the config's limits (a limiter
+    without limits still makes every run wait out a server's Retry-After)."""
+    return _shared_limiter(os.environ.get(ADDRESS_ENV, "")), Limits.from_config(config)
 
 
 @functools.cache
