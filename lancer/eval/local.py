@@ -49,8 +49,9 @@ Key = tuple[str, int]
 class WorkerProcess:
     """One ``python -m lancer.eval.worker`` and the jobs it runs."""
 
-    def __init__(self, capacity: int, executor: LocalExecutor, env: dict[str, str]) -> None:
+    def __init__(self, capacity: int, executor: LocalExecutor, env: dict[str, str], alone: bool = False) -> None:
         self.capacity = capacity
+        self.alone = alone  # runs one attempt again, after a crash, apart from all others
         self.jobs: dict[Key, AttemptJob] = {}
         self.heard = time.monotonic()
         self.hung = False
@@ -131,7 +132,7 @@ class LocalExecutor:
         Path(job.run_dir).mkdir(parents=True, exist_ok=True)
         self._share_rate_limit()
         with self._lock:
-            shared = [p for p in self._processes if p.capacity > 1 and len(p.jobs) < p.capacity]
+            shared = [p for p in self._processes if not p.alone and len(p.jobs) < p.capacity]
             process = min(shared, key=lambda p: len(p.jobs)) if shared else None
             if process is None:
                 process = self._start(min(self.slots, ATTEMPTS_PER_PROCESS))
@@ -144,8 +145,8 @@ class LocalExecutor:
             self._limiter = LimiterServer()
             self._env[ADDRESS_ENV] = self._limiter.address
 
-    def _start(self, capacity: int) -> WorkerProcess:
-        process = WorkerProcess(capacity, self, self._env)
+    def _start(self, capacity: int, alone: bool = False) -> WorkerProcess:
+        process = WorkerProcess(capacity, self, self._env, alone)
         self._processes.append(process)
         if self._interrupted:
             process.signal(signal.SIGINT)
@@ -165,14 +166,14 @@ class LocalExecutor:
                 self._processes.remove(process)
             orphans = list(process.jobs.values())
             process.jobs.clear()
-            rerun = len(orphans) > 1 and process.capacity > 1 and not self._interrupted
+            rerun = len(orphans) > 1 and not process.alone and not self._interrupted
             for job in orphans:
                 _append_log(Path(job.run_dir) / WORKER_LOG, log)
                 if rerun:
                     self._discard(job)
-                    alone = self._start(1)
-                    alone.run(job)
-                    alone.finish()
+                    apart = self._start(1, alone=True)
+                    apart.run(job)
+                    apart.finish()
         if rerun:
             return
         if process.hung:
