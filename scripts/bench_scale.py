@@ -10,8 +10,9 @@ count runs ``--baseline-attempts`` attempts only (1 worker x 128 attempts x 10 s
 over 20 minutes): its rate stands for it, as the output says.
 
 Per worker count it prints: wall seconds, attempts per second, the speed-up over the first
-count; the peak of attempts in flight and, at that moment, the resident memory (RSS) of
-lancer's own processes (the eval and its worker processes: Python processes running lancer)
+count (and the same from the first attempt's start to the last one's end, which leaves out
+the command's start-up and shutdown: seconds each, more on a loaded machine); the peak of
+attempts in flight and, at that moment, the resident memory (RSS) of lancer's own processes (the eval and its worker processes: Python processes running lancer)
 divided by the attempts in flight, and apart from it the sandboxes' processes (bubblewrap,
 its init, the agent's shell); the CPU seconds per attempt of everything the eval started
 (lancer, sandboxes, the agent's commands; no tests run: manager tasks are graded by the
@@ -35,6 +36,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -122,6 +124,17 @@ def sample(eval_pid: int, out: Path, peak: Peak, stop: threading.Event) -> None:
             peak.in_flight, peak.lancer_mb, peak.sandbox_mb, peak.lancer_processes = running, lancer, sandbox, count
 
 
+def run_span(out: Path) -> float:
+    """Seconds from the first attempt's start to the last one's end: the eval's own start-up
+    (imports, checks, worker processes) and shutdown left out."""
+    starts, ends = [], []
+    for run in out.glob("runs/*/*"):
+        stamp = (run / "lancer.log").read_text().split(" ", 1)[0]
+        starts.append(datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp())
+        ends.append((run / "result.json").stat().st_mtime)
+    return max(ends) - min(starts)
+
+
 def run_eval(out: Path, workers: int, attempts: int, base_url: str, pythonpath: str) -> tuple[float, float, Peak]:
     """Wall seconds, CPU seconds (the eval and everything it started), the memory peak."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -161,27 +174,29 @@ def main() -> None:
     print(f"{args.turns} turns per attempt, the model answering in {args.delay:g} s per turn")
     print(f"lancer from {args.pythonpath}")
     header = f"{'workers':>7} {'attempts':>8} {'wall s':>7} {'att/s':>6} {'speed-up':>8} {'peak in flight':>14}"
-    print(f"{header} {'lancer MB/att':>13} {'(procs)':>7} {'sandbox MB/att':>14} {'cpu s/att':>9}")
+    print(f"{header} {'lancer MB/att':>13} {'(procs)':>7} {'sandbox MB/att':>14} {'cpu s/att':>9} {'run att/s':>9}")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         server = FakeLLMServer.from_turns_file(turns_file(Path(tmp) / "turns.yaml", args.turns))
         server.delay_s, server.per_conversation = args.delay, True
         with server:
-            base_rate = None
+            base_rate = base_run_rate = None
             for i, workers in enumerate(counts):
                 attempts = args.baseline_attempts if i == 0 else args.attempts
                 out = Path(tmp) / f"eval-{workers}"
                 wall, cpu, peak = run_eval(out, workers, attempts, server.openai_base_url, args.pythonpath)
+                run_rate = attempts / run_span(out)
                 shutil.rmtree(out, ignore_errors=True)
                 rate = attempts / wall
-                base_rate = base_rate or rate
+                base_rate, base_run_rate = base_rate or rate, base_run_rate or run_rate
                 per = max(peak.in_flight, 1)
                 print(
                     f"{workers:>7} {attempts:>8} {wall:>7.1f} {rate:>6.3f} {rate / base_rate:>7.1f}x "
                     f"{peak.in_flight:>14} "
                     f"{peak.lancer_mb / per:>13.1f} {peak.lancer_processes:>7} {peak.sandbox_mb / per:>14.1f} "
-                    f"{cpu / attempts:>9.2f}",
+                    f"{cpu / attempts:>9.2f} {run_rate:>6.3f} ({run_rate / base_run_rate:.1f}x)",
                     flush=True,
                 )
+    print("att/s: over the whole command; run att/s: from the first attempt's start to the last one's end")
     if counts and args.baseline_attempts != args.attempts:
         print(f"(the {counts[0]}-worker row ran {args.baseline_attempts} attempts; its rate is the baseline)")
 
