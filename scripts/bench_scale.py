@@ -12,11 +12,12 @@ over 20 minutes): its rate stands for it, as the output says.
 Per worker count it prints: wall seconds, attempts per second, the speed-up over the first
 count (and the same from the first attempt's start to the last one's end, which leaves out
 the command's start-up and shutdown: seconds each, more on a loaded machine); the peak of
-attempts in flight and, at that moment, the resident memory (RSS) of lancer's own processes (the eval and its worker processes: Python processes running lancer)
-divided by the attempts in flight, and apart from it the sandboxes' processes (bubblewrap,
-its init, the agent's shell); the CPU seconds per attempt of everything the eval started
-(lancer, sandboxes, the agent's commands; no tests run: manager tasks are graded by the
-chosen proposal). Targets (issue 16): at 64 workers >= 40x the throughput of 1 worker;
+attempts in flight and, at that moment, the resident memory (RSS) of lancer's own
+processes (the eval and its worker processes: Python processes running lancer) divided by
+the attempts in flight, and apart from it the sandboxes' processes (bubblewrap, its init,
+the agent's shell); the CPU seconds per attempt of everything the eval started (lancer,
+sandboxes, the agent's commands; no tests run: manager tasks are graded by the chosen
+proposal). Targets (issue 16): at 64 workers >= 40x the throughput of 1 worker;
 <= 30 MB of lancer RSS per attempt in flight.
 
 ``--pythonpath DIR`` runs the eval from another lancer checkout (e.g. the commit before the

@@ -19,7 +19,8 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lancer.core.text import percent
+from lancer.core.tables import Figures
+from lancer.core.text import money, pass_at, percent
 from lancer.eval.attempt import AttemptJob, is_error
 
 
@@ -166,33 +167,40 @@ class StepCounter:
         self._seen.pop(trajectory, None)
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
+def summary_figures(summary: dict[str, Any]) -> Figures:
     """The final summary: one column overall, one per variant and per set; one row per figure."""
     k = str(summary["attempts_per_task"])
     groups = [("overall", summary["overall"])]
     for key in ("by_variant", "by_set"):
         groups += list(summary.get(key, {}).items())
-    table = Table(title=f"{summary.get('model', '')}: {summary.get('status', '')}", title_justify="left")
-    table.add_column("")
-    for name, _ in groups:
-        table.add_column(name, justify="right")
     figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("tasks", lambda g: str(g["tasks"])),
         ("attempts graded / finished", lambda g: f"{g['graded']} / {g['attempts']}"),
         ("resolved", lambda g: str(g["resolved"])),
-        ("pass@1", lambda g: percent(g["pass_at"].get("1"))),
-        *([(f"pass@{k}", lambda g: percent(g["pass_at"].get(k)))] if k != "1" else []),
-        ("earned (one attempt)", lambda g: f"${g['earned']:,.2f}"),
-        *([(f"earned@{k}", lambda g: f"${g['earned_at_k']:,.2f}")] if k != "1" else []),
-        ("possible", lambda g: f"${g['possible']:,.2f}"),
+        ("pass@1", lambda g: _pass_at(g, "1")),
+        *([(f"pass@{k}", lambda g: _pass_at(g, k))] if k != "1" else []),
+        ("earned (one attempt)", lambda g: money(g["earned"])),
+        *(
+            [(f"earned@{k}", lambda g: money(g["earned_at_k"]) if g["earned_at_k"] is not None else "-")]
+            if k != "1"
+            else []
+        ),
+        ("possible", lambda g: money(g["possible"])),
         ("earn rate", lambda g: percent(g["earn_rate"])),
-        ("cost", lambda g: "unknown" if g["cost_usd"] is None else f"${g['cost_usd']:.4f}"),
-        ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else f"${g['cost_per_resolved']:.4f}"),
+        ("cost", lambda g: money(g["cost_usd"], 4)),
+        ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else money(g["cost_per_resolved"], 4)),
         ("ROI", lambda g: "-" if g["roi"] is None else f"{g['roi']:,.1f}x"),
         ("errors", lambda g: str(g["errors"])),
         ("interrupted", lambda g: str(g["interrupted"])),
         ("not run", lambda g: str(g["not_run"])),
     ]
-    for label, show in figures:
-        table.add_row(label, *(show(group) for _, group in groups))
-    return table
+    return Figures(
+        f"{summary.get('model', '')}: {summary.get('status', '')}",
+        ["", *(label for label, _ in figures)],
+        [[name, *(show(group) for _, show in figures)] for name, group in groups],
+        across=True,
+    )
+
+
+def _pass_at(group: dict[str, Any], k: str) -> str:
+    return pass_at(group["pass_at"].get(k), (group.get("pass_at_short") or {}).get(k, 0))
