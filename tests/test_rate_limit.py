@@ -135,3 +135,24 @@ def test_a_run_records_limiter_waits_apart_from_the_model(monkeypatch: pytest.Mo
         response = model.query([Message("system", "s"), Message("user", "task")], [])
     assert response.tool_calls[0].name == "bash"
     assert response.limiter_wait_s >= 0.4
+
+
+@pytest.mark.timeout(900)
+def test_the_limit_holds_across_two_ray_nodes(tmp_path: Path) -> None:
+    from tests.ray_cluster import ENV, ray_cluster
+
+    tasks = manager_tasks(tmp_path / "tasks", 4)
+    with serve(delay_s=0.3, max_concurrent=2, retry_after_s=1) as server:
+        # The nodes were started without the eval's environment: the base URL travels in the config.
+        options = ["--attempts", "2", "--workers", "4", "--max-connections", "2", "--base-url", server.openai_base_url]
+        with ray_cluster(cpus_per_node=2) as cluster:
+            argv = ["eval", str(tasks), "--model", "openai:gpt-4o", "--out", str(tmp_path / "ray"), *options]
+            proc = run_lancer(*argv, "--executor", "ray", "--ray-address", cluster.address, env=ENV, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert server.peak_in_flight <= 2 and server.rate_limited_at == []
+    on_ray = json.loads((tmp_path / "ray" / "summary.json").read_text())["overall"]
+    nodes = {json.loads(line)["node"] for line in (tmp_path / "ray" / "results.jsonl").read_text().splitlines()}
+    assert len(nodes) == 2  # both nodes ran attempts
+    with serve(delay_s=0.05) as server:
+        one = lancer_eval(tasks, tmp_path / "1", server, "--attempts", "2", "--workers", "1")
+    assert on_ray["errors"] == 0 and figures(on_ray) == figures(one)

@@ -30,7 +30,7 @@ def add_eval_command(commands: Any) -> None:
     ev.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="attempts at once (default 4)")
     ev.add_argument("--budget", type=float, metavar="USD", help="the most the whole eval may spend on the model")
     ev.add_argument("--out", type=Path, help="eval directory; one holding an eval is continued (default: evals/...)")
-    ev.add_argument("--executor", default="local", help="local (child processes) or ray (a Ray cluster)")
+    ev.add_argument("--executor", default="local", help="local (worker processes here) or ray (a Ray cluster)")
     ev.add_argument("--ray-address", help="--executor ray: the cluster's address (default: RAY_ADDRESS or local)")
     ev.add_argument("--sandbox", choices=["local", "docker"], help="where each attempt runs (default: local)")
     ev.add_argument("--image", help="docker: run in this image instead of the task's image or dockerfile")

@@ -1,4 +1,4 @@
-"""Executors run attempts somewhere: child processes here (``local``) or Ray tasks (``ray``).
+"""Executors run attempts somewhere: worker processes here (``local``) or Ray tasks (``ray``).
 
 The driver (``lancer.eval.driver``) owns scheduling: it keeps at most ``slots`` attempts in
 flight, decides (budget, Ctrl-C) whether another may start, and writes every output file.
