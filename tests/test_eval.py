@@ -239,6 +239,9 @@ def test_an_eval_of_mixed_outcomes_writes_every_output(tmp_path: Path) -> None:
         assert list(row) == list(ROW_FIELDS)
         assert row["node"] == socket.gethostname()
         assert row["run_dir"] == f"runs/{row['task_id']}/{row['attempt']}"
+        if row["task_id"] == "broken":  # its environment could not be built: its attempts never ran
+            assert not (out / row["run_dir"]).exists()
+            continue
         result = json.loads((out / row["run_dir"] / "result.json").read_text())
         assert (result["task_id"], result["exit_status"], result["resolved"]) == (
             row["task_id"],
@@ -261,8 +264,10 @@ def test_an_eval_of_mixed_outcomes_writes_every_output(tmp_path: Path) -> None:
     assert overall["roi"] == pytest.approx(600 / 0.35, abs=1e-3)
     assert "task setup command 'exit 3' exited 3" in overall["error_details"][0]["reason"]
     assert s["by_variant"]["swe_manager"]["errors"] == 2 and s["by_variant"]["ic_swe"]["errors"] == 0
-    # What the user sees: a line per attempt, the summary table, where the files are.
-    assert proc.stderr.count(" on ") >= 8 and "pass@2" in proc.stderr and "earned@2" in proc.stderr
+    # What the user sees: a line per attempt run, one for the task whose setup failed, the
+    # summary table, where the files are.
+    assert proc.stderr.count("broken: ERROR its environment could not be built, 2 attempt(s) not run") == 1
+    assert proc.stderr.count(" on ") >= 6 and "pass@2" in proc.stderr and "earned@2" in proc.stderr
     assert f"eval directory: {out}" in proc.stderr
 
 

@@ -99,7 +99,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
         check_priced(args.model, config, model)  # a plugin's model only tells once made
     executor = create_executor(args.executor, workers=args.workers, address=args.ray_address)
     out: Path = args.out or fresh_dir(Path("evals"), "eval")
-    plan = EvalPlan(tasks, args.model, config, args.attempts, args.budget)
+    # Each task's environment is built on this machine before its attempts; on a Ray cluster
+    # each node builds (and caches) its own when an attempt first needs it.
+    prepare_envs = args.executor == "local"
+    plan = EvalPlan(tasks, args.model, config, args.attempts, args.budget, prepare_envs)
     store = EvalStore(out)
     try:
         resuming = store.open(

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lancer.eval.attempt import is_error
+from lancer.eval.attempt import TIME_PARTS, is_error
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -109,7 +109,19 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
         ],
         "interrupted": len(rows) - len(finished),
         "not_run": max(len(tasks) * k - len(rows), 0),
+        "mean_time_s": mean_times(finished),
     }
+
+
+def mean_times(rows: Iterable[dict[str, Any]]) -> dict[str, float | None]:
+    """The mean seconds of an attempt's setup, agent and grading, over the attempts that
+    recorded each (an attempt that never reached grading has no grading time)."""
+    rows = list(rows)
+    means: dict[str, float | None] = {}
+    for part in TIME_PARTS:
+        values = [float(r[part]) for r in rows if r.get(part) is not None]
+        means[part] = round(sum(values) / len(values), 3) if values else None
+    return means
 
 
 def _pass_at(by_task: dict[str, list[dict[str, Any]]], k: int) -> dict[str, list[float]]:

@@ -21,7 +21,8 @@ from rich.table import Table
 
 from lancer.core.tables import Figures
 from lancer.core.text import money, pass_at, percent
-from lancer.eval.attempt import AttemptJob, is_error
+from lancer.eval.attempt import TIME_PARTS, AttemptJob, is_error
+from lancer.eval.envs import EnvBuild
 
 
 @dataclass
@@ -73,6 +74,14 @@ class LineProgress:
     def stop(self) -> None:
         pass
 
+    def env_building(self, task_ids: list[str]) -> None:
+        self.console.print(f"building the environments of {len(task_ids)} task(s) first", markup=False)
+
+    def env_built(self, build: EnvBuild, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.tally.add(row)
+        self.console.print(env_line(build, len(rows)), markup=False, highlight=False)
+
 
 class LiveProgress:
     def __init__(self, console: Console) -> None:
@@ -89,6 +98,7 @@ class LiveProgress:
             console=console,
         )
         self.running: dict[tuple[str, int], tuple[AttemptJob, float]] = {}
+        self.building: dict[str, float] = {}  # task id -> when its environment's build started
         self._steps = StepCounter()
         self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._render)
 
@@ -112,16 +122,39 @@ class LiveProgress:
     def refresh(self) -> None:
         pass  # the Live display redraws itself from _render
 
+    def env_building(self, task_ids: list[str]) -> None:
+        started = time.monotonic()
+        self.building.update((task_id, started) for task_id in task_ids)
+
+    def env_built(self, build: EnvBuild, rows: list[dict[str, Any]]) -> None:
+        self.building.pop(build.task_id, None)
+        for row in rows:
+            self.tally.add(row)
+        self.bar.update(self.task, completed=self.tally.done, **self.tally.fields())
+        self.live.console.print(env_line(build, len(rows)), markup=False, highlight=False)
+
     def stop(self) -> None:
         self.live.stop()
 
     def _render(self) -> Group:
         workers = Table.grid(padding=(0, 2))
         now = time.monotonic()
+        for task_id, started in list(self.building.items()):
+            workers.add_row(f"  {task_id}", "building its environment", f"{now - started:.0f}s")
         for job, started in list(self.running.values()):
             steps = self._steps(Path(job.run_dir) / "trajectory.jsonl")
             workers.add_row(f"  {job.task_id} #{job.attempt}", f"step {steps}", f"{now - started:.0f}s")
         return Group(self.bar, workers)
+
+
+def env_line(build: EnvBuild, not_run: int) -> str:
+    """One line per task whose environment was built (or found) before its attempts."""
+    if build.error is None:
+        return f"{build.task_id}: environment {build.outcome} ({build.seconds:.1f}s)"
+    return (
+        f"{build.task_id}: ERROR its environment could not be built, {not_run} attempt(s) not run "
+        f"and counted as errors ({build.error})"
+    )
 
 
 def attempt_line(row: dict[str, Any]) -> str:
@@ -167,6 +200,12 @@ class StepCounter:
         self._seen.pop(trajectory, None)
 
 
+def seconds_triple(times: dict[str, float | None] | None) -> str:
+    """ "0.3 / 12.0 / 1.6 s": an attempt's setup, agent and grading time ("-" where unknown)."""
+    times = times or {}
+    return " / ".join("-" if times.get(p) is None else f"{times[p]:.1f}" for p in TIME_PARTS) + " s"
+
+
 def summary_figures(summary: dict[str, Any]) -> Figures:
     """The final summary: one column overall, one per variant and per set; one row per figure."""
     k = str(summary["attempts_per_task"])
@@ -190,6 +229,7 @@ def summary_figures(summary: dict[str, Any]) -> Figures:
         ("cost", lambda g: money(g["cost_usd"], 4)),
         ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else money(g["cost_per_resolved"], 4)),
         ("ROI", lambda g: "-" if g["roi"] is None else f"{g['roi']:,.1f}x"),
+        ("mean time: setup / agent / grading", lambda g: seconds_triple(g.get("mean_time_s"))),
         ("errors", lambda g: str(g["errors"])),
         ("interrupted", lambda g: str(g["interrupted"])),
         ("not run", lambda g: str(g["not_run"])),

@@ -17,13 +17,15 @@ from lancer.core.errors import LancerError
 from lancer.core.records import EvalRecord, is_eval_dir, read_eval
 from lancer.core.tables import Figures, print_figures
 from lancer.core.text import money, pass_at, percent
+from lancer.eval.metrics import mean_times
+from lancer.eval.progress import seconds_triple
 from lancer.study import tally
 from lancer.study.plots import PLOT_FILES, write_plots
 
 COLUMNS = (
     "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "short_of_k", "earned",
     "earned_at_k", "possible", "earn_rate", "cost_usd", "cost_per_resolved", "roi", "earned_all_attempts", "errors",
-    "not_run",
+    "not_run", "setup_s", "agent_s", "grading_s",
 )  # fmt: skip
 
 
@@ -69,6 +71,8 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "earned_all_attempts": tally.dollars(rows)["earned"],
                     "errors": figures.get("errors", 0),
                     "not_run": figures.get("not_run", 0),
+                    # From the rows: evals written before timing was recorded have none.
+                    **mean_times(r for r in rows if r.get("exit_status") != "interrupted"),
                 }
             )
     return out
@@ -113,17 +117,19 @@ def _cells(row: dict[str, Any]) -> list[str]:
         money(row["earned_all_attempts"]),
         _int(row["errors"]),
         _int(row["not_run"]),
+        seconds_triple(row),
     ]
 
 
 _HEADERS = ["eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "earned", "possible",
-            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run"]  # fmt: skip
+            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run",
+            "mean setup / agent / grading"]  # fmt: skip
 
 
 def _figures(rows: list[dict[str, Any]]) -> Figures:
     """The terminal's table: the markdown's columns, a few merged to fit a terminal."""
     fields = ("eval", "model", "scope", "graded", "pass@1", "pass@k", "earned / possible", "earn rate", "cost",
-              "ROI", "errors")  # fmt: skip
+              "ROI", "errors", "setup / agent / grading")  # fmt: skip
     figures = Figures("lancer report", fields, names=3)
     for row in rows:
         c = dict(zip(_HEADERS, _cells(row), strict=True))
@@ -140,6 +146,7 @@ def _figures(rows: list[dict[str, Any]]) -> Figures:
                 c["cost"],
                 c["ROI"],
                 c["errors"] + (f" (+{c['not run']} not run)" if row["not_run"] else ""),
+                c["mean setup / agent / grading"],
             ]
         )
     return figures
