@@ -18,7 +18,7 @@ import ray
 
 from lancer.models.limiter import Limits, LocalLimiter, Slot
 
-MAX_WAITERS = 10_000
+MAX_WAITERS = 1_000
 
 
 @ray.remote(num_cpus=0)
