@@ -142,6 +142,9 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
             for row in executor.wait(timeout=0.5):
                 job = in_flight.pop((row["task_id"], row["attempt"]))
                 row["run_dir"] = str(store.run_dir(job.task_id, job.attempt).relative_to(store.root))
+                for run in row.pop("discarded", []):  # run again after its worker process crashed
+                    store.discard(run)
+                    spent += run.get("cost_usd") or 0.0
                 if row["exit_status"] != "interrupted":
                     store.append(row)
                 rows.append(row)

@@ -1,4 +1,4 @@
-"""Executors run attempts somewhere: child processes here (``local``) or Ray tasks (``ray``).
+"""Executors run attempts somewhere: worker processes here (``local``) or Ray tasks (``ray``).
 
 The driver (``lancer.eval.driver``) owns scheduling: it keeps at most ``slots`` attempts in
 flight, decides (budget, Ctrl-C) whether another may start, and writes every output file.
@@ -12,6 +12,8 @@ An executor only runs what it is given and hands back rows:
   node vanished) still comes back, as an ``error_row``: ``wait`` never raises for one
   attempt's failure. The row's run directory is at ``job.run_dir`` on the driver when the
   row is returned, whichever machine ran it.
+  A row may carry ``discarded``: earlier runs of the same attempt that the executor threw
+  away and ran again (``[{"task_id", "attempt", "cost_usd"}]``), for the budget.
 - ``interrupt()``: Ctrl-C. Every attempt in flight ends as ``interrupted`` (outputs
   written, sandbox removed) and its row still comes back from ``wait``. Idempotent.
 - ``close()``: free everything (processes, cluster connections); attempts still in flight

@@ -31,6 +31,7 @@ import socket
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ from lancer.core.sandbox import pid_alive
 from lancer.eval.attempt import AttemptJob, error_row
 from lancer.eval.local import LocalExecutor
 from lancer.eval.store import WORKER_PID_FILE
+from lancer.models.limiter import ADDRESS_ENV, LimiterServer
+from lancer.models.ray_limiter import MAX_WAITERS, ActorLimiter, RateLimitActor
 from lancer.sandbox import docker, local
 
 # Each attempt takes one CPU of the cluster: `ray start --num-cpus N` is how many attempts
@@ -67,13 +70,15 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"cannot join the Ray cluster at {address or 'this machine'}: {e}") from None
         self._interrupts = Interrupts.remote()  # type: ignore[attr-defined]
+        # The model's rate limit, cluster-wide.
+        self._limiter = RateLimitActor.options(max_concurrency=MAX_WAITERS).remote()  # type: ignore[attr-defined]
         _clean_every_node()  # what attempts of a killed eval left on the nodes
         self._running: dict[Any, AttemptJob] = {}  # ObjectRef -> its job
         self._task_folders: dict[str, tuple[str, Any]] = {}  # folder -> (digest, ObjectRef of its tar)
 
     def submit(self, job: AttemptJob) -> None:
         shipped = self._ship(job.task_folder) if job.task_folder else None
-        ref = run_on_node.options(num_cpus=CPUS_PER_ATTEMPT).remote(job, shipped, self._interrupts)
+        ref = run_on_node.options(num_cpus=CPUS_PER_ATTEMPT).remote(job, shipped, self._interrupts, self._limiter)
         self._running[ref] = job
 
     def _ship(self, folder: str) -> tuple[str, Any]:
@@ -117,6 +122,7 @@ class RayExecutor:
                 while self._running:
                     self.wait(1.0)
             ray.kill(self._interrupts)
+            ray.kill(self._limiter)
         finally:
             ray.shutdown()
 
@@ -143,8 +149,12 @@ class Interrupts:
 
 
 @ray.remote(max_retries=0)  # a lost attempt is an error row, never run twice behind the driver's back
-def run_on_node(job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: Any) -> tuple[dict[str, Any], bytes]:
-    """One attempt on whichever node Ray picked: its row, and its run directory as a tar."""
+def run_on_node(
+    job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: Any, limiter: Any = None
+) -> tuple[dict[str, Any], bytes]:
+    """One attempt on whichever node Ray picked: its row, and its run directory as a tar.
+
+    ``limiter``: the eval's ``RateLimitActor``, which the attempt's model calls go through."""
     _remove_abandoned_work()
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
     (work / OWNER_FILE).write_text(str(os.getpid()))
@@ -157,7 +167,8 @@ def run_on_node(job: AttemptJob, shipped: tuple[str, Any] | None, interrupts: An
             task_source=str(folder) if folder else source,  # what the agent must not see, on this node
             run_dir=str(work / "run"),
         )
-        row = _run_in_child(here, interrupts)
+        with _rate_limit_through(limiter):
+            row = _run_in_child(here, interrupts)
         row["node"] = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
         return row, pack(work / "run")
     finally:
@@ -197,6 +208,21 @@ def _run_in_child(job: AttemptJob, interrupts: Any) -> dict[str, Any]:
         return rows[0]
     finally:
         attempt.close()
+
+
+@contextlib.contextmanager
+def _rate_limit_through(actor: Any) -> Iterator[None]:
+    """The attempt's process reaches the cluster's rate limit through a server on this node."""
+    if actor is None:
+        yield
+        return
+    server = LimiterServer(ActorLimiter(actor))
+    os.environ[ADDRESS_ENV] = server.address  # a Ray worker runs one task at a time
+    try:
+        yield
+    finally:
+        del os.environ[ADDRESS_ENV]
+        server.close()
 
 
 @ray.remote(num_cpus=0)
