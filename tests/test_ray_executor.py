@@ -17,9 +17,10 @@ import ray
 
 from lancer.core.sandbox import OWNER_FILE as SANDBOX_OWNER_FILE
 from lancer.core.sandbox import pid_alive
+from lancer.core.tarballs import digest, pack
 from lancer.core.tasks import load_task
 from lancer.eval.attempt import AttemptJob
-from lancer.eval.ray_executor import OWNER_FILE, WORK_PREFIX, Interrupts, digest, pack, run_on_node
+from lancer.eval.ray_node import OWNER_FILE, WORK_PREFIX, EvalBoard, ShippedFolder, run_on_node
 from tests.conftest import EXAMPLES, ROOT, lancer_argv, run_lancer
 from tests.ray_cluster import ENV, HEAD_IP, SECOND_IP, RayCluster, ray_cluster
 
@@ -126,7 +127,7 @@ def test_a_node_without_the_task_folder_runs_the_shipped_copy(
         monkeypatch.setenv(name, value)
     ray.init(address=cluster.address, log_to_driver=False)
     try:
-        row, run_tar = ray.get(run_on_node.remote(job, (digest(tar), ray.put(tar)), Interrupts.remote()))
+        row, run_tar = ray.get(run_on_node.remote(job, ShippedFolder(digest(tar), ray.put(tar)), EvalBoard.remote()))
     finally:
         ray.shutdown()
     assert (row["resolved"], row["exit_status"]) == (True, "submitted"), row

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lancer.eval.attempt import AttemptJob, error_row
+from lancer.eval.attempt import AttemptJob, error_row, node_name
 
 WORKER_LOG = "worker.log"  # the child's stderr, in its run directory
 
@@ -30,6 +30,7 @@ class LocalExecutor:
         self.slots = workers
         self._done: queue.Queue[dict[str, Any]] = queue.Queue()
         self._running: dict[int, subprocess.Popen[bytes]] = {}
+        self._keys: dict[int, tuple[str, int]] = {}  # pid -> (task_id, attempt)
         self._lock = threading.Lock()
         self._interrupted = False
 
@@ -47,6 +48,7 @@ class LocalExecutor:
             )
         with self._lock:
             self._running[proc.pid] = proc
+            self._keys[proc.pid] = (job.task_id, job.attempt)
             if self._interrupted:
                 proc.send_signal(signal.SIGINT)
         threading.Thread(target=self._collect, args=(job, proc), daemon=True).start()
@@ -63,6 +65,7 @@ class LocalExecutor:
             row = error_row(job, reason, time.monotonic() - started, status)
         with self._lock:
             self._running.pop(proc.pid, None)
+            self._keys.pop(proc.pid, None)
         self._done.put(row)
 
     def wait(self, timeout: float) -> list[dict[str, Any]]:
@@ -72,6 +75,13 @@ class LocalExecutor:
             while True:
                 rows.append(self._done.get_nowait())
         return rows
+
+    def placement(self) -> dict[tuple[str, int], str]:
+        with self._lock:
+            return dict.fromkeys(self._keys.values(), node_name())
+
+    def notices(self) -> list[str]:
+        return []
 
     def interrupt(self) -> None:
         with self._lock:
