@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -103,6 +104,8 @@ def test_an_eval_on_two_ray_nodes_matches_the_local_executor(cluster: RayCluster
     assert ray_summary == local_summary
     assert ray_summary["earned"] == ray_summary["possible"] == sum(r["price"] for r in ray_rows.values())
     assert "on 127.0.0.3" in proc.stderr
+    done_by_node = re.search(r"attempts done by node: 127\.0\.0\.2 (\d+), 127\.0\.0\.3 (\d+)", proc.stderr)
+    assert done_by_node and sum(map(int, done_by_node.groups())) == len(ray_rows), proc.stderr
     assert leftovers(cluster) == []
 
 
