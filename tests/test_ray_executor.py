@@ -52,6 +52,19 @@ def unisolated(tmp_path: Path) -> list[str]:
     return ["--config", str(config)]
 
 
+def held_manager_script(tmp_path: Path, submit: dict[str, Any]) -> tuple[Path, Path, Path]:
+    """Scripts for manager-date-format whose attempts each record their sandbox as a file
+    ``started/<shell pid>``, wait while the file ``hold`` exists, then ``submit``."""
+    started, hold, scripts = tmp_path / "started", tmp_path / "hold", tmp_path / "scripts"
+    started.mkdir()
+    hold.touch()
+    scripts.mkdir()
+    wait = f"pwd > {started}/$$; while [ -e {hold} ]; do sleep 0.2; done"
+    turns = [{"tool_calls": [{"name": "bash", "arguments": {"command": wait, "timeout": 600}}]}, submit]
+    (scripts / "manager-date-format.yaml").write_text(json.dumps({"turns": turns}))
+    return scripts, started, hold
+
+
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[Any] | None, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -179,14 +192,7 @@ def test_ctrl_c_ends_the_attempts_on_the_cluster_as_interrupted(cluster: RayClus
 
 
 def test_a_killed_eval_continues_on_the_cluster_and_the_nodes_are_cleaned(cluster: RayCluster, tmp_path: Path) -> None:
-    started, hold = tmp_path / "started", tmp_path / "hold"
-    started.mkdir()
-    hold.touch()
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    wait = f"pwd > {started}/$$; while [ -e {hold} ]; do sleep 0.2; done"  # records its sandbox, then waits
-    turns = [{"tool_calls": [{"name": "bash", "arguments": {"command": wait, "timeout": 600}}]}, SUBMIT]
-    (scripts / "manager-date-format.yaml").write_text(json.dumps({"turns": turns}))
+    scripts, started, hold = held_manager_script(tmp_path, SUBMIT)
     out = tmp_path / "eval"
     argv = lancer_argv(
         "eval", str(EXAMPLES / "manager-date-format"), "--model", f"scripted:{scripts}", "--attempts", "2",

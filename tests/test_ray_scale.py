@@ -20,7 +20,7 @@ from lancer.core.tarballs import digest, pack
 from lancer.eval.ray_node import FETCH_LOG, cache_dir
 from tests.conftest import EXAMPLES, ROOT, lancer_argv
 from tests.ray_cluster import ENV, HEAD_IP, SECOND_IP, RayCluster, ray_cluster, session_pids
-from tests.test_ray_executor import unisolated, wait_for
+from tests.test_ray_executor import held_manager_script, unisolated, wait_for
 
 ATTEMPTS = 6
 
@@ -51,15 +51,8 @@ def test_a_node_killed_mid_eval_has_its_attempts_rerun_on_the_other_node_and_cou
     shutil.copytree(EXAMPLES / "manager-date-format", task)
     (task / "nonce.txt").write_text(uuid.uuid4().hex)  # new content: no node has it cached yet
     task_digest = digest(pack(task))
-    started, hold = tmp_path / "started", tmp_path / "hold"
-    started.mkdir()
-    hold.touch()
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    wait = f"pwd > {started}/$$; while [ -e {hold} ]; do sleep 0.2; done"  # records its sandbox, then waits
-    submit = {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 2}}]}
-    turns = [{"tool_calls": [{"name": "bash", "arguments": {"command": wait, "timeout": 600}}]}, submit]
-    (scripts / "manager-date-format.yaml").write_text(json.dumps({"turns": turns}))
+    submit = {"tool_calls": [{"name": "submit", "arguments": {"proposal_id": 2}}]}  # the right one
+    scripts, started, hold = held_manager_script(tmp_path, submit)
     out, log = tmp_path / "eval", tmp_path / "eval.stderr"
 
     with ray_cluster(cpus_per_node=2) as cluster, log.open("w") as stderr:
@@ -80,6 +73,8 @@ def test_a_node_killed_mid_eval_has_its_attempts_rerun_on_the_other_node_and_cou
             wait_for(lambda: len(re.findall(r"was lost with", log.read_text())) == 2, proc, timeout=240)
             hold.unlink()
             assert proc.wait(timeout=300) == 0, log.read_text()
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the eval's stderr:\n{log.read_text()[-5000:]}") from None
         finally:
             if proc.poll() is None:
                 proc.kill()

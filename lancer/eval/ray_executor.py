@@ -14,6 +14,7 @@ counted once, when it finishes; each such loss is said in the eval's progress.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -36,6 +37,8 @@ CPUS_PER_ATTEMPT = 1
 # How many times one attempt is run again after losing its node, before it is an error.
 MAX_RERUNS = 2
 _CONNECT_TIMEOUT_S = 5.0
+_BOARD_TIMEOUT_S = 10.0
+HEAD_RESOURCE = "node:__internal_head__"  # the resource Ray gives its head node alone
 # The failures that mean the attempt's node (or its Ray worker) is gone, not that lancer failed.
 _LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
 
@@ -53,14 +56,15 @@ class RayExecutor:
             raise ConfigError(f"cannot join the Ray cluster at {address or 'this machine'}: {e}") from None
         # Shared with every attempt: Ctrl-C, and where each runs. (A shared rate limiter,
         # lancer.models.limiter's Ray actor, travels to the attempts beside it.)
-        # On the driver's node, so that losing any other node leaves it standing.
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        self._board = EvalBoard.options(scheduling_strategy=here).remote()  # type: ignore[attr-defined]
+        # On the head node, so that losing any other node leaves it standing.
+        self._board = EvalBoard.options(scheduling_strategy=_on_head()).remote()  # type: ignore[attr-defined]
         _clean_every_node()  # what attempts of a killed eval left on the nodes
         self._running: dict[Any, AttemptJob] = {}  # ObjectRef -> its job
         self._shipped: dict[str, ShippedFolder] = {}  # task folder -> its tar in the object store
         self._reruns: Counter[AttemptKey] = Counter()
         self._notices: list[str] = []
+        self._nodes: dict[AttemptKey, str] = {}  # where attempts started, as last heard from the board
+        self._asking: Any = None  # the board's answer to come, if asked
         self._interrupted = False
 
     def submit(self, job: AttemptJob) -> None:
@@ -101,7 +105,8 @@ class RayExecutor:
 
     def _lost(self, job: AttemptJob, error: ray.exceptions.RayError) -> dict[str, Any] | None:
         key = (job.task_id, job.attempt)
-        node = ray.get(self._board.where.remote()).get(key, "its node")
+        self._ask_where(wait_s=_BOARD_TIMEOUT_S)
+        node = self._nodes.get(key, "its node")
         reason = f"{type(error).__name__}: {next(iter(str(error).strip().splitlines()), '')}"
         if isinstance(error, _LOST) and self._reruns[key] < MAX_RERUNS and not self._interrupted:
             self._reruns[key] += 1
@@ -114,9 +119,19 @@ class RayExecutor:
         return error_row(job, f"the attempt's Ray task failed on {node}: {reason}", exit_status=status)
 
     def placement(self) -> dict[AttemptKey, str]:
+        self._ask_where()
         running = {(job.task_id, job.attempt) for job in self._running.values()}
-        nodes: dict[AttemptKey, str] = ray.get(self._board.where.remote())
-        return {key: node for key, node in nodes.items() if key in running}
+        return {key: node for key, node in self._nodes.items() if key in running}
+
+    def _ask_where(self, wait_s: float = 0.0) -> None:
+        """Update where attempts started from the board, waiting for its answer up to
+        ``wait_s``: the display never blocks on it (it is slow while Ray counts a node dead)."""
+        if self._asking is None:
+            self._asking = self._board.where.remote()
+        if ray.wait([self._asking], timeout=wait_s)[0]:
+            with contextlib.suppress(ray.exceptions.RayError):
+                self._nodes = ray.get(self._asking)
+            self._asking = None
 
     def notices(self) -> list[str]:
         said, self._notices = self._notices, []
@@ -137,6 +152,14 @@ class RayExecutor:
             ray.kill(self._board)
         finally:
             ray.shutdown()
+
+
+def _on_head() -> NodeAffinitySchedulingStrategy | None:
+    """Scheduling on the head node (the cluster's one node that cannot die alone), if found."""
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        if node["Alive"] and HEAD_RESOURCE in node.get("Resources", {}):
+            return NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)
+    return None
 
 
 def _clean_every_node() -> int:

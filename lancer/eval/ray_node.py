@@ -155,10 +155,20 @@ def _run_in_child(job: AttemptJob, board: Any) -> dict[str, Any]:
     try:
         while not (rows := attempt.wait(timeout=0.2)):
             if ray.wait([flag], timeout=0)[0]:
-                attempt.interrupt()
+                if _said_yes(flag):
+                    attempt.interrupt()
+                else:  # the board was out of reach (a node lost): no Ctrl-C, ask again
+                    flag = board.wait_interrupt.remote()
         return rows[0]
     finally:
         attempt.close()
+
+
+def _said_yes(flag: Any) -> bool:
+    try:
+        return bool(ray.get(flag))
+    except ray.exceptions.RayError:
+        return False
 
 
 @ray.remote(num_cpus=0)
