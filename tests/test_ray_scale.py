@@ -70,7 +70,7 @@ def test_a_node_killed_mid_eval_has_its_attempts_rerun_on_the_other_node_and_cou
             killed_sandboxes = [Path(m.read_text().strip()) for m in on_second]
             kill_node(cluster, 1)
             # The driver learns the node is gone (Ray's health checks) and says so per attempt.
-            wait_for(lambda: len(re.findall(r"was lost with", log.read_text())) == 2, proc, timeout=240)
+            wait_for(lambda: len(re.findall(r"was lost with", log.read_text())) >= 2, proc, timeout=240)
             hold.unlink()
             assert proc.wait(timeout=300) == 0, log.read_text()
         except AssertionError as e:
@@ -82,8 +82,10 @@ def test_a_node_killed_mid_eval_has_its_attempts_rerun_on_the_other_node_and_cou
         # The killed attempts ended on their own (their Ray worker's death reached them).
         wait_for(lambda: not any(p.exists() for p in killed_sandboxes), None, 60)
 
-    lost = re.findall(rf"manager-date-format #(\d+) was lost with {re.escape(SECOND_IP)} \(", stderr_text)
-    assert len(lost) == 2, stderr_text
+    # Both attempts on the killed node, said lost with it. (Ray may also hand a rerun to the
+    # dead node before every node has heard of its death: that one is lost and run again too.)
+    lost = set(re.findall(rf"manager-date-format #(\d+) was lost with {re.escape(SECOND_IP)} \(", stderr_text))
+    assert len(lost) >= 2, stderr_text
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     # Every attempt exactly once, the two lost ones included, each finished on the head.
     assert sorted(r["attempt"] for r in rows) == list(range(1, ATTEMPTS + 1))

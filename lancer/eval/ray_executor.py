@@ -35,7 +35,7 @@ from lancer.eval.ray_node import AttemptKey, EvalBoard, ShippedFolder, clean_nod
 # a node runs at once (they wait on the model and the sandbox far more than they compute).
 CPUS_PER_ATTEMPT = 1
 # How many times one attempt is run again after losing its node, before it is an error.
-MAX_RERUNS = 2
+MAX_RERUNS = 3
 _CONNECT_TIMEOUT_S = 5.0
 _BOARD_TIMEOUT_S = 10.0
 HEAD_RESOURCE = "node:__internal_head__"  # the resource Ray gives its head node alone
@@ -112,6 +112,7 @@ class RayExecutor:
             self._reruns[key] += 1
             self._notices.append(f"{job.task_id} #{job.attempt} was lost with {node} ({reason}): running it again")
             self._board.forget.remote(key)
+            self._nodes.pop(key, None)
             self.submit(job)
             return None
         # After Ctrl-C a lost attempt is an interrupted one: a resumed eval runs it again.
