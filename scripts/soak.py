@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -61,7 +60,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lancer.core.sandbox import pid_alive  # noqa: E402
+from scripts.soak_engine import Engine  # noqa: E402
+from scripts.soak_procs import Sampler, become_subreaper, descendants, processes, reap_orphans  # noqa: E402
 from tests.fakes.llm_server import FakeLLMServer, Faults  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "tasks"
@@ -70,9 +70,6 @@ KINDS = ("crash", "bomb", "memhog", "flood", "plain")
 ATTEMPTS_PER_TASK = 2
 REQUEST_TIMEOUT_S = 2.0
 TURN_USAGE = {"input_tokens": 3000, "output_tokens": 150}
-PR_SET_CHILD_SUBREAPER = 36
-BASE_IMAGE = os.environ.get("LANCER_BASE_IMAGE", "lancer-base:bookworm")
-ENGINE_NAMES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy")
 
 # A run config that makes every model fault cost seconds, not minutes.
 SOAK_CONFIG: dict[str, Any] = {
@@ -169,205 +166,6 @@ def routes(sandbox: str, mild_local: bool, flood_mb: int) -> dict[str, list[Any]
             path.write_text(yaml.safe_dump({"turns": turns}))
             result[marker(kind)] = list(load_turns(path))
     return result
-
-
-# --- processes, seen through /proc ---------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    pid: int
-    ppid: int
-    name: str
-    cmdline: str
-    rss_kb: int
-
-
-def processes() -> dict[int, Proc]:
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            status = Path(f"/proc/{entry.name}/status").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] == "Z":
-            continue
-        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-        found[int(entry.name)] = Proc(int(entry.name), int(fields[1]), name, cmdline.strip(), rss)
-    return found
-
-
-def reap_orphans(own: set[int]) -> None:
-    """Reap the soak's adopted orphans that have exited (not the children it waits for itself)."""
-    me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in own:
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-        if state == "Z" and int(ppid) == me:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(int(entry.name), os.WNOHANG)
-
-
-def descendants(root: int, table: dict[int, Proc], skip_engines: bool = True) -> list[Proc]:
-    """Processes under ``root``; a Docker engine's subtree (dockerd, containerd, shims) is not ours."""
-    children: dict[int, list[int]] = {}
-    for proc in table.values():
-        children.setdefault(proc.ppid, []).append(proc.pid)
-    found, stack = [], list(children.get(root, []))
-    while stack:
-        proc = table[stack.pop()]
-        if skip_engines and proc.name.startswith(ENGINE_NAMES):
-            continue
-        found.append(proc)
-        stack.extend(children.get(proc.pid, []))
-    return found
-
-
-def is_lancer(proc: Proc) -> bool:
-    return "lancer.cli.main" in proc.cmdline or "lancer.eval.worker" in proc.cmdline
-
-
-@dataclass
-class Sampler:
-    """Samples the memory of an eval's process tree, and remembers every pid of it."""
-
-    peak_lancer_kb: int = 0
-    peak_tree_kb: int = 0
-    peak_process_kb: int = 0
-    pids: set[int] = field(default_factory=set)
-
-    def sample(self, root: int) -> None:
-        table = processes()
-        if root not in table:
-            return
-        tree = [table[root], *descendants(root, table)]
-        self.pids.update(p.pid for p in tree)
-        lancer = [p.rss_kb for p in tree if is_lancer(p)]
-        self.peak_lancer_kb = max(self.peak_lancer_kb, sum(lancer))
-        self.peak_process_kb = max(self.peak_process_kb, max(lancer, default=0))
-        self.peak_tree_kb = max(self.peak_tree_kb, sum(p.rss_kb for p in tree))
-
-
-# --- the Docker engine ------------------------------------------------------------------------
-
-
-class Engine:
-    """The Docker engine the docker pass uses, and its restart in the middle."""
-
-    def __init__(self, mode: str, home: Path) -> None:
-        self.mode = mode
-        self.home = home
-        self.restarts = 0
-        self.env: dict[str, str] = {}
-        self._proc: subprocess.Popen[bytes] | None = None
-        if mode == "private":
-            self.env = {"DOCKER_HOST": f"unix://{home}/docker.sock"}
-
-    def docker(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["docker", *args], env={**os.environ, **self.env}, capture_output=True, **kwargs)
-
-    def pids(self) -> set[int]:
-        return {self._proc.pid} if self._proc is not None else set()
-
-    def up(self) -> bool:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            return self.docker("info", timeout=10).returncode == 0
-        return False
-
-    def start(self) -> None:
-        if self.mode == "system":
-            subprocess.run(["bash", str(ROOT / "scripts" / "docker-up.sh")], check=True)
-            return
-        if self.mode != "private":
-            return
-        h = self.home
-        (h / "data").mkdir(parents=True, exist_ok=True)
-        # docker-up.sh's flags for a machine like this one, plus what keeps two engines apart.
-        flags = [
-            f"--host=unix://{h}/docker.sock",
-            f"--data-root={h}/data",
-            f"--exec-root={h}/x",
-            f"--pidfile={h}/docker.pid",
-            "--bridge=none",
-            "--iptables=false",
-            "--ip6tables=false",
-            "--storage-driver=overlay2",
-            "--cgroup-parent=/lancer-soak",
-        ]
-        with (h / "dockerd.log").open("ab") as log:
-            # In a network namespace of its own: a dockerd with --bridge=none deletes the bridge
-            # named docker0 where it runs, which would cut the machine's own engine's networks.
-            self._proc = subprocess.Popen(
-                ["unshare", "--net", "dockerd", *flags],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 60
-        while not self.up():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                tail = (h / "dockerd.log").read_text(errors="replace")[-1500:]
-                raise RuntimeError(f"the soak's dockerd did not start:\n{tail}")
-            time.sleep(0.3)
-        if self.docker("image", "inspect", BASE_IMAGE).returncode != 0:
-            save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
-            loaded = self.docker("load", stdin=save.stdout)
-            save.wait()
-            if loaded.returncode != 0:
-                raise RuntimeError(f"could not load {BASE_IMAGE}: {loaded.stderr.decode()[-500:]}")
-
-    def stop(self) -> None:
-        if self.mode == "private":
-            proc = self._proc
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            self._proc = None
-        elif self.mode == "system":
-            pid = int(Path("/var/run/docker.pid").read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 60
-            while pid_alive(str(pid)) and time.monotonic() < deadline:
-                time.sleep(0.2)
-
-    def restart(self) -> None:
-        if self.mode == "none":
-            return
-        self.stop()
-        self.start()
-        self.restarts += 1
-
-    def containers(self, pids: set[int]) -> list[str]:
-        """Containers lancer left: any at all on a private engine; on the machine's, those
-        whose lancer.pid was one of the soak's processes."""
-        out = self.docker("ps", "-a", "--format", '{{.ID}} {{.Label "lancer.pid"}}', timeout=30).stdout.decode()
-        left = []
-        for line in out.splitlines():
-            cid, _, pid = line.partition(" ")
-            if self.mode == "private" or (pid.isdigit() and int(pid) in pids):
-                left.append(cid)
-        return left
-
-    def ensure_up(self) -> None:
-        """Whatever happened: the machine's engine is answering (a private one was stopped)."""
-        if self.mode == "system" and not self.up():
-            subprocess.run(["bash", str(ROOT / "scripts" / "docker-up.sh")], check=False)
 
 
 # --- one eval, with its kills and the engine's restart ------------------------------------------
@@ -545,13 +343,6 @@ def leftovers(temp_roots: list[Path], engine: Engine, sampler: Sampler) -> dict[
 
 
 # --- main -----------------------------------------------------------------------------------------
-
-
-def become_subreaper() -> None:
-    """Orphans of anything the soak started (killed evals' children) become its children."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def schedule(total: int, kills: int, restart_engine: bool) -> list[tuple[int, str]]:

@@ -1,15 +1,18 @@
-"""`pip install .` alone (no dev extras) runs and grades every bundled task right.
+"""What a new user installs: lancer's wheel in a fresh virtualenv, nothing of the checkout.
 
-Slow (a fresh virtualenv, about 40 s with pip's cache, then `lancer check` of every
-bundled task, about 2 minutes): it is the one test of what a new user installs.
+Slow (a wheel build and a fresh virtualenv, about 40 s with pip's cache each, then `lancer
+check` of every bundled task, about 2 minutes): the one test of the installed package.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,27 +22,57 @@ from tests.conftest import EXAMPLES, ROOT
 _NOT_SHIPPED = shutil.ignore_patterns(".venv", ".git", "build", "runs", "*.egg-info", "__pycache__", ".*_cache")
 
 
-@pytest.mark.timeout(900)
-def test_pip_install_without_extras_checks_every_bundled_task(tmp_path: Path) -> None:
-    source = tmp_path / "lancer"  # a copy, so pip's build leaves nothing in the checkout
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """lancer's wheel, built from a copy of the checkout (so the build leaves nothing in it)."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "lancer"
     shutil.copytree(ROOT, source, ignore=_NOT_SHIPPED)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", str(source)],
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), str(source)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    assert install.returncode == 0, install.stderr[-2000:]
+    assert built.returncode == 0, built.stderr[-2000:]
+    (path,) = (work / "dist").glob("lancer_bench-*.whl")
+    return path
+
+
+def _venv(where: Path, *install: str) -> tuple[Path, dict[str, str]]:
+    """A fresh virtualenv with ``install`` pip-installed, and an environment with nothing
+    of the development venv or the checkout in it."""
+    venv = where / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", *install],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"
+    return venv, env
+
+
+def test_the_wheel_installs_one_top_level_name(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
+        paths = [row[0] for row in csv.reader(archive.read(record).decode().splitlines()) if row]
+    top = {p.split("/")[0] for p in paths if ".dist-info/" not in p}
+    assert top == {"lancer"}
+    assert "lancer/prompts/system.j2" in paths and "lancer/study/view/static/view.js" in paths
+    assert wheel.name.startswith("lancer_bench-")
+
+
+@pytest.mark.timeout(900)
+def test_the_wheel_without_extras_checks_every_bundled_task(wheel: Path, tmp_path: Path) -> None:
+    venv, env = _venv(tmp_path, str(wheel))
     listed = subprocess.run([str(venv / "bin" / "pip"), "list"], capture_output=True, text=True).stdout
     assert "ruff" not in listed and "mypy" not in listed  # the dev tools stay in [dev]
-
-    # Nothing of the development venv on PATH: only what `pip install .` brought.
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
     proc = subprocess.run(
-        [str(venv / "bin" / "lancer"), "check", str(EXAMPLES), "--attempts", "1"],
+        ["lancer", "check", str(EXAMPLES), "--attempts", "1"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -57,3 +90,52 @@ def test_pip_install_without_extras_checks_every_bundled_task(tmp_path: Path) ->
     assert "    failed   tests.test_slugify.TestSlugify::test_pre_translation" in lines
     assert "  reference solution (solution.patch): passed (the hidden tests passed: 82 of 82)" in lines
     assert lines[-1] == "all tasks valid"
+
+
+@pytest.mark.timeout(900)
+def test_the_wheel_beside_pypis_tools_runs_an_eval_on_ray_and_a_plugin(wheel: Path, tmp_path: Path) -> None:
+    # `tools` on PyPI installs a top-level package of that name, as lancer once did.
+    venv, env = _venv(tmp_path, f"{wheel}[ray]", "tools", str(ROOT / "examples" / "plugin"))
+    python = str(venv / "bin" / "python")
+    both = subprocess.run(
+        [python, "-c", "import lancer, tools, tools.tools; print(lancer.__file__); print(tools.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert both.returncode == 0, both.stderr
+    site = str(venv / "lib")
+    assert [line.startswith(site) for line in both.stdout.splitlines()] == [True, True]
+    assert subprocess.run([python, "-m", "lancer", "--version"], env=env, capture_output=True, text=True).stdout
+
+    models = subprocess.run(["lancer", "models"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert models.returncode == 0, models.stderr
+    assert any(line.split()[:1] == ["rules"] for line in models.stdout.splitlines()), models.stdout
+
+    env["RAY_AUTH_MODE"] = "disabled"
+    task = EXAMPLES / "invoice-discount"
+    ray_eval = subprocess.run(
+        ["lancer", "eval", str(task), "--model", "oracle", "--executor", "ray", "--workers", "1", "--out", "ev"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ray_eval.returncode == 0, ray_eval.stdout + ray_eval.stderr
+    overall = json.loads((tmp_path / "ev" / "summary.json").read_text())["overall"]
+    assert (overall["resolved"], overall["errors"]) == (1, 0), overall
+
+    rules = tmp_path / "rules.yaml"
+    shutil.copy(ROOT / "examples" / "plugin" / "rules" / "invoice-discount.yaml", rules)
+    run = subprocess.run(
+        ["lancer", "run", str(task), "--model", f"rules:{rules}", "--out", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "RESOLVED" in run.stdout + run.stderr

@@ -18,8 +18,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from lancer.core.records import read_run
 from lancer.core.text import money
-from lancer.study.runs import load_run
 
 
 @dataclass
@@ -114,12 +114,12 @@ def collect(run_dirs: list[Path]) -> Comparison:
     by_key: dict[tuple[str, str], TaskRuns] = {}
     unfinished = []
     for run_dir in run_dirs:
-        records, result = load_run(run_dir)
+        run = read_run(run_dir)
+        result = run.result
         if result is None:
             unfinished.append(run_dir)
             continue
-        header = records[0] if records else {}
-        model = str(result.get("model") or header.get("model", "?"))
+        model = str(result.get("model") or run.header.get("model", "?"))
         key = (model, result["task_id"])
         row = by_key.setdefault(key, TaskRuns(model, result["task_id"], result["variant"], float(result["price"])))
         row.attempts += 1

@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from lancer.core.errors import LancerError
-from lancer.study.runs import load_run
+from lancer.core.records import read_run
 
 
 def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> str:
     """The task and every step (texts cut to ``max_chars``), or one ``step`` in full."""
-    records, result = load_run(run_dir)
-    header = records[0] if records and records[0].get("type") == "header" else {}
-    steps = [r for r in records if r.get("type") == "step"]
-    task = header.get("task", {})
+    run = read_run(run_dir)
+    header, steps, result = run.header, run.steps, run.result
+    task = run.task
     price = task.get("price", 0)
     lines = [f"{task.get('id', '?')} ({task.get('variant', '?')}, ${price:,.0f}) with {header.get('model', '?')}"]
     if step is not None:
@@ -24,10 +23,10 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
             have = f"steps 1-{len(steps)}" if steps else "no steps"
             raise LancerError(f"{run_dir} has no step {step} (it has {have})")
         return "\n".join([*lines, *_step(chosen[0], limit=None)])
-    lines += _task_text(task, records)
+    lines += _task_text(task, run.prompt)
     for record in steps:
         lines += _step(record, max_chars)
-    final = next((r for r in records if r.get("type") == "final"), None)
+    final = run.final
     if final is None:
         lines.append("\n(the run did not finish: no final line)")
     else:
@@ -40,10 +39,9 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
     return "\n".join(lines)
 
 
-def _task_text(task: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+def _task_text(task: dict[str, Any], prompt: list[dict[str, Any]]) -> list[str]:
     if "description" not in task:  # recorded before headers held the task text: show what the model read
-        prompt = next((r for r in records if r.get("type") == "prompt"), {})
-        user = [m["content"] for m in prompt.get("messages", []) if m.get("role") == "user"]
+        user = [m["content"] for m in prompt if m.get("role") == "user"]
         return ["", *user[:1]]
     lines = ["", f"# {task.get('title', '')}", f"Price: ${task.get('price', 0):,.0f}", "", task["description"].rstrip()]
     for proposal in task.get("proposals", []):

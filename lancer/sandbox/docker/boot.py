@@ -13,7 +13,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -87,21 +87,9 @@ class ContainerSetup:
     _spare: Future[ExecStream] | None
     _tmp: Path
 
-    def _run(
-        self,
-        argv: Sequence[str],
-        *,
-        user: str,
-        timeout: float | None,
-        stdin: bytes | None = None,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        contain: bool = True,
-    ) -> ExecResult:
-        raise NotImplementedError
-
-    def _open_bash(self, cwd: str) -> ExecStream:
-        raise NotImplementedError
+    # The exec half, defined by DockerSandbox: a command run to completion, and a shell's stream.
+    _run: Callable[..., ExecResult]
+    _open_bash: Callable[[str], ExecStream]
 
     @property
     def _cid(self) -> str:
