@@ -101,8 +101,8 @@ def test_pass_at_k_matches_counting_every_draw() -> None:
         for k in range(1, n + 1):
             draws = list(itertools.combinations(outcomes, k))
             assert pass_at_k(n, c, k) == pytest.approx(sum(any(d) for d in draws) / len(draws))
-    assert pass_at_k(2, 1, 5) == pass_at_k(2, 1, 2) == 1.0  # k past n: capped at n
-    assert pass_at_k(2, 0, 5) == 0.0
+    with pytest.raises(ValueError, match="1 <= k <= n"):  # k past n is undefined, never a guess
+        pass_at_k(2, 1, 5)
 
 
 def _row(task: str, attempt: int, price: float, variant: str, outcome: str, cost: float | None) -> dict[str, Any]:
@@ -144,12 +144,13 @@ def test_summary_figures_against_hand_computed_values() -> None:
     overall = s["overall"]
     assert s["attempts_per_task"] == 3
     assert (overall["tasks"], overall["attempts"], overall["graded"], overall["resolved"]) == (4, 12, 8, 3)
-    # pass@k per graded task: A (n=3, c=2): 2/3, 1, 1.  B (n=2, c=0): 0.  C (n=3, c=1): 1/3, 2/3, 1.
+    # pass@k per graded task: A (n=3, c=2): 2/3, 1, 1.  B (n=2, c=0): 0, 0.  C (n=3, c=1): 1/3, 2/3, 1.
     assert overall["pass_at"]["1"] == pytest.approx((2 / 3 + 0 + 1 / 3) / 3, abs=1e-6)
     assert overall["pass_at"]["2"] == pytest.approx((1 + 0 + 2 / 3) / 3, abs=1e-6)
-    assert overall["pass_at"]["3"] == pytest.approx((1 + 0 + 1) / 3, abs=1e-6)
+    # B has 2 graded attempts: pass@3 is not defined for it, so not for the set either.
+    assert overall["pass_at"]["3"] is None and overall["pass_at_short"] == {"3": 1}
     assert overall["earned"] == pytest.approx(100 * 2 / 3 + 50 / 3, abs=1e-5)  # 83.33
-    assert overall["earned_at_k"] == pytest.approx(150)
+    assert overall["earned_at_k"] is None
     assert overall["possible"] == pytest.approx(450)  # D never graded: neither earned nor possible
     assert overall["earn_rate"] == pytest.approx(83.333333 / 450, abs=1e-6)
     assert overall["cost_usd"] == pytest.approx(2.25)  # errors cost money too
@@ -182,7 +183,8 @@ def test_unknown_costs_make_roi_null_and_missing_attempts_not_run() -> None:
     overall = s["overall"]
     assert (overall["cost_usd"], overall["roi"], overall["cost_per_resolved"]) == (None, None, None)
     assert (overall["attempts"], overall["interrupted"], overall["not_run"]) == (1, 1, 4)
-    assert overall["pass_at"] == {"1": 1.0, "2": 1.0, "3": 1.0}
+    assert overall["pass_at"] == {"1": 1.0, "2": None, "3": None}  # one graded attempt: no pass@2
+    assert overall["pass_at_short"] == {"2": 1, "3": 1}
     assert s["by_set"]["diamond"]["tasks"] == 1
 
 
@@ -237,6 +239,9 @@ def test_an_eval_of_mixed_outcomes_writes_every_output(tmp_path: Path) -> None:
         assert list(row) == list(ROW_FIELDS)
         assert row["node"] == socket.gethostname()
         assert row["run_dir"] == f"runs/{row['task_id']}/{row['attempt']}"
+        if row["task_id"] == "broken":  # its environment could not be built: its attempts never ran
+            assert not (out / row["run_dir"]).exists()
+            continue
         result = json.loads((out / row["run_dir"] / "result.json").read_text())
         assert (result["task_id"], result["exit_status"], result["resolved"]) == (
             row["task_id"],
@@ -259,8 +264,10 @@ def test_an_eval_of_mixed_outcomes_writes_every_output(tmp_path: Path) -> None:
     assert overall["roi"] == pytest.approx(600 / 0.35, abs=1e-3)
     assert "task setup command 'exit 3' exited 3" in overall["error_details"][0]["reason"]
     assert s["by_variant"]["swe_manager"]["errors"] == 2 and s["by_variant"]["ic_swe"]["errors"] == 0
-    # What the user sees: a line per attempt, the summary table, where the files are.
-    assert proc.stderr.count(" on ") >= 8 and "pass@2" in proc.stderr and "earned@2" in proc.stderr
+    # What the user sees: a line per attempt run, one for the task whose setup failed, the
+    # summary table, where the files are.
+    assert proc.stderr.count("broken: ERROR its environment could not be built, 2 attempt(s) not run") == 1
+    assert proc.stderr.count(" on ") >= 6 and "pass@2" in proc.stderr and "earned@2" in proc.stderr
     assert f"eval directory: {out}" in proc.stderr
 
 

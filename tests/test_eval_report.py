@@ -31,9 +31,9 @@ def row(task: str, attempt: int, price: float, variant: str, outcome: str, cost:
 # Eval A, 2 attempts of 3 tasks (the definitions: lancer/eval/metrics.py):
 #   t1 $100 ic_swe:       resolved ($0.10), failed ($0.20)                 -> n=2 c=1: pass@1 .5, pass@2 1
 #   t2 $1000 swe_manager: failed ($0.05), failed ($0.05)                   -> n=2 c=0: pass@1 0,  pass@2 0
-#   t3 $300 ic_swe:       model error ($0.01, not graded), resolved ($0.30) -> n=1 c=1: pass@1 1,  pass@2 1 (k <= n)
-# pass@1 = (.5 + 0 + 1) / 3 = .5; pass@2 = (1 + 0 + 1) / 3 = 2/3
-# earned = 100 x .5 + 1000 x 0 + 300 x 1 = 350 of 1400 possible: earn rate .25; earned@2 = 100 + 300 = 400
+#   t3 $300 ic_swe:       model error ($0.01, not graded), resolved ($0.30) -> n=1 c=1: pass@1 1,  no pass@2
+# pass@1 = (.5 + 0 + 1) / 3 = .5; pass@2 undefined (t3 has 1 graded attempt: 1 task short), so earned@2 too
+# earned = 100 x .5 + 1000 x 0 + 300 x 1 = 350 of 1400 possible: earn rate .25
 # cost = .71, .355 per resolved attempt; roi = 350 / (one attempt per task: .15 + .05 + .155) = 350 / .355
 # dollars earned by all attempts = 100 + 300 = 400
 # by price: t1 "< $250" .5, t3 "$250-$500" 1.0, t2 "$1k-$2k" 0
@@ -84,9 +84,9 @@ def test_report_matches_the_hand_computation(evals: tuple[Path, Path], tmp_path:
                          ("model-b", "all"), ("model-b", "variant ic_swe")}  # fmt: skip
     a = rows[("model-a", "all")]
     assert (a["tasks"], a["attempts"], a["graded"], a["errors"], a["k"]) == ("3", "6", "5", "1", "2")
-    assert float(a["pass@1"]) == pytest.approx(0.5) and float(a["pass@k"]) == pytest.approx(2 / 3)
+    assert float(a["pass@1"]) == pytest.approx(0.5) and (a["pass@k"], a["short_of_k"]) == ("", "1")
     assert float(a["earned"]) == pytest.approx(350) and float(a["possible"]) == pytest.approx(1400)
-    assert float(a["earn_rate"]) == pytest.approx(0.25) and float(a["earned_at_k"]) == pytest.approx(400)
+    assert float(a["earn_rate"]) == pytest.approx(0.25) and a["earned_at_k"] == ""
     assert float(a["cost_usd"]) == pytest.approx(0.71) and float(a["roi"]) == pytest.approx(350 / 0.355)
     assert float(a["cost_per_resolved"]) == pytest.approx(0.355)
     assert float(a["earned_all_attempts"]) == pytest.approx(400)
@@ -98,7 +98,7 @@ def test_report_matches_the_hand_computation(evals: tuple[Path, Path], tmp_path:
     assert (b["earned"], b["cost_usd"], b["roi"], b["not_run"]) == ("100.0", "", "", "1")
 
     report = (out / "report.md").read_text()
-    assert "| model-a | openai:gpt-4o | all | 3 | 6 | 5 | 50.0% | 66.7% (k=2) | $350.00 | $1,400.00 | 25.0% |" in report
+    assert "| model-a | openai:gpt-4o | all | 3 | 6 | 5 | 50.0% | - (1 task short) (k=2) | $350.00 |" in report
     assert "| model-b | anthropic:claude-sonnet-4-5 | all | 2 | 2 | 2 | 50.0% | 50.0% (k=1) | $100.00 |" in report
     assert "| model-a | < $250 | 1 | 50.0% |" in report
     assert "| model-a | $250-$500 | 1 | 100.0% |" in report

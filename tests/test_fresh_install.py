@@ -43,16 +43,17 @@ def _venv(where: Path, *install: str) -> tuple[Path, dict[str, str]]:
     """A fresh virtualenv with ``install`` pip-installed, and an environment with nothing
     of the development venv or the checkout in it."""
     venv = where / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # No PYTHONPATH: a checkout on it would make pip think lancer is installed already.
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
     done = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", *install],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**env, "PYTHONWARNINGS": "ignore"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["PATH"] = f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"
     return venv, env
 
 
@@ -72,7 +73,7 @@ def test_the_wheel_without_extras_checks_every_bundled_task(wheel: Path, tmp_pat
     listed = subprocess.run([str(venv / "bin" / "pip"), "list"], capture_output=True, text=True).stdout
     assert "ruff" not in listed and "mypy" not in listed  # the dev tools stay in [dev]
     proc = subprocess.run(
-        ["lancer", "check", str(EXAMPLES), "--attempts", "1"],
+        [str(venv / "bin" / "lancer"), "check", str(EXAMPLES), "--attempts", "1"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -109,14 +110,28 @@ def test_the_wheel_beside_pypis_tools_runs_an_eval_on_ray_and_a_plugin(wheel: Pa
     assert [line.startswith(site) for line in both.stdout.splitlines()] == [True, True]
     assert subprocess.run([python, "-m", "lancer", "--version"], env=env, capture_output=True, text=True).stdout
 
-    models = subprocess.run(["lancer", "models"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    models = subprocess.run(
+        [str(venv / "bin" / "lancer"), "models"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert models.returncode == 0, models.stderr
     assert any(line.split()[:1] == ["rules"] for line in models.stdout.splitlines()), models.stdout
 
     env["RAY_AUTH_MODE"] = "disabled"
     task = EXAMPLES / "invoice-discount"
     ray_eval = subprocess.run(
-        ["lancer", "eval", str(task), "--model", "oracle", "--executor", "ray", "--workers", "1", "--out", "ev"],
+        [
+            str(venv / "bin" / "lancer"),
+            "eval",
+            str(task),
+            "--model",
+            "oracle",
+            "--executor",
+            "ray",
+            "--workers",
+            "1",
+            "--out",
+            "ev",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -130,7 +145,7 @@ def test_the_wheel_beside_pypis_tools_runs_an_eval_on_ray_and_a_plugin(wheel: Pa
     rules = tmp_path / "rules.yaml"
     shutil.copy(ROOT / "examples" / "plugin" / "rules" / "invoice-discount.yaml", rules)
     run = subprocess.run(
-        ["lancer", "run", str(task), "--model", f"rules:{rules}", "--out", "run"],
+        [str(venv / "bin" / "lancer"), "run", str(task), "--model", f"rules:{rules}", "--out", "run"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

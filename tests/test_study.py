@@ -30,8 +30,8 @@ def test_compare_totals_earnings_across_runs(tmp_path: Path) -> None:
     assert "invoice-discount" in proc.stdout and "manager-date-format" in proc.stdout
     by_model = [line.split()[1:] for line in proc.stdout.split("by model")[1].splitlines() if "scripted:" in line]
     assert by_model == [
-        ["ic_swe", "1", "1", "100.0%", "$250.00", "$250.00", "100.0%", "$0.0000"],
-        ["swe_manager", "1", "1", "100.0%", "$500.00", "$500.00", "100.0%", "$0.0000"],
+        ["ic_swe", "1", "1", "100.0%", "$250.00", "$250.00", "100.0%", "$0.0000", "0"],
+        ["swe_manager", "1", "1", "100.0%", "$500.00", "$500.00", "100.0%", "$0.0000", "0"],
     ]
 
 

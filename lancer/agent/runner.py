@@ -6,9 +6,10 @@ with trajectory.jsonl, patch.diff and result.json, and the sandbox is removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from lancer.core.secrets import redact
 from lancer.core.tasks import Task
 from lancer.core.trajectory import TrajectoryWriter
 from lancer.grader import Grade, grade
-from lancer.sandbox import Sandbox, create_sandbox, run_setup
+from lancer.sandbox import Sandbox, create_sandbox
 from lancer.sandbox.git import diff
 from lancer.tools import Toolbox, build_toolbox
 
@@ -77,15 +78,22 @@ def _run_task(
     sandbox: Sandbox | None = None
     toolbox: Toolbox | None = None
     isolation: str | None = None
+    timing = Timing()
     try:
-        sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
+        with timing.measure("setup_s"):  # the sandbox with the task's setup done (or copied from its cache)
+            sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
         isolation = getattr(sandbox, "summary", None)  # the local sandbox: isolation and limits applied
-        run_setup(sandbox, task.setup)
-        toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
-        messages = prompts.messages(task, sandbox.workdir, toolbox.specs())
-        trajectory.prompt([{"role": m.role, "content": m.content} for m in messages], workdir=sandbox.workdir)
-        outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(messages)
-        patch = diff(sandbox)
+        timing.environment = getattr(sandbox, "environment", None)
+        with timing.measure("agent_s"):
+            toolbox = build_toolbox(task, sandbox, config, out_dir, model.supports_images)
+            messages = prompts.messages(task, sandbox.workdir, toolbox.specs())
+            trajectory.prompt(
+                [{"role": m.role, "content": m.content} for m in messages],
+                workdir=sandbox.workdir,
+                timing=timing.so_far(),
+            )
+            outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(messages)
+            patch = diff(sandbox)
     except KeyboardInterrupt:
         outcome.exit_status, outcome.detail = "interrupted", "interrupted by the user"
     except Exception as e:  # the run ends, but its outputs are still written below
@@ -102,7 +110,8 @@ def _run_task(
     # A run the harness or the model's API broke says nothing about the model's fix: not graded.
     if outcome.exit_status not in ("interrupted", "error", "model_error"):
         try:
-            verdict = grade(task, patch, config, outcome.answer)
+            with timing.measure("grading_s"):
+                verdict = grade(task, patch, config, outcome.answer)
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
         except Exception as e:  # the grader's sandbox broke (its Docker engine restarted ...): not a failed fix
@@ -111,11 +120,44 @@ def _run_task(
     result = build_result(task, model, config, outcome, verdict, time.monotonic() - started, started_at)
     if isolation is not None:
         result["sandbox_isolation"] = isolation
-    totals = ("exit_status", "detail", "steps", "cost_usd", "input_tokens", "output_tokens", "resolved", "earned")
+    result["timing"] = timing.so_far()
+    totals = (
+        "exit_status",
+        "detail",
+        "steps",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "resolved",
+        "earned",
+        "timing",
+    )
     trajectory.final({**{k: result[k] for k in totals}, "events": outcome.events})
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result
+
+
+class Timing:
+    """Where a run's time went: the sandbox and the task's setup, the agent, the grading
+    (result.json's and the trajectory's ``timing``), and whether the task's environment was
+    built or reused from its cache."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.environment: str | None = None
+
+    @contextlib.contextmanager
+    def measure(self, part: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[part] = round(time.monotonic() - started, 3)
+
+    def so_far(self) -> dict[str, Any]:
+        parts = {part: self.seconds.get(part) for part in ("setup_s", "agent_s", "grading_s")}
+        return {**parts, "environment": self.environment}
 
 
 def _close(part: Toolbox | Sandbox, outcome: Outcome) -> None:

@@ -48,11 +48,12 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from lancer.core.config import load_config
     from lancer.core.errors import ConfigError
     from lancer.core.secrets import redact
+    from lancer.core.tables import print_figures
     from lancer.eval.driver import EvalPlan, run_eval
     from lancer.eval.executor import create_executor
-    from lancer.eval.progress import make_progress, summary_table
+    from lancer.eval.progress import make_progress, summary_figures
     from lancer.eval.store import EvalStore
-    from lancer.eval.task_models import check_model_spec, price_known
+    from lancer.eval.task_models import check_model_spec, check_priced
     from lancer.eval.taskset import load_task_set
 
     for flag, value in (("--attempts", args.attempts), ("--workers", args.workers)):
@@ -71,6 +72,12 @@ def run_eval_command(args: argparse.Namespace) -> int:
             "model.base_url": args.base_url,
         },
     )
+    # The budget's refusals come first, an unknown price (which decides whether a budget can
+    # work at all) before its flags, and both before a missing key or server, which making
+    # the model reports.
+    if args.budget is not None:
+        check_priced(args.model, config)
+        _check_budget(args.budget, config.limits.cost_limit_usd)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     tasks = load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids)
     # As `lancer run` does, before any attempt: a task that cannot run would be counted a
@@ -82,10 +89,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
             check_runnable(item.task, config.sandbox)
     model = check_model_spec(args.model, [item.task for item in tasks], config)
     if args.budget is not None:
-        _check_budget(args.budget, config.limits.cost_limit_usd, model.name, price_known(model))
+        check_priced(args.model, config, model)  # a plugin's model only tells once made
     executor = create_executor(args.executor, workers=args.workers, address=args.ray_address)
     out: Path = args.out or fresh_dir(Path("evals"), "eval")
-    plan = EvalPlan(tasks, args.model, config, args.attempts, args.budget)
+    # Each task's environment is built on this machine before its attempts; on a Ray cluster
+    # each node builds (and caches) its own when an attempt first needs it.
+    prepare_envs = args.executor == "local"
+    plan = EvalPlan(tasks, args.model, config, args.attempts, args.budget, prepare_envs)
     store = EvalStore(out)
     try:
         resuming = store.open(
@@ -113,7 +123,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     finally:
         executor.close()
         store.close()
-    console.print(summary_table(outcome.summary))
+    print_figures(console, summary_figures(outcome.summary))
     for error in outcome.summary["overall"]["error_details"][:10]:
         console.print(f"  error: {error['task_id']} #{error['attempt']}: {redact(error['reason'])}", markup=False)
     if outcome.status == "budget":
@@ -125,13 +135,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_budget(budget: float, cost_limit: float | None, model_name: str, priced: bool) -> None:
+def _check_budget(budget: float, cost_limit: float | None) -> None:
     from lancer.core.errors import ConfigError
 
-    if not priced:
-        raise ConfigError(
-            f"--budget needs known prices and {model_name}'s are unknown: set model.price in --config, or drop --budget"
-        )
     if cost_limit is None:
         raise ConfigError("--budget needs a cost limit per attempt (--cost-limit USD or limits.cost_limit_usd)")
     if cost_limit > budget:

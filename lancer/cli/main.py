@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--all", action="store_true", help="also containers of runs still going, and of other machines")
     prune.add_argument("--images", action="store_true", help="also the images lancer built from task Dockerfiles")
+    prune.add_argument(
+        "--envs", action="store_true", help="also the cached task environments (rebuilt when next needed)"
+    )
     prune.set_defaults(handler=_prune)
     return parser
 
@@ -251,12 +254,17 @@ def _prune(args: argparse.Namespace) -> int:
     from lancer.sandbox import docker, local
 
     print(f"removed {local.prune(everything=args.all)} local sandbox or browser temp folder(s)")
+    if args.envs:
+        from lancer.sandbox.envcache import envs_dir, prune_envs
+
+        print(f"removed {prune_envs()} cached task environment(s) from {envs_dir()}")
     try:
-        removed = docker.prune(everything=args.all, images=args.images)
+        removed = docker.prune(everything=args.all, images=args.images, envs=args.envs)
     except LancerError as e:  # no engine: there is nothing of docker's to prune either
         print(f"docker: skipped ({e})")
         return 0
-    print(f"removed {removed} lancer container(s){' and built images' if args.images else ''}")
+    images = " and ".join(what for what, asked in (("built", args.images), ("task environment", args.envs)) if asked)
+    print(f"removed {removed} lancer container(s){f' and {images} images' if images else ''}")
     return 0
 
 
@@ -288,6 +296,11 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
         console.print(f"grade: {result['grade']['status']} ({result['grade']['detail']})", markup=False)
     if result["detail"] and result["exit_status"] != "submitted":
         console.print(f"why the run ended: {result['detail']}", markup=False)
+    timing = result.get("timing") or {}
+    parts = [f"{name} {timing[f'{name}_s']:.1f}s" for name in ("setup", "agent", "grading") if timing.get(f"{name}_s")]
+    if parts:
+        environment = f" (environment {timing['environment']})" if timing.get("environment") else ""
+        console.print(f"time: {', '.join(parts)}{environment}", markup=False)
     console.print(f"run directory: {out}", markup=False)
 
 

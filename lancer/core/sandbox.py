@@ -52,6 +52,13 @@ class SandboxSpec:
     # Local: the Python version the task's environment is made from ("3.11"); None: the system's.
     python: str | None = None
     label: str = ""  # for people reading `docker ps`: the task id
+    # The task's setup commands, run in the working tree before anyone uses the sandbox.
+    # Local: their result is cached (lancer.sandbox.envcache) and every sandbox starts from a copy.
+    setup: list[str] = field(default_factory=list)
+    setup_timeout_s: float = 1800
+    # Local: what defines the working tree for the environment cache's key, when not its
+    # content (e.g. a repository and commit); None: a hash of repo_dir's content.
+    env_key_parts: list[str] | None = None
     # Docker: limits, so a fork bomb or a memory hog harms only its own container.
     memory: str = "4g"
     cpus: float = 2.0

@@ -150,6 +150,7 @@ class Task(StrictModel):
             isolation=config.isolation,
             python=self.python,
             label=self.id,
+            setup=list(self.setup),
             memory=config.memory,
             cpus=config.cpus,
             pids_limit=config.pids_limit,

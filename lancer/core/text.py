@@ -18,3 +18,11 @@ def money(value: float | None, digits: int = 2) -> str:
 
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
+
+
+def pass_at(value: float | None, short: int = 0) -> str:
+    """pass@k as every report shows it; undefined because tasks have fewer than k graded
+    attempts (README "Evaluations"), it says how many: "- (1 task short)"."""
+    if value is None and short:
+        return f"- ({short} task{'s' if short > 1 else ''} short)"
+    return percent(value)

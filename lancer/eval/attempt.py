@@ -24,6 +24,10 @@ from lancer.core.trajectory import read_trajectory
 ERROR_EXIT_STATUSES = frozenset({"error", "model_error"})
 ERROR_GRADE_STATUSES = frozenset({"error"})
 
+# Where an attempt's time went (result.json's ``timing``): the sandbox with the task's setup,
+# the agent, the grading.
+TIME_PARTS = ("setup_s", "agent_s", "grading_s")
+
 # The results.jsonl fields, in order (README "Evaluations").
 ROW_FIELDS = (
     "task_id",
@@ -41,6 +45,9 @@ ROW_FIELDS = (
     "output_tokens",
     "steps",
     "duration_s",
+    "setup_s",
+    "agent_s",
+    "grading_s",
     "run_dir",
     "node",
 )
@@ -117,6 +124,7 @@ def row_from_result(job: AttemptJob, result: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": result["output_tokens"],
         "steps": result["steps"],
         "duration_s": result["duration_s"],
+        **{part: (result.get("timing") or {}).get(part) for part in TIME_PARTS},
         "run_dir": job.run_dir,
         "node": node_name(),
     }

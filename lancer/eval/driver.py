@@ -20,7 +20,8 @@ from types import FrameType
 from typing import Any, Protocol
 
 from lancer.core.config import RunConfig
-from lancer.eval.attempt import AttemptJob
+from lancer.eval.attempt import AttemptJob, error_row
+from lancer.eval.envs import EnvBuild, EnvBuilds, needs_env
 from lancer.eval.executor import Executor
 from lancer.eval.metrics import summarize
 from lancer.eval.store import EvalStore
@@ -43,6 +44,12 @@ class Progress(Protocol):
 
     def stop(self) -> None: ...
 
+    def env_building(self, task_ids: list[str]) -> None: ...
+
+    def env_built(self, build: EnvBuild, rows: list[dict[str, Any]]) -> None:
+        """A task's environment is ready, or could not be built: then ``rows`` are its
+        attempts, recorded as errors and not run."""
+
 
 @dataclass
 class EvalPlan:
@@ -51,6 +58,9 @@ class EvalPlan:
     config: RunConfig
     attempts: int
     budget: float | None = None
+    # Build each task's environment once before its attempts (the local executor: the
+    # attempts run on this machine, where the cache is).
+    prepare_envs: bool = False
 
     def jobs(self, store: EvalStore) -> list[AttemptJob]:
         config = self.config.model_dump(mode="json")
@@ -96,19 +106,43 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
 
     progress.start(len(plan.tasks) * plan.attempts, list(rows))
     store.write_summary(summary())
+    to_build = {job.task_id for job in pending}
+    building = [item.task for item in plan.tasks if item.task.id in to_build and needs_env(item.task, plan.config)]
+    envs = EnvBuilds(building, plan.config, executor.slots) if plan.prepare_envs and building else None
+    if envs is not None:
+        progress.env_building([task.id for task in building])
     unsaved, saved_at = False, time.monotonic()
     with _stop_on_signals(stop.set), _stopping(progress):
         while pending or in_flight:
-            while not stop.is_set() and pending and len(in_flight) < executor.slots:
+            for build in envs.finished(0.0 if in_flight else 0.5) if envs is not None else []:
+                failed = [job for job in pending if build.error is not None and job.task_id == build.task_id]
+                pending = [job for job in pending if job not in failed]
+                not_run = [_env_error_row(job, build, store) for job in failed]
+                for row in not_run:
+                    store.append(row)
+                rows.extend(not_run)
+                progress.env_built(build, not_run)
+                store.write_summary(summary())
+            while not stop.is_set() and len(in_flight) < executor.slots:
+                ready = [job for job in pending if envs is None or not envs.waiting(job.task_id)]
+                if not ready:
+                    break
                 if plan.budget is not None and spent + limit * (len(in_flight) + 1) > plan.budget:
                     break
-                job = pending.pop(0)
+                job = ready[0]
+                pending.remove(job)
                 in_flight[(job.task_id, job.attempt)] = job
                 executor.submit(job)
                 progress.started(job)
-            if not in_flight:  # nothing runs and nothing may start: stopped, or the budget is spent
-                status = "interrupted" if stop.is_set() else "budget"
-                break
+            if not in_flight:
+                if not pending:  # the last ones were a task whose environment could not be built
+                    break
+                if stop.is_set() or envs is None or not envs.busy():
+                    # nothing runs and nothing may start: stopped, or the budget is spent
+                    status = "interrupted" if stop.is_set() else "budget"
+                    break
+                progress.refresh(executor.placement())
+                continue  # the environments still being built are waited for above
             if stop.is_set() and status != "interrupted":
                 status = "interrupted"
                 executor.interrupt()
@@ -136,6 +170,12 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
     result = summary()
     store.write_summary(result)
     return EvalOutcome(status, rows, result)
+
+
+def _env_error_row(job: AttemptJob, build: EnvBuild, store: EvalStore) -> dict[str, Any]:
+    row = error_row(job, f"the task's environment could not be built: {build.error}")
+    row["run_dir"] = str(store.run_dir(job.task_id, job.attempt).relative_to(store.root))
+    return row
 
 
 @contextmanager

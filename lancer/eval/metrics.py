@@ -2,9 +2,10 @@
 
 The figures are defined in README.md ("Evaluations"). In short: error attempts (a harness
 or API fault) are counted apart and left out of pass rates and dollars; pass@k is Chen et
-al.'s unbiased estimator per task (k capped at the task's graded attempts), averaged over
-tasks; ROI sets the expected dollars of one attempt per task against the expected cost of
-one attempt per task.
+al.'s unbiased estimator per task, averaged over tasks, and null for a k that some task has
+fewer than k graded attempts for (an estimate from fewer attempts would be a guess); ROI
+sets the expected dollars of one attempt per task against the expected cost of one attempt
+per task.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lancer.eval.attempt import is_error
+from lancer.eval.attempt import TIME_PARTS, is_error
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Chance that at least one of k attempts drawn from n (c of them correct) is correct."""
-    if n <= 0 or not 0 <= c <= n:
-        raise ValueError(f"pass@k needs 0 <= c <= n and n > 0 (n={n}, c={c})")
-    k = min(k, n)
+    if n <= 0 or not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
     if n - c < k:
         return 1.0
     miss = 1.0  # C(n-c, k) / C(n, k) as a product, exact in floating point for any n
@@ -68,13 +68,11 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
     for row in graded:
         by_task[row["task_id"]].append(row)
     price = {t["id"]: float(t["price"]) for t in tasks}
-    per_task = {
-        task_id: [pass_at_k(len(runs), sum(bool(r["resolved"]) for r in runs), j) for j in range(1, k + 1)]
-        for task_id, runs in by_task.items()
-    }
-    earned = sum(price[t] * p[0] for t, p in per_task.items())
-    earned_at_k = sum(price[t] * p[-1] for t, p in per_task.items())
-    possible = sum(price[t] for t in per_task)
+    pass_at = _pass_at(by_task, k)
+    short = {str(j): sum(len(runs) < j for runs in by_task.values()) for j in range(1, k + 1)}
+    earned = sum(price[t] * p[0] for t, p in pass_at.items())
+    earned_at_k = sum(price[t] * p[-1] for t, p in pass_at.items()) if not short[str(k)] else None
+    possible = sum(price[t] for t in pass_at)
     resolved = sum(bool(r["resolved"]) for r in graded)
     costs = [r.get("cost_usd") for r in finished]
     cost = None if None in costs else sum(c for c in costs if c is not None)
@@ -85,9 +83,12 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
         "graded": len(graded),
         "resolved": resolved,
         "pass_at": {
-            str(j): _round(sum(p[j - 1] for p in per_task.values()) / len(per_task)) if per_task else None
+            str(j): _round(sum(p[j - 1] for p in pass_at.values()) / len(pass_at))
+            if pass_at and not short[str(j)]
+            else None
             for j in range(1, k + 1)
         },
+        "pass_at_short": {j: n for j, n in short.items() if n},
         "earned": _round(earned),
         "earned_at_k": _round(earned_at_k),
         "possible": _round(possible),
@@ -108,7 +109,28 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
         ],
         "interrupted": len(rows) - len(finished),
         "not_run": max(len(tasks) * k - len(rows), 0),
+        "mean_time_s": mean_times(finished),
     }
+
+
+def mean_times(rows: Iterable[dict[str, Any]]) -> dict[str, float | None]:
+    """The mean seconds of an attempt's setup, agent and grading, over the attempts that
+    recorded each (an attempt that never reached grading has no grading time)."""
+    rows = list(rows)
+    means: dict[str, float | None] = {}
+    for part in TIME_PARTS:
+        values = [float(r[part]) for r in rows if r.get(part) is not None]
+        means[part] = round(sum(values) / len(values), 3) if values else None
+    return means
+
+
+def _pass_at(by_task: dict[str, list[dict[str, Any]]], k: int) -> dict[str, list[float]]:
+    """Each task's pass@1..k; a k beyond its graded attempts is left out (the list is shorter)."""
+    out = {}
+    for task_id, runs in by_task.items():
+        n, c = len(runs), sum(bool(r["resolved"]) for r in runs)
+        out[task_id] = [pass_at_k(n, c, j) for j in range(1, min(k, n) + 1)]
+    return out
 
 
 def _one_attempt_per_task_cost(rows: list[dict[str, Any]]) -> float:

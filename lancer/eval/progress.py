@@ -23,8 +23,10 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lancer.core.text import percent
-from lancer.eval.attempt import AttemptJob, is_error
+from lancer.core.tables import Figures
+from lancer.core.text import money, pass_at, percent
+from lancer.eval.attempt import TIME_PARTS, AttemptJob, is_error
+from lancer.eval.envs import EnvBuild
 
 
 @dataclass
@@ -83,6 +85,14 @@ class LineProgress:
             done = ", ".join(f"{node} {n}" for node, n in sorted(self.tally.by_node.items()))
             self.console.print(f"attempts done by node: {done}", markup=False, highlight=False)
 
+    def env_building(self, task_ids: list[str]) -> None:
+        self.console.print(f"building the environments of {len(task_ids)} task(s) first", markup=False)
+
+    def env_built(self, build: EnvBuild, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.tally.add(row)
+        self.console.print(env_line(build, len(rows)), markup=False, highlight=False)
+
 
 class LiveProgress:
     def __init__(self, console: Console) -> None:
@@ -100,6 +110,7 @@ class LiveProgress:
         )
         self.running: dict[tuple[str, int], tuple[AttemptJob, float]] = {}
         self.placement: dict[tuple[str, int], str] = {}
+        self.building: dict[str, float] = {}  # task id -> when its environment's build started
         self._steps = StepCounter()
         self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._render)
 
@@ -126,12 +137,25 @@ class LiveProgress:
     def refresh(self, placement: dict[tuple[str, int], str]) -> None:
         self.placement = placement  # the Live display redraws itself from _render
 
+    def env_building(self, task_ids: list[str]) -> None:
+        started = time.monotonic()
+        self.building.update((task_id, started) for task_id in task_ids)
+
+    def env_built(self, build: EnvBuild, rows: list[dict[str, Any]]) -> None:
+        self.building.pop(build.task_id, None)
+        for row in rows:
+            self.tally.add(row)
+        self.bar.update(self.task, completed=self.tally.done, **self.tally.fields())
+        self.live.console.print(env_line(build, len(rows)), markup=False, highlight=False)
+
     def stop(self) -> None:
         self.live.stop()
 
     def _render(self) -> Group:
         workers = Table.grid(padding=(0, 2))
         now = time.monotonic()
+        for task_id, started in list(self.building.items()):
+            workers.add_row(f"  {task_id}", "building its environment", f"{now - started:.0f}s")
         for key, (job, started) in list(self.running.items()):
             steps = self._steps(Path(job.run_dir) / "trajectory.jsonl")
             where = self.placement.get(key, "waiting for a node")
@@ -146,6 +170,16 @@ def node_load(placement: dict[tuple[str, int], str], done: Counter[str]) -> Tabl
     for node in sorted(set(running) | set(done)):
         table.add_row(f"  {node}", f"running {running[node]}", f"done {done[node]}")
     return table
+
+
+def env_line(build: EnvBuild, not_run: int) -> str:
+    """One line per task whose environment was built (or found) before its attempts."""
+    if build.error is None:
+        return f"{build.task_id}: environment {build.outcome} ({build.seconds:.1f}s)"
+    return (
+        f"{build.task_id}: ERROR its environment could not be built, {not_run} attempt(s) not run "
+        f"and counted as errors ({build.error})"
+    )
 
 
 def attempt_line(row: dict[str, Any]) -> str:
@@ -191,33 +225,47 @@ class StepCounter:
         self._seen.pop(trajectory, None)
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
+def seconds_triple(times: dict[str, float | None] | None) -> str:
+    """ "0.3 / 12.0 / 1.6 s": an attempt's setup, agent and grading time ("-" where unknown)."""
+    times = times or {}
+    return " / ".join("-" if times.get(p) is None else f"{times[p]:.1f}" for p in TIME_PARTS) + " s"
+
+
+def summary_figures(summary: dict[str, Any]) -> Figures:
     """The final summary: one column overall, one per variant and per set; one row per figure."""
     k = str(summary["attempts_per_task"])
     groups = [("overall", summary["overall"])]
     for key in ("by_variant", "by_set"):
         groups += list(summary.get(key, {}).items())
-    table = Table(title=f"{summary.get('model', '')}: {summary.get('status', '')}", title_justify="left")
-    table.add_column("")
-    for name, _ in groups:
-        table.add_column(name, justify="right")
     figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("tasks", lambda g: str(g["tasks"])),
         ("attempts graded / finished", lambda g: f"{g['graded']} / {g['attempts']}"),
         ("resolved", lambda g: str(g["resolved"])),
-        ("pass@1", lambda g: percent(g["pass_at"].get("1"))),
-        *([(f"pass@{k}", lambda g: percent(g["pass_at"].get(k)))] if k != "1" else []),
-        ("earned (one attempt)", lambda g: f"${g['earned']:,.2f}"),
-        *([(f"earned@{k}", lambda g: f"${g['earned_at_k']:,.2f}")] if k != "1" else []),
-        ("possible", lambda g: f"${g['possible']:,.2f}"),
+        ("pass@1", lambda g: _pass_at(g, "1")),
+        *([(f"pass@{k}", lambda g: _pass_at(g, k))] if k != "1" else []),
+        ("earned (one attempt)", lambda g: money(g["earned"])),
+        *(
+            [(f"earned@{k}", lambda g: money(g["earned_at_k"]) if g["earned_at_k"] is not None else "-")]
+            if k != "1"
+            else []
+        ),
+        ("possible", lambda g: money(g["possible"])),
         ("earn rate", lambda g: percent(g["earn_rate"])),
-        ("cost", lambda g: "unknown" if g["cost_usd"] is None else f"${g['cost_usd']:.4f}"),
-        ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else f"${g['cost_per_resolved']:.4f}"),
+        ("cost", lambda g: money(g["cost_usd"], 4)),
+        ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else money(g["cost_per_resolved"], 4)),
         ("ROI", lambda g: "-" if g["roi"] is None else f"{g['roi']:,.1f}x"),
+        ("mean time: setup / agent / grading", lambda g: seconds_triple(g.get("mean_time_s"))),
         ("errors", lambda g: str(g["errors"])),
         ("interrupted", lambda g: str(g["interrupted"])),
         ("not run", lambda g: str(g["not_run"])),
     ]
-    for label, show in figures:
-        table.add_row(label, *(show(group) for _, group in groups))
-    return table
+    return Figures(
+        f"{summary.get('model', '')}: {summary.get('status', '')}",
+        ["", *(label for label, _ in figures)],
+        [[name, *(show(group) for _, show in figures)] for name, group in groups],
+        across=True,
+    )
+
+
+def _pass_at(group: dict[str, Any], k: str) -> str:
+    return pass_at(group["pass_at"].get(k), (group.get("pass_at_short") or {}).get(k, 0))

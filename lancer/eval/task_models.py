@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lancer.core.config import RunConfig
+from lancer.core.errors import ConfigError
 from lancer.core.model import TaskBound
 from lancer.core.tasks import Task
-from lancer.models import Model, create_model
+from lancer.models import Model, create_model, known_price
 
 
 def model_for_task(spec: str, task: Task, config: RunConfig) -> Model:
@@ -34,6 +35,12 @@ def check_model_spec(spec: str, tasks: Sequence[Task], config: RunConfig) -> Mod
     return first
 
 
-def price_known(model: Model) -> bool:
-    """Whether the model's calls are priced (API models without a known price cost ``null``)."""
-    return getattr(model, "price", True) is not None
+def check_priced(spec: str, config: RunConfig, model: Model | None = None) -> None:
+    """Raise ConfigError unless ``spec``'s calls are priced, as a budget needs. Without ``model``
+    it is told from the spec alone where it can be, before a key or a server is looked for:
+    the refusal a user can act on first comes first."""
+    priced = known_price(spec, config.model) if model is None else getattr(model, "price", True) is not None
+    if priced is False:
+        raise ConfigError(
+            f"--budget needs known prices and {spec}'s are unknown: set model.price in --config, or drop --budget"
+        )

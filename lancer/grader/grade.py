@@ -19,7 +19,7 @@ from lancer.core.errors import SetupError
 from lancer.core.sandbox import close_even_if_interrupted, owned_temp_dir
 from lancer.core.tasks import Task
 from lancer.grader.report import ReportError, Status, TestOutcome, decide, parse_junit
-from lancer.sandbox import Sandbox, create_sandbox, run_setup
+from lancer.sandbox import Sandbox, create_sandbox
 from lancer.sandbox.git import PatchError, apply_patch
 
 REPORT_ENV = "LANCER_TEST_REPORT"
@@ -78,13 +78,12 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
     tests_in_image = task.test_command is not None and task.container is not None and bool(task.container.hide)
     if task.tests_dir is None and not tests_in_image:
         return Grade("error", False, detail=f"task {task.id} has no tests/ folder to grade with")
-    sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False, config=config.sandbox))
+    try:  # the task's setup is done in (or, cached, copied into) the fresh sandbox
+        sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=False, config=config.sandbox))
+    except SetupError as e:  # the task's environment, not the patch, is at fault
+        detail = f"task setup command {e.command!r} {e.why}"
+        return Grade("error", False, detail=detail, output_tail=e.output[-_TAIL_CHARS:])
     try:
-        try:
-            run_setup(sandbox, task.setup)
-        except SetupError as e:  # the task's environment, not the patch, is at fault
-            detail = f"task setup command {e.command!r} {e.why}"
-            return Grade("error", False, detail=detail, output_tail=e.output[-_TAIL_CHARS:])
         try:
             apply_patch(sandbox, patch)
         except PatchError as e:

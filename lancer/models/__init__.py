@@ -30,7 +30,7 @@ from lancer.core.model import Message, Model, ModelResponse, TaskBound, ToolCall
 if TYPE_CHECKING:
     from lancer.core.tasks import Task
 
-__all__ = ["Message", "Model", "ModelResponse", "ToolCall", "ToolSpec", "Usage", "create_model"]
+__all__ = ["Message", "Model", "ModelResponse", "ToolCall", "ToolSpec", "Usage", "create_model", "known_price"]
 
 # name -> "module:factory"; a factory is called as factory(model_name, config).
 BUILTIN_PROVIDERS = {
@@ -49,6 +49,26 @@ ENTRY_POINT_GROUP = "lancer.models"
 
 def create_model(spec: str, config: ModelConfig | None = None, task: Task | None = None) -> Model:
     """Build the model named by ``spec`` (see above) for ``task``; raises ConfigError if it cannot."""
+    factory, provider, name = _resolve(spec)
+    model: object = factory(name, config or ModelConfig())
+    if not isinstance(model, Model):
+        raise ConfigError(f"provider {provider!r} made {type(model).__name__}, which lacks name/supports_images/query")
+    if task is not None and isinstance(model, TaskBound):
+        model.bind_task(task)
+    return model
+
+
+def known_price(spec: str, config: ModelConfig | None = None) -> bool | None:
+    """Whether ``spec``'s calls will be priced, told before the model is made (so before its key
+    is looked for): a factory with a ``price_for(name, config)`` classmethod tells; None when
+    only the made model can (a plugin's)."""
+    factory, _, name = _resolve(spec)
+    price_for = getattr(factory, "price_for", None)
+    return None if price_for is None else price_for(name, config or ModelConfig()) is not None
+
+
+def _resolve(spec: str) -> tuple[Callable[[str, ModelConfig], Any], str, str]:
+    """(factory, provider, model name) of ``spec``; raises ConfigError if there is none."""
     provider, sep, name = spec.partition(":")
     factory: Callable[[str, ModelConfig], Any] | None
     if "." in provider:
@@ -64,12 +84,7 @@ def create_model(spec: str, config: ModelConfig | None = None, task: Task | None
     if factory is None:
         known = ", ".join(sorted({*BUILTIN_PROVIDERS, *_plugin_names()}))
         raise ConfigError(f"unknown model provider {provider!r} in {spec!r}; known: {known}")
-    model: object = factory(name, config or ModelConfig())
-    if not isinstance(model, Model):
-        raise ConfigError(f"provider {provider!r} made {type(model).__name__}, which lacks name/supports_images/query")
-    if task is not None and isinstance(model, TaskBound):
-        model.bind_task(task)
-    return model
+    return factory, provider, name
 
 
 def _find_provider(provider: str, name: str) -> Callable[[str, ModelConfig], Any] | None:

@@ -20,7 +20,7 @@ from lancer.core.errors import ConfigError
 from lancer.core.model import Message, ModelResponse, ToolSpec
 from lancer.core.secrets import add_secret
 from lancer.models.context import ContextFitter, Fitted
-from lancer.models.pricing import model_card
+from lancer.models.pricing import ModelCard, Pricing, model_card
 from lancer.models.retry import RetryPolicy, SdkErrors, call_with_retries
 from lancer.models.tokens import counter_for
 
@@ -46,10 +46,10 @@ class ApiModel(ABC):
         self.name = f"{self.provider}:{model_name}"
         self.config = config
         self.supports_images = images if (images := config.supports_images) is not None else self.images_by_default
-        self.base_url = config.base_url or os.environ.get(self.base_url_env) or None
+        self.base_url = self.server(config)
         self.api_key_env = config.api_key_env or self.key_env
         self.api_key = self._api_key()
-        card = model_card(model_name, config, self.provider, self.base_url)
+        card = self.card(model_name, config)
         self.price = card.price
         # Recorded in the trajectory's header: which prices the costs were counted with.
         self.price_source = card.price.source if card.price else None
@@ -64,6 +64,20 @@ class ApiModel(ABC):
             max_retries=0,  # lancer.models.retry is the one retry layer
             timeout=config.request_timeout_s,
         )
+
+    @classmethod
+    def server(cls, config: ModelConfig) -> str | None:
+        """The base URL the config or the environment gives; None: the provider's own."""
+        return config.base_url or os.environ.get(cls.base_url_env) or None
+
+    @classmethod
+    def card(cls, model_name: str, config: ModelConfig) -> ModelCard:
+        return model_card(model_name, config, cls.provider, cls.server(config))
+
+    @classmethod
+    def price_for(cls, model_name: str, config: ModelConfig) -> Pricing | None:
+        """The price of ``model_name``'s tokens, known without a key (lancer.models.known_price)."""
+        return cls.card(model_name, config).price
 
     # --- what a provider supplies -------------------------------------------------------
 

@@ -4,8 +4,9 @@ Chat Completions is what every OpenAI-compatible server speaks (vLLM, Ollama, Op
 Together, LiteLLM ...). ``openai-compatible:MODEL`` is the same provider sending
 ``max_tokens``, the parameter older servers know, instead of ``max_completion_tokens``.
 
-Key: OPENAI_API_KEY (or model.api_key_env). Server: model.base_url, else OPENAI_BASE_URL,
-else api.openai.com.
+Key: OPENAI_API_KEY (or model.api_key_env); none needed when a server is set. Server:
+model.base_url (--base-url), else OPENAI_BASE_URL, else api.openai.com; openai-compatible
+has no default server and asks for one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import openai
 
-from lancer.core.errors import ModelError
+from lancer.core.config import ModelConfig
+from lancer.core.errors import ConfigError, ModelError
 from lancer.core.model import Message, ModelResponse, ToolCall, ToolSpec, Usage
 from lancer.models.api import ApiModel, missing_image_note, read_image
 from lancer.models.retry import SdkErrors
@@ -63,6 +65,16 @@ class OpenAICompatibleModel(OpenAIModel):
     max_tokens_param = "max_tokens"
     images_by_default = False
     tiktoken_is_exact = False  # whatever model the server runs
+
+    def __init__(self, model_name: str, config: ModelConfig) -> None:
+        # Without a server it would quietly go to api.openai.com, which is not what the
+        # provider is for; with one, no key is needed (a keyless vLLM, llama.cpp, Ollama).
+        if self.server(config) is None:
+            raise ConfigError(
+                f"{self.provider}:{model_name} needs its server's base URL: pass --base-url http://HOST:PORT/v1, "
+                f"or set {self.base_url_env} (or model.base_url in --config)"
+            )
+        super().__init__(model_name, config)
 
 
 def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:

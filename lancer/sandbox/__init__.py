@@ -1,20 +1,31 @@
 """Sandboxes: where a task's code lives and the agent's commands run."""
 
-from lancer.core.sandbox import ExecResult, Sandbox, SandboxSpec, ShellProcess
+from lancer.core.sandbox import ExecResult, Sandbox, SandboxSpec, ShellProcess, close_even_if_interrupted
 
 __all__ = ["ExecResult", "Sandbox", "SandboxSpec", "ShellProcess", "create_sandbox", "run_setup"]
 
 
 def create_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
-    """Build a sandbox of the named backend; raises lancer.core.errors.SandboxError if it cannot."""
+    """Build a sandbox of the named backend with the task's setup done (``spec.setup``);
+    raises lancer.core.errors.SandboxError if it cannot, SetupError if a setup command fails."""
     if kind == "local":
         from lancer.sandbox.local import LocalSandbox
 
-        return LocalSandbox(spec)
+        return LocalSandbox(spec)  # the setup's result comes from its environment cache
     if kind == "docker":
-        from lancer.sandbox.docker import DockerSandbox  # type: ignore[import-not-found,unused-ignore]
+        from lancer.sandbox.docker import DockerSandbox, with_setup_image  # type: ignore[import-not-found,unused-ignore]
 
-        return DockerSandbox(spec)  # type: ignore[no-any-return,unused-ignore]
+        environment = None
+        if spec.setup and not spec.image_command:  # the image's own setup runs in each container
+            spec, environment = with_setup_image(spec)  # an image with the setup done, committed once
+        sandbox = DockerSandbox(spec)
+        sandbox.environment = environment
+        try:
+            run_setup(sandbox, spec.setup, spec.setup_timeout_s)  # image_command tasks only
+        except BaseException:
+            close_even_if_interrupted(sandbox)
+            raise
+        return sandbox  # type: ignore[no-any-return,unused-ignore]
     from lancer.core.errors import ConfigError
 
     raise ConfigError(f"unknown sandbox {kind!r}: use --sandbox local or --sandbox docker")

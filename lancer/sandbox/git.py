@@ -12,6 +12,8 @@ from lancer.core.sandbox import Sandbox
 _AUTHOR = git.Actor("lancer", "lancer@localhost")
 # Same flags as SWE-Lancer's harness: mode changes are noise, binary files must survive.
 DIFF_ARGV = ["git", "-c", "core.fileMode=false", "diff", "--binary", "HEAD"]
+# Build droppings are nobody's fix: kept out of the patch (.git/info/exclude) without touching the tree.
+EXCLUDED = "__pycache__/\n*.pyc\n.pytest_cache/\nnode_modules/\n"
 
 
 class PatchError(Exception):
@@ -30,9 +32,8 @@ def make_baseline(worktree: Path) -> None:
     elif git_dir.exists():
         git_dir.unlink()
     repo = git.Repo.init(worktree)
-    # Build droppings are nobody's fix: keep them out of the patch without touching the tree.
     (git_dir / "info").mkdir(parents=True, exist_ok=True)
-    (git_dir / "info" / "exclude").write_text("__pycache__/\n*.pyc\n.pytest_cache/\nnode_modules/\n")
+    (git_dir / "info" / "exclude").write_text(EXCLUDED)
     with repo.config_writer() as config:
         config.set_value("user", "name", _AUTHOR.name)
         config.set_value("user", "email", _AUTHOR.email)

@@ -5,8 +5,10 @@ bubblewrap container per sandbox (lancer.sandbox.bwrap): only the working tree, 
 Python environment and an empty home are writable and visible from this machine, /tmp
 is private, the network is the sandbox's own loopback (unless the task asks for the
 network), and the processes live in a PID namespace of their own, under the sandbox's
-resource limits (lancer.sandbox.limits). The agent's python3, pip and pytest are a fresh
-environment per sandbox (lancer.sandbox.taskenv). Where bubblewrap is missing the sandbox
+resource limits (lancer.sandbox.limits). The agent's python3, pip and pytest are an
+environment of the sandbox's own (lancer.sandbox.taskenv); for a task with ``setup``
+commands, the working tree and environment are a copy of what the setup left, built once
+(lancer.sandbox.envcache). Where bubblewrap is missing the sandbox
 refuses to start, unless the config says ``sandbox.isolation: none``: then commands run
 on the host as the current user (with the limits and the task environment still), and
 every sandbox says so on stderr.
@@ -15,6 +17,7 @@ every sandbox says so on stderr.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -36,6 +39,7 @@ from lancer.core.sandbox import (
 )
 from lancer.core.tarballs import pack, unpack
 from lancer.sandbox.bwrap import Binds, BwrapBox, bwrap_path
+from lancer.sandbox.envcache import EnvEntry, cached_env, env_key, spec_key_parts
 from lancer.sandbox.git import make_baseline
 from lancer.sandbox.limits import AppliedLimits, Backend, LimitSpec
 from lancer.sandbox.limits import apply as apply_limits
@@ -70,17 +74,24 @@ class LocalSandbox:
         self._limits: AppliedLimits | None = None
         self._stop_watch = threading.Event()
         self._oom_lock, self._oom_reported = threading.Lock(), 0
+        # What the task's setup cost this sandbox: "built KEY" (ran it) or "reused KEY" (copied).
+        self.environment: str | None = None
         try:
             self.workdir = str(self._root / "repo")
-            if spec.repo_dir is not None:
-                shutil.copytree(spec.repo_dir, self.workdir, symlinks=True)
-            else:  # a task with no code of its own (a manager task from the dataset)
-                os.mkdir(self.workdir)
             home, venv = self._root / "home", self._root / "venv"
             home.mkdir()
             base = base_env(find_interpreter(spec.python))
             base_seen_at = BASE_ENV_INSIDE if self.isolation == "bwrap" else base.root
-            make_task_env(venv, base, base_seen_at)
+            if spec.setup:  # the working tree and environment the setup leaves, from the cache
+                entry = task_env(spec, base)
+                entry.copy_to(self._root)
+                self.environment = f"{'reused' if entry.reused else 'built'} {entry.key}"
+            else:
+                if spec.repo_dir is not None:
+                    shutil.copytree(spec.repo_dir, self.workdir, symlinks=True)
+                else:  # a task with no code of its own (a manager task from the dataset)
+                    os.mkdir(self.workdir)
+                make_task_env(venv, base, base_seen_at)
             self._env = _environment(venv, home, base_seen_at, spec)
             self._limits = apply_limits(
                 self._root.name, LimitSpec(_bytes(spec.memory), spec.cpus, spec.pids_limit), limits_backend
@@ -92,7 +103,8 @@ class LocalSandbox:
                 _say_once(f"lancer: note: the local sandbox's limits here: {self.limits}")
             if self.isolation == "bwrap":
                 self._box = _start_box(base, [Path(self.workdir), venv, home], spec.network, self._root, self._limits)
-            make_baseline(Path(self.workdir))  # while the box starts
+            if not spec.setup:  # a cached working tree has its baseline (and setup commit) already
+                make_baseline(Path(self.workdir))  # while the box starts
             if self._box is not None:
                 self._box.wait_ready()
                 threading.Thread(target=self._watch, daemon=True, name="sandbox-limits").start()
@@ -265,7 +277,19 @@ class LocalSandbox:
         host_path.parent.mkdir(parents=True, exist_ok=True)
         host_path.write_bytes(data)
 
+    def take_files(self, dest: Path) -> str:
+        """Stop every process and move the working tree and environment to ``dest`` (a task
+        environment being cached); the folder they were in, as the files name it."""
+        self._stop_processes()
+        for part in ("repo", "venv"):
+            shutil.move(self._root / part, dest / part)
+        return str(self._root)
+
     def close(self) -> None:
+        self._stop_processes()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
         self._stop_watch.set()
         for shell in self._shells:
             shell.close()
@@ -276,7 +300,6 @@ class LocalSandbox:
         if self._limits is not None:
             self._limits.close()
             self._limits = None
-        shutil.rmtree(self._root, ignore_errors=True)
 
 
 def _environment(venv: Path, home: Path, base_seen_at: Path, spec: SandboxSpec) -> dict[str, str]:
@@ -293,6 +316,31 @@ def _environment(venv: Path, home: Path, base_seen_at: Path, spec: SandboxSpec) 
         **env_variables(venv, base_seen_at, spec.network),
     )
     return {**env, **spec.env}
+
+
+def task_env(spec: SandboxSpec, base: BaseEnv | None = None) -> EnvEntry:
+    """The cached working tree and environment ``spec.setup`` leaves, built now if not yet
+    (an eval builds each task's before its attempts start). Raises SetupError if a setup
+    command fails, SandboxError if the sandbox to run it in cannot start."""
+    base = base or base_env(find_interpreter(spec.python))
+    return cached_env(_env_key(spec, base), functools.partial(_build_env, spec))
+
+
+def _env_key(spec: SandboxSpec, base: BaseEnv) -> str:
+    """What a local task environment is made from (lancer.sandbox.envcache)."""
+    return env_key([f"local {spec.isolation} {base.root.name} {base.interpreter.path}", *spec_key_parts(spec)])
+
+
+def _build_env(spec: SandboxSpec, staging: Path) -> str:
+    """Run the task's setup in a fresh sandbox and move what it left into ``staging``."""
+    from lancer.sandbox import run_setup
+
+    sandbox = LocalSandbox(dataclasses.replace(spec, setup=[]))
+    try:
+        run_setup(sandbox, spec.setup, spec.setup_timeout_s)
+        return sandbox.take_files(staging)
+    finally:
+        sandbox.close()
 
 
 def _start_box(base: BaseEnv, writable: list[Path], network: bool, root: Path, limits: AppliedLimits) -> BwrapBox:

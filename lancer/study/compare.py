@@ -2,24 +2,25 @@
 
 Repeated attempts of a task are one task: it earns its price times its pass rate (so three
 attempts of a $250 task, two resolved, earn $166.67 of a possible $250, not $500 of $750).
-A run whose cost is unknown (a model without a price) is counted and said, never taken
-as free; a run without result.json (unfinished) is named and left out.
+A run that ended in a harness or API error is no failed fix: it is left out of pass rates and
+dollars (as an eval leaves it out, README "Evaluations") and the count left out is said. A
+run whose cost is unknown (a model without a price) is counted and said, never taken as
+free; a run without result.json (unfinished) is named and left out.
 """
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
 from lancer.core.records import read_run
-from lancer.core.text import money
+from lancer.core.tables import Figures, print_figures
+from lancer.core.text import money, percent
+from lancer.study.tally import verdict
 
 
 @dataclass
@@ -55,16 +56,22 @@ class TaskRuns:
     price: float
     passed: int = 0
     attempts: int = 0
+    errors: int = 0  # attempts that ended in a harness or API error: not graded
     cost: Cost = field(default_factory=Cost)
     exits: Counter[str] = field(default_factory=Counter)
 
     @property
-    def pass_rate(self) -> float:
-        return self.passed / self.attempts if self.attempts else 0.0
+    def graded(self) -> int:
+        return self.attempts - self.errors
+
+    @property
+    def pass_rate(self) -> float | None:
+        """None when no attempt was graded: the task says nothing about the model."""
+        return self.passed / self.graded if self.graded else None
 
     @property
     def earned(self) -> float:
-        return self.price * self.pass_rate
+        return self.price * (self.pass_rate or 0.0)
 
 
 @dataclass
@@ -76,9 +83,15 @@ class Summary:
     tasks: list[TaskRuns]
 
     @property
-    def pass_rate(self) -> float:
-        """The mean of the tasks' pass rates: a task tried five times weighs as much as one tried once."""
-        return sum(t.pass_rate for t in self.tasks) / len(self.tasks)
+    def graded(self) -> list[TaskRuns]:
+        return [t for t in self.tasks if t.graded]
+
+    @property
+    def pass_rate(self) -> float | None:
+        """The mean of the graded tasks' pass rates: a task tried five times weighs as much as
+        one tried once; one with only errors is not in it."""
+        rates = [t.pass_rate for t in self.tasks if t.pass_rate is not None]
+        return sum(rates) / len(rates) if rates else None
 
     @property
     def earned(self) -> float:
@@ -86,7 +99,12 @@ class Summary:
 
     @property
     def possible(self) -> float:
-        return sum(t.price for t in self.tasks)
+        """The prices of the graded tasks (an eval's ``possible``)."""
+        return sum(t.price for t in self.graded)
+
+    @property
+    def errors(self) -> int:
+        return sum(t.errors for t in self.tasks)
 
     @property
     def cost(self) -> Cost:
@@ -123,66 +141,74 @@ def collect(run_dirs: list[Path]) -> Comparison:
         key = (model, result["task_id"])
         row = by_key.setdefault(key, TaskRuns(model, result["task_id"], result["variant"], float(result["price"])))
         row.attempts += 1
-        row.passed += bool(result["resolved"])
+        error = verdict({**result, "grade_status": (result.get("grade") or {}).get("status")}) == "error"
+        row.errors += error
+        row.passed += bool(result["resolved"]) and not error
         row.cost.add(result.get("cost_usd"))
         row.exits[result["exit_status"]] += 1
     return Comparison(sorted(by_key.values(), key=lambda t: (t.model, t.task_id)), unfinished)
 
 
-def render(comparison: Comparison) -> RenderableType:
-    parts: list[RenderableType] = [_task_table(comparison.tasks), _summary_table(comparison)]
-    notes = ["earned: each task's price times its pass rate, so repeated attempts never add up to more than its price"]
-    if comparison.unfinished:
-        names = ", ".join(str(p) for p in comparison.unfinished)
-        notes.append(f"not counted: {len(comparison.unfinished)} unfinished run(s) without result.json: {names}")
-    parts.append(Text("\n".join(notes), style="dim"))
-    return Group(*parts)
-
-
 def print_comparison(run_dirs: list[Path]) -> int:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)  # piped: no wrap at 80
-    console.print(render(collect(run_dirs)))
+    console = Console(highlight=False)
+    comparison = collect(run_dirs)
+    print_figures(console, _task_figures(comparison.tasks))
+    print_figures(console, _summary_figures(comparison))
+    console.print(Text("\n".join(notes(comparison)), style="dim"), soft_wrap=True)  # a terminal wraps it itself
     return 0
 
 
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    for name in columns:
-        right = name not in ("model", "task", "variant", "exits")
-        table.add_column(name, justify="right" if right else "left", no_wrap=right)
-    return table
+def notes(comparison: Comparison) -> list[str]:
+    lines = ["earned: each task's price times its pass rate, so repeated attempts never add up to more than its price"]
+    errors = sum(t.errors for t in comparison.tasks)
+    if errors:
+        lines.append(
+            f"{errors} error(s) left out of pass rates and dollars: runs that ended in a harness or API fault "
+            "(exit error or model_error, or a grading error), not failed fixes"
+        )
+    if comparison.unfinished:
+        names = ", ".join(str(p) for p in comparison.unfinished)
+        lines.append(f"not counted: {len(comparison.unfinished)} unfinished run(s) without result.json: {names}")
+    return lines
 
 
-def _task_table(tasks: list[TaskRuns]) -> Table:
-    table = _table("runs by task", "model", "task", "variant", "price", "attempts", "passed", "earned", "cost", "exits")
+def _task_figures(tasks: list[TaskRuns]) -> Figures:
+    fields = ("model", "task", "variant", "price", "attempts", "passed", "earned", "cost", "errors", "exits")
+    figures = Figures("runs by task", fields, names=3)
     for t in tasks:
-        table.add_row(
-            t.model,
-            t.task_id,
-            t.variant,
-            money(t.price, 0),
-            str(t.attempts),
-            f"{t.passed}/{t.attempts} ({t.pass_rate:.0%})",
-            money(t.earned),
-            str(t.cost),
-            ", ".join(f"{status} x{n}" if n > 1 else status for status, n in sorted(t.exits.items())),
+        figures.records.append(
+            [
+                t.model,
+                t.task_id,
+                t.variant,
+                money(t.price, 0),
+                str(t.attempts),
+                f"{t.passed}/{t.graded} ({t.pass_rate:.0%})" if t.pass_rate is not None else "-",
+                money(t.earned),
+                str(t.cost),
+                str(t.errors),
+                ", ".join(f"{status} x{n}" if n > 1 else status for status, n in sorted(t.exits.items())),
+            ]
         )
-    return table
+    return figures
 
 
-def _summary_table(comparison: Comparison) -> Table:
-    columns = ("model", "variant", "tasks", "attempts", "pass rate", "earned", "possible", "earn rate", "cost")
-    table = _table("by model", *columns)
+def _summary_figures(comparison: Comparison) -> Figures:
+    fields = ("model", "variant", "tasks", "attempts", "pass rate", "earned", "possible", "earn rate", "cost", "errors")
+    figures = Figures("by model", fields, names=2)
     for row in comparison.summaries():
-        table.add_row(
-            row.model,
-            row.variant,
-            str(len(row.tasks)),
-            str(sum(t.attempts for t in row.tasks)),
-            f"{row.pass_rate:.1%}",
-            money(row.earned),
-            money(row.possible),
-            f"{row.earned / row.possible:.1%}" if row.possible else "-",
-            str(row.cost),
+        figures.records.append(
+            [
+                row.model,
+                row.variant,
+                str(len(row.tasks)),
+                str(sum(t.attempts for t in row.tasks)),
+                percent(row.pass_rate),
+                money(row.earned),
+                money(row.possible),
+                percent(row.earned / row.possible) if row.possible else "-",
+                str(row.cost),
+                str(row.errors),
+            ]
         )
-    return table
+    return figures

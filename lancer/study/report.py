@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from lancer.core.errors import LancerError
 from lancer.core.records import EvalRecord, is_eval_dir, read_eval
-from lancer.core.text import money, percent
+from lancer.core.tables import Figures, print_figures
+from lancer.core.text import money, pass_at, percent
+from lancer.eval.metrics import mean_times
+from lancer.eval.progress import seconds_triple
 from lancer.study import tally
 from lancer.study.plots import PLOT_FILES, write_plots
 
 COLUMNS = (
-    "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "earned", "earned_at_k",
-    "possible", "earn_rate", "cost_usd", "cost_per_resolved", "roi", "earned_all_attempts", "errors", "not_run",
+    "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "short_of_k", "earned",
+    "earned_at_k", "possible", "earn_rate", "cost_usd", "cost_per_resolved", "roi", "earned_all_attempts", "errors",
+    "not_run", "setup_s", "agent_s", "grading_s",
 )  # fmt: skip
 
 
@@ -57,6 +60,7 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "pass@1": pass_at.get(1),
                     "pass@k": pass_at.get(k),
                     "k": k,
+                    "short_of_k": (figures.get("pass_at_short") or {}).get(str(k), 0),
                     "earned": figures.get("earned"),
                     "earned_at_k": figures.get("earned_at_k"),
                     "possible": figures.get("possible"),
@@ -67,6 +71,8 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "earned_all_attempts": tally.dollars(rows)["earned"],
                     "errors": figures.get("errors", 0),
                     "not_run": figures.get("not_run", 0),
+                    # From the rows: evals written before timing was recorded have none.
+                    **mean_times(r for r in rows if r.get("exit_status") != "interrupted"),
                 }
             )
     return out
@@ -88,7 +94,7 @@ def write_report(paths: list[Path], out_dir: Path, console: Console | None = Non
     md_path = out_dir / "report.md"
     md_path.write_text(_markdown(evals, rows), encoding="utf-8")
     console = console or Console()
-    console.print(_table(rows))
+    print_figures(console, _figures(rows))
     console.print(f"wrote {md_path}, {csv_path} and {len(plots)} plots in {out_dir}", markup=False, highlight=False)
     return [md_path, csv_path, *plots]
 
@@ -102,7 +108,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         _int(row["attempts"]),
         _int(row["graded"]),
         percent(row["pass@1"]),
-        f"{percent(row['pass@k'])} (k={row['k']})",
+        f"{pass_at(row['pass@k'], row['short_of_k'])} (k={row['k']})",
         money(row["earned"]),
         money(row["possible"]),
         percent(row["earn_rate"]),
@@ -111,44 +117,47 @@ def _cells(row: dict[str, Any]) -> list[str]:
         money(row["earned_all_attempts"]),
         _int(row["errors"]),
         _int(row["not_run"]),
+        seconds_triple(row),
     ]
 
 
 _HEADERS = ["eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "earned", "possible",
-            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run"]  # fmt: skip
+            "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run",
+            "mean setup / agent / grading"]  # fmt: skip
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
+def _figures(rows: list[dict[str, Any]]) -> Figures:
     """The terminal's table: the markdown's columns, a few merged to fit a terminal."""
-    table = Table(title="lancer report")
-    for header in ("eval", "scope", "graded", "pass@1", "pass@k", "earned / possible", "earn rate", "cost", "ROI",
-                   "errors"):  # fmt: skip
-        table.add_column(header, justify="left" if header in ("eval", "scope") else "right")
+    fields = ("eval", "model", "scope", "graded", "pass@1", "pass@k", "earned / possible", "earn rate", "cost",
+              "ROI", "errors", "setup / agent / grading")  # fmt: skip
+    figures = Figures("lancer report", fields, names=3)
     for row in rows:
         c = dict(zip(_HEADERS, _cells(row), strict=True))
-        first = row["scope"] == "all"
-        table.add_row(
-            f"{c['eval']}\n[dim]{c['model']}[/]" if first else "",
-            c["scope"],
-            f"{c['graded']}/{c['attempts']}",
-            c["pass@1"],
-            c["pass@k"],
-            f"{c['earned']} / {c['possible']}",
-            c["earn rate"],
-            c["cost"],
-            c["ROI"],
-            c["errors"] + (f" (+{c['not run']} not run)" if row["not_run"] else ""),
-            style="bold" if first else None,
-            end_section=False,
+        figures.records.append(
+            [
+                c["eval"],
+                c["model"],
+                c["scope"],
+                f"{c['graded']}/{c['attempts']}",
+                c["pass@1"],
+                c["pass@k"],
+                f"{c['earned']} / {c['possible']}",
+                c["earn rate"],
+                c["cost"],
+                c["ROI"],
+                c["errors"] + (f" (+{c['not run']} not run)" if row["not_run"] else ""),
+                c["mean setup / agent / grading"],
+            ]
         )
-    return table
+    return figures
 
 
 def _markdown(evals: list[EvalRecord], rows: list[dict[str, Any]]) -> str:
     lines = ["# lancer report", "", f"{len(evals)} eval(s): " + ", ".join(f"`{ev.dir}`" for ev in evals), ""]
     lines += [
         "`earned` is the expected dollars of one attempt per task (price x pass@1); `earned (all attempts)` "
-        "adds up what every attempt earned. ROI is earned / cost. Errors (harness or model) are not graded.",
+        "adds up what every attempt earned. ROI is earned / cost. Errors (harness or model) are not graded. "
+        "pass@k is `-` when some task has fewer than k graded attempts (how many: `short`).",
         "",
         "| " + " | ".join(_HEADERS) + " |",
         "|" + "|".join("---" if i < 3 else "--:" for i in range(len(_HEADERS))) + "|",

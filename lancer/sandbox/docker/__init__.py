@@ -26,6 +26,7 @@ from lancer.sandbox.docker.engine import (
     connect,
     require_image,
 )
+from lancer.sandbox.docker.envimage import with_setup_image
 from lancer.sandbox.docker.prune import prune
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "connect",
     "prune",
     "require_image",
+    "with_setup_image",
 ]

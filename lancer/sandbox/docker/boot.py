@@ -25,7 +25,7 @@ from lancer.core.errors import SandboxError
 from lancer.core.sandbox import ExecResult, SandboxSpec
 from lancer.sandbox.docker.engine import MANAGED_LABEL, api_reason, slug
 from lancer.sandbox.docker.streams import ExecStream, read_boot_line
-from lancer.sandbox.git import make_baseline
+from lancer.sandbox.git import EXCLUDED, make_baseline
 
 SANDBOX_USER = "lancer"
 
@@ -262,9 +262,11 @@ class ContainerSetup:
         script = (
             'cd "$1" && rm -rf .git && git init -q && git config user.name lancer && '
             "git config user.email lancer@localhost && git config core.fileMode false && "
+            'mkdir -p .git/info && printf %s "$2" > .git/info/exclude && '
             'git add -A && git commit -q --allow-empty --no-verify -m "lancer baseline"'
         )
-        result = self._run(["sh", "-c", script, "baseline", self.workdir], user=self._user, timeout=1800)
+        argv = ["sh", "-c", script, "baseline", self.workdir, EXCLUDED]
+        result = self._run(argv, user=self._user, timeout=1800)
         if result.exit_code != 0:
             raise SandboxError(f"could not make the git baseline in {self.workdir}: {result.text.strip()[-300:]}")
 

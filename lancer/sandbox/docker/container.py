@@ -56,6 +56,8 @@ class DockerSandbox(ContainerSetup):
         self._env: dict[str, str] = {}
         self._booted: str | None = None  # the boot script's line, when it made the user
         self._spare: Future[ExecStream] | None = None  # a shell opened while the repo was copied
+        # The task's setup: "built KEY" or "reused KEY" (its image, lancer.sandbox.docker.envimage).
+        self.environment: str | None = None
         # Removed at close, off the start's path; owned, so a resumed eval removes it if lancer
         # died before close (an eval worker killed while the engine restarted: found by the soak).
         self._tmp = owned_temp_dir("lancer-repo-")
@@ -130,6 +132,14 @@ class DockerSandbox(ContainerSetup):
                 with tempfile.TemporaryDirectory(prefix="lancer-out-") as tmp:
                     tar.extractall(tmp, filter="tar")
                     _copy_host(Path(tmp) / top, Path(host_path))
+
+    def commit(self, tag: str, labels: dict[str, str]) -> None:
+        """Keep the container's files as image ``tag`` (a task's setup done, to start from)."""
+        repository, _, version = tag.partition(":")
+        try:
+            self._api.commit(self._cid, repository=repository, tag=version, conf={"Labels": labels})
+        except docker.errors.APIError as e:
+            raise SandboxError(f"could not keep the sandbox as image {tag}: {api_reason(e)}") from None
 
     def close(self) -> None:
         spare, self._spare = self._spare, None

@@ -14,11 +14,12 @@ from lancer.core.sandbox import pid_alive
 from lancer.sandbox.docker.engine import MANAGED_LABEL, api_reason, connect
 
 
-def prune(everything: bool = False, images: bool = False) -> int:
+def prune(everything: bool = False, images: bool = False, envs: bool = False) -> int:
     """Remove lancer's containers whose lancer process has ended; returns how many went.
 
     ``everything``: also containers of processes still running (and of other machines
-    sharing the engine). ``images``: also the images lancer built from task Dockerfiles.
+    sharing the engine). ``images``: also the images lancer built from task Dockerfiles;
+    ``envs``: also the images holding tasks' setup done (lancer.sandbox.docker.envimage).
     """
     client = connect()
     try:
@@ -32,8 +33,9 @@ def prune(everything: bool = False, images: bool = False) -> int:
             foreign = labels.get("lancer.host") != here
             if everything or not (alive or foreign):
                 removed += remove_container(client.api, str(info["Id"]))
-        if images:
-            for image in client.api.images(filters={"label": f"{MANAGED_LABEL}=built"}):
+        kinds = [kind for kind, wanted in (("built", images), ("env", envs)) if wanted]
+        for kind in kinds:
+            for image in client.api.images(filters={"label": f"{MANAGED_LABEL}={kind}"}):
                 with contextlib.suppress(docker.errors.NotFound):
                     client.api.remove_image(image["Id"], force=True)
                     removed += 1

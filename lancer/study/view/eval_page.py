@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lancer.core.records import EvalRecord
-from lancer.core.text import money, percent
+from lancer.core.text import money, pass_at, percent
 from lancer.eval.attempt import ERROR_EXIT_STATUSES
 from lancer.study import tally
 from lancer.study.view.html import esc, page, seconds
@@ -59,8 +59,9 @@ def _command(spec: dict[str, Any]) -> str:
 
 def _cards(summary: dict[str, Any], ev: EvalRecord) -> str:
     cards: list[tuple[str, str]] = []
+    short = summary.get("pass_at_short") or {}
     for k, value in (summary.get("pass_at") or {}).items():
-        cards.append((f"pass@{k}", percent(value)))
+        cards.append((f"pass@{k}", esc(pass_at(value, short.get(k, 0)))))
     real = tally.dollars(ev.rows)
     cards += [
         ("earned (expected, 1 attempt)", money(summary.get("earned"))),
