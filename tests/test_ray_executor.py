@@ -114,7 +114,10 @@ def test_an_eval_on_two_ray_nodes_matches_the_local_executor(cluster: RayCluster
         assert (run_dir / "patch.diff").read_bytes() == (local_dir / "patch.diff").read_bytes()
     ray_summary = json.loads((on_ray / "summary.json").read_text())["overall"]
     local_summary = json.loads((local / "summary.json").read_text())["overall"]
-    assert ray_summary == local_summary
+    timing = "mean_time_s"  # how long the attempts took is the machine's, not the eval's figure
+    assert {k: v for k, v in ray_summary.items() if k != timing} == {
+        k: v for k, v in local_summary.items() if k != timing
+    }
     assert ray_summary["earned"] == ray_summary["possible"] == sum(r["price"] for r in ray_rows.values())
     assert "on 127.0.0.3" in proc.stderr
     done_by_node = re.search(r"attempts done by node: 127\.0\.0\.2 (\d+), 127\.0\.0\.3 (\d+)", proc.stderr)
