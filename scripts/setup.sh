@@ -3,7 +3,7 @@
 # with sudo available). Idempotent: what is already there is kept.
 #   - Python deps in .venv (lancer installed editable, with the dev tools, Ray and the study extras)
 #   - Debian packages: git, bubblewrap (the local sandbox), Chromium (for the browser tools),
-#     Docker engine, debootstrap
+#     Node.js (the tests grade a `node --test` task), Docker engine, debootstrap
 #   - a running Docker engine and the base image lancer's docker sandbox uses by default
 # Set LANCER_SETUP_SKIP_DOCKER=1 to skip the Docker engine and image.
 set -euo pipefail
@@ -18,6 +18,7 @@ need=()
 command -v git >/dev/null || need+=(git)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
 if [ "${LANCER_SETUP_SKIP_DOCKER:-0}" != 1 ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)

@@ -93,4 +93,7 @@ def test_a_folder_of_tasks_is_checked_task_by_task(tmp_path: Path) -> None:
 def test_a_folder_without_tasks_is_an_error(tmp_path: Path) -> None:
     proc = run_lancer("check", str(tmp_path))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"lancer: error: {tmp_path} holds no task.yaml, nor task folders that do"
+    assert (
+        proc.stderr.strip()
+        == f"lancer: error: {tmp_path} holds no task.yaml (nor Harbor's task.toml), nor task folders that do"
+    )

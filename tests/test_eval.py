@@ -414,7 +414,11 @@ def test_a_row_torn_by_a_crash_loses_no_row_written_after_it(tmp_path: Path) -> 
             "bad/task.yaml: price: Field required",
         ),
         (lambda t: make_task(t, "dup", title="another"), ["{examples}/manager-date-format"], "two tasks have the id"),
-        (lambda t: (t / "empty").mkdir(), ["{tasks}/empty"], "is neither a task folder (no task.yaml) nor a folder"),
+        (
+            lambda t: (t / "empty").mkdir(),
+            ["{tasks}/empty"],
+            "is neither a task folder (no task.yaml, nor Harbor's task.toml) nor a folder",
+        ),
         (lambda t: None, ["--variant", "ic_swe"], "--variant, --set and --ids filter a --dataset"),
         (lambda t: None, ["--attempts", "0"], "--attempts must be at least 1"),
         (lambda t: None, ["--executor", "nope"], "unknown executor 'nope'"),

@@ -162,10 +162,13 @@ def test_a_custom_command_that_writes_a_report_gets_the_per_test_verdict(tmp_pat
 
 
 def test_a_custom_command_without_a_report_keeps_the_exit_code_rule(tmp_path: Path) -> None:
-    task = task_copy(tmp_path, "test_command: 'python3 -m pytest -q tests/test_discount.py'\n")
+    # The hidden test called by plain Python, not pytest: nothing reports per test.
+    call = "import sys; sys.path += ['.', 'tests']; import test_discount as t; t.test_discount_comes_off_before_tax()"
+    command = f'python3 -c "{call}"'
+    task = task_copy(tmp_path, f"test_command: {json.dumps(command)}\n")
     result = grade(task, "", tmp_path)
     assert (result["grade"]["status"], result["grade"]["detail"]) == ("failed", "the hidden tests failed")  # type: ignore[index]
-    assert result["grade"]["tests"] == []  # type: ignore[index]
+    assert (result["grade"]["tests"], result["grade"]["basis"]) == ([], "exit code")  # type: ignore[index]
     assert grade(task, GOOD_PATCH, tmp_path)["grade"]["status"] == "passed"  # type: ignore[index]
 
 

@@ -79,6 +79,8 @@ def test_without_the_fix_a_web_task_is_not_resolved(name: str, sandbox_kind: str
     verdict = grade(load_task(EXAMPLES / name), b"", one_attempt(sandbox_kind))
     assert verdict.status == "failed" and not verdict.resolved
     assert "failed" in verdict.output_tail  # pytest's own report, for the person reading result.json
+    # Per test, from lancer's pytest plugin in the host's test run.
+    assert verdict.basis == "junit" and "failed" in {t.outcome for t in verdict.tests}
 
 
 def test_a_patch_that_breaks_the_app_is_a_failed_fix_with_the_reason() -> None:

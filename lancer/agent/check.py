@@ -13,19 +13,27 @@ from typing import Any
 
 from lancer.core.config import RunConfig
 from lancer.core.errors import TaskError
-from lancer.core.tasks import Task, load_task, task_folders
+from lancer.core.tasks import Task, task_folders
+from lancer.formats import load_task_folder
 
 SOLUTION_PATCH = "solution.patch"
 SOLUTION_TURNS = "solution.yaml"
+EXIT_CODE_WARNING = (
+    "warning: this verdict rests on the test command's exit code alone (no per-test outcomes): "
+    "run the tests with pytest, print go test -json, or name a JUnit XML report with test_report:"
+)
+SOLVE_SCRIPT = "solution/solve.sh"  # a Harbor task's
 
 
 @dataclass
 class Check:
-    """A task's validation: each grading it took (label, grade dict) and, if invalid, why."""
+    """A task's validation: each grading it took (label, grade dict), if invalid why, and
+    warnings that do not make it invalid."""
 
     task_id: str
     gradings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -33,12 +41,12 @@ class Check:
 
 
 def all_task_folders(paths: list[Path]) -> list[Path]:
-    """Each path is a task folder, or a folder whose subfolders with a task.yaml are tasks."""
+    """Each path is a task folder, or a folder of task folders (lancer.core.tasks.task_folders)."""
     folders: list[Path] = []
     for path in paths:
         inside = task_folders(path)
         if not inside:
-            raise TaskError(f"{path} holds no task.yaml, nor task folders that do")
+            raise TaskError(f"{path} holds no task.yaml (nor Harbor's task.toml), nor task folders that do")
         folders.extend(inside)
     return folders
 
@@ -61,6 +69,8 @@ def check_task(task: Task, config: RunConfig) -> Check:
 
     original = _grade(task, config, b"")
     check.gradings.append(("original code", original))
+    if original.get("basis") == "exit code":
+        check.warnings.append(EXIT_CODE_WARNING)
     if original["status"] == "passed":
         check.problem = "the hidden tests already pass on the original code"
         return check
@@ -70,7 +80,8 @@ def check_task(task: Task, config: RunConfig) -> Check:
 
     label, solved = _play_solution(task, config)
     if solved is None:
-        check.problem = f"no reference solution: add {SOLUTION_PATCH} or {SOLUTION_TURNS} to the task folder"
+        add = SOLVE_SCRIPT if task.reward_dir else f"{SOLUTION_PATCH} or {SOLUTION_TURNS}"  # Harbor's, or lancer's
+        check.problem = f"no reference solution: add {add} to the task folder"
         return check
     check.gradings.append((label, solved))
     if solved["status"] != "passed":
@@ -87,17 +98,18 @@ def _grade(task: Task, config: RunConfig, patch: bytes, answer: dict[str, Any] |
 def _play_solution(task: Task, config: RunConfig) -> tuple[str, dict[str, Any] | None]:
     """The grade of the task's reference solution; None when it has none."""
     assert task.folder is not None
-    patch, turns = task.folder / SOLUTION_PATCH, task.folder / SOLUTION_TURNS
+    patch, turns, script = task.folder / SOLUTION_PATCH, task.folder / SOLUTION_TURNS, task.folder / SOLVE_SCRIPT
     if patch.is_file():
         return f"reference solution ({SOLUTION_PATCH})", _grade(task, config, patch.read_bytes())
-    if not turns.is_file():
+    played = next((path for path in (turns, script) if path.is_file()), None)
+    if played is None:
         return "", None
     from lancer.agent.runner import run_task
     from lancer.models import create_model
 
-    label = f"reference solution ({SOLUTION_TURNS})"
+    label = f"reference solution ({played.relative_to(task.folder)})"
     with tempfile.TemporaryDirectory(prefix="lancer-check-") as out:
-        result = run_task(task, create_model(f"scripted:{turns}", config.model), config, Path(out))
+        result = run_task(task, create_model("oracle", config.model, task), config, Path(out))
     if result["grade"] is None:  # the run ended before grading
         return label, {"status": "error", "detail": f"the run ended with {result['exit_status']}: {result['detail']}"}
     return label, dict(result["grade"])
@@ -105,7 +117,7 @@ def _play_solution(task: Task, config: RunConfig) -> tuple[str, dict[str, Any] |
 
 def check_folder(folder: Path, config: RunConfig) -> Check:
     try:
-        task = load_task(folder)
+        task = load_task_folder(folder)
     except TaskError as e:  # one bad task is an invalid task, not the end of the check
         return Check(folder.name, problem=str(e))
     return check_task(task, config)
@@ -115,6 +127,7 @@ def render_check(check: Check, every_test: bool = False) -> str:
     """The verdict and each grading; per test, those that did not pass in some grading
     (so the tests the solution fixes show twice), the rest counted unless ``every_test``."""
     lines = [f"{check.task_id}: {'valid' if check.valid else 'INVALID: ' + (check.problem or '')}"]
+    lines.extend(f"  {warning}" for warning in check.warnings)
     notable = {t["name"] for _, verdict in check.gradings for t in verdict.get("tests", []) if t["outcome"] != "passed"}
     for label, verdict in check.gradings:
         lines.append(f"  {label}: {verdict['status']} ({verdict['detail']})")

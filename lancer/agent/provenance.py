@@ -16,7 +16,8 @@ from typing import Any
 
 from lancer.core.errors import TaskError
 from lancer.core.model import Model
-from lancer.core.tasks import Task, load_task
+from lancer.core.tasks import Task
+from lancer.formats import load_task_folder
 
 # Caches a tool or a developer may leave in a task folder; they change nothing the task means.
 _IGNORED = {"__pycache__", ".pytest_cache"}
@@ -60,7 +61,7 @@ def load_recorded_task(header: dict[str, Any], trajectory: Path) -> Task:
             "name the task: lancer replay RUN --task TASK [--dataset CSV]"
         )
     if "folder" in source:
-        return load_task(Path(source["folder"]))
+        return load_task_folder(Path(source["folder"]))
     from lancer.formats.swelancer import load_swelancer_task
 
     return load_swelancer_task(source["id"], Path(source["dataset"]))

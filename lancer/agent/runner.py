@@ -41,6 +41,7 @@ def run_task(
     on_step: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> dict[str, Any]:
     """Run ``model`` on ``task``; writes and returns result.json's content (and lancer.log)."""
+    config = task.limited(config)  # a Harbor task's own time limit, cpus and memory
     prompts = run_prompts(config.prompts, task)  # a bad template stops here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     run_log = attach_run_log(out_dir / "lancer.log")

@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from lancer.browser.chromium import CHROMIUM_TEMP_PREFIX
@@ -24,16 +25,15 @@ PLUGIN = "lancer.browser.fixtures"
 _PASSED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "LANCER_CHROMIUM", "PLAYWRIGHT_BROWSERS_PATH")
 
 
-def browser_test_argv(test_command: str | None, report: Path | None = None) -> list[str]:
+def browser_test_argv(test_command: str | None) -> list[str]:
     """The pytest command (or the task's own) run from the scratch folder holding ``tests/``.
 
     The command's ``python3 -m pytest`` / ``pytest`` is this interpreter's pytest with
     lancer's fixtures loaded, so a task written for the grader's default works unchanged.
-    The default command writes a JUnit XML ``report`` when given one.
     """
     base = [sys.executable, "-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider"]
     if test_command is None:
-        return [*base, "-q", *([f"--junitxml={report}"] if report else []), "tests"]
+        return [*base, "-q", "tests"]
     words = shlex.split(test_command)
     for prefix in (["python3", "-m", "pytest"], ["python", "-m", "pytest"], ["pytest"]):
         if words[: len(prefix)] == prefix:
@@ -48,23 +48,24 @@ def run_browser_tests(
     test_command: str | None = None,
     timeout: float,
     trace_dir: Path | None = None,
-    report: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    workdir: Path | None = None,
 ) -> HostResult:
     """Run the hidden tests against ``app_url``; every process they start is gone on return.
 
-    ``report``: where the default command writes its JUnit XML report; a task's own
-    command finds the path in ``$LANCER_TEST_REPORT`` (lancer.grader.grade.REPORT_ENV)."""
-    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-    env.update(APP_URL=app_url, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+    ``env``: more variables for the tests (the grader's report locations). ``workdir``: the
+    folder (made here, left to the caller) the tests are copied into and run from; by
+    default a scratch folder removed on return."""
+    variables = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    variables.update(APP_URL=app_url, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1", **(env or {}))
     if trace_dir is not None:
-        env["LANCER_TRACE_DIR"] = str(trace_dir)
-    if report is not None:
-        env["LANCER_TEST_REPORT"] = str(report)
-    scratch = owned_temp_dir("lancer-webtests-")  # owned: a killed lancer's is pruned
+        variables["LANCER_TRACE_DIR"] = str(trace_dir)
+    scratch = workdir or owned_temp_dir("lancer-webtests-")  # owned: a killed lancer's is pruned
     try:
         shutil.copytree(tests_dir, scratch / "tests")
-        return run_tagged(browser_test_argv(test_command, report), cwd=scratch, env=env, timeout=timeout)
+        return run_tagged(browser_test_argv(test_command), cwd=scratch, env=variables, timeout=timeout)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if workdir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
         # Tests killed at their timeout (or crashed) leave their browser's temp folder.
         remove_abandoned(CHROMIUM_TEMP_PREFIX)

@@ -17,10 +17,12 @@ from lancer.agent.outdirs import check_run_dir, fresh_dir
 from lancer.cli import study as study_commands
 from lancer.cli.console import console
 from lancer.cli.eval import add_eval_command
+from lancer.cli.export import add_export_command
 from lancer.core.config import RunConfig, load_config
 from lancer.core.errors import LancerError
 from lancer.core.secrets import redact
-from lancer.core.tasks import Task, load_task
+from lancer.core.tasks import Task
+from lancer.formats import load_task_folder
 from lancer.study.show import render_run
 
 
@@ -46,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run an agent on a task, then grade its patch")
-    run.add_argument("task", help="a task folder (task.yaml, repo/, tests/) or a SWE-Lancer task id")
+    run.add_argument(
+        "task", help="a task folder (task.yaml, repo/, tests/; or Harbor's task.toml ...) or a SWE-Lancer task id"
+    )
     run.add_argument("--model", required=True, help="provider:model, e.g. openai:gpt-4o or scripted:turns.yaml")
     _common(run)
     run.add_argument("--out", type=Path, help="run directory (default: runs/<task>-<time>-<random>)")
@@ -96,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_models)
 
     add_eval_command(commands)
+    add_export_command(commands)
     study_commands.register(commands)  # view, report
 
     sandbox = commands.add_parser("sandbox", help="manage docker sandboxes")
@@ -131,7 +136,7 @@ def _load(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Task, Ru
 def load_task_arg(task_arg: str, dataset: Path | None) -> Task:
     path = Path(task_arg)
     if path.exists() or dataset is None:
-        return load_task(path)
+        return load_task_folder(path)
     from lancer.formats.swelancer import load_swelancer_task
 
     return load_swelancer_task(task_arg, dataset)

@@ -66,7 +66,8 @@ class EvalRecord:
         return sorted(set(range(first, first + declared)) | set(seen))
 
     def tasks(self) -> list[dict[str, Any]]:
-        """The eval's tasks (id, price, variant, set, title when known), in the spec's order."""
+        """The eval's tasks (id, price, variant, set, title when known; difficulty, category,
+        tags when given), in the spec's order."""
         listed = [_task_entry(t) for t in self.spec.get("tasks", []) if isinstance(t, dict)]
         known = {t["id"] for t in listed}
         for row in self.rows + self.running:  # a spec without a task list still shows its attempts
@@ -156,6 +157,7 @@ def row_from_run(run: RunRecord, attempt: int = 0) -> dict[str, Any]:
             "earned": result.get("earned", 0.0),
             "exit_status": result.get("exit_status", "running"),
             "grade_status": grade.get("status"),
+            "grade_basis": grade.get("basis"),
             "cost_usd": result.get("cost_usd"),
             "input_tokens": result.get("input_tokens", 0),
             "output_tokens": result.get("output_tokens", 0),
@@ -190,6 +192,7 @@ def _normalize_row(row: dict[str, Any]) -> dict[str, Any]:
     row.setdefault("set", None)
     row.setdefault("exit_status", "?")
     row.setdefault("grade_status", None)
+    row.setdefault("grade_basis", None)
     row.setdefault("cost_usd", None)
     return row
 
@@ -201,6 +204,8 @@ def _task_entry(data: dict[str, Any]) -> dict[str, Any]:
         "variant": data.get("variant"),
         "set": data.get("set"),
         "title": data.get("title"),
+        # A Harbor task's metadata, for the summary's breakdowns.
+        **{k: data[k] for k in ("difficulty", "category", "tags") if data.get(k) is not None},
     }
 
 

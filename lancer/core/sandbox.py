@@ -76,6 +76,8 @@ class SandboxSpec:
     setup_network: bool = False
     prepare: list[str] = field(default_factory=list)
     remove_paths: list[str] = field(default_factory=list)
+    # Docker: how long building ``dockerfile``'s image may take (None: no limit).
+    build_timeout_s: float | None = None
 
 
 class Closeable(Protocol):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from lancer.core.config import SandboxConfig, StrictModel, describe_validation_error
+from lancer.core.config import RunConfig, SandboxConfig, StrictModel, describe_validation_error
 from lancer.core.errors import TaskError
 from lancer.core.sandbox import SandboxSpec
 
 Variant = Literal["ic_swe", "swe_manager"]
+# Where the default test command writes its JUnit XML report, for the grader to read.
+REPORT_ENV = "LANCER_TEST_REPORT"
 
 
 class AppSpec(StrictModel):
@@ -72,6 +76,16 @@ class ContainerSpec(StrictModel):
         return self
 
 
+class TaskLimits(StrictModel):
+    """A task's own limits (Harbor's task.toml sets them), in place of the run config's."""
+
+    time_limit_s: float | None = Field(None, gt=0)  # the agent's run: limits.time_limit_s
+    grader_timeout_s: float | None = Field(None, gt=0)  # one run of the tests: grader.timeout_s
+    build_timeout_s: float | None = Field(None, gt=0)  # building its dockerfile's image
+    cpus: float | None = Field(None, gt=0)  # sandbox.cpus
+    memory: str | None = Field(None, pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")  # sandbox.memory
+
+
 class Proposal(StrictModel):
     id: int
     content: str
@@ -91,6 +105,9 @@ class Task(StrictModel):
     app: AppSpec | None = None
     # Run from the working tree root; None: pytest on the hidden test files alone.
     test_command: str | None = None
+    # A JUnit XML report the test command writes (node --test's, jest's or vitest's junit
+    # reporter), relative to where it runs: the grader reads per-test outcomes from it.
+    test_report: str | None = Field(None, min_length=1)
     proposals: list[Proposal] = Field(default_factory=list)
     # Never shown to the agent: only the grader reads it.
     correct_proposal: int | None = None
@@ -100,6 +117,17 @@ class Task(StrictModel):
     # the system's python3. Docker uses the image's.
     python: str | None = Field(None, pattern=r"^3\.[0-9]+$")
     container: ContainerSpec | None = None
+    # Where the hidden tests/ folder goes at grading (absolute); None: <workdir>/tests.
+    tests_at: str | None = None
+    # The test command's verdict is a reward it writes to reward.txt (a number) or
+    # reward.json in this folder (Harbor's /logs/verifier): 1 resolves the task, a
+    # partial reward is recorded; no reward is an error. None: a test report or exit code.
+    reward_dir: str | None = None
+    limits: TaskLimits = Field(default_factory=TaskLimits)
+    # For the eval summary's breakdowns (by_difficulty, by_category, by_tag).
+    difficulty: str | None = None
+    category: str | None = None
+    tags: list[str] = Field(default_factory=list)
 
     # Filled by the loader, not read from task.yaml: the task folder, and what the agent must
     # never see (the folder with its hidden tests and answers, or a dataset file).
@@ -161,7 +189,31 @@ class Task(StrictModel):
             setup_network=container.setup_network,
             prepare=list(container.prepare),
             remove_paths=list(container.hide) if for_agent else [],
+            build_timeout_s=self.limits.build_timeout_s,
         )
+
+    def limited(self, config: RunConfig) -> RunConfig:
+        """``config`` with the task's own limits in place of the run's."""
+        limits = self.limits
+        changes: dict[str, dict[str, object]] = {
+            "limits": {"time_limit_s": limits.time_limit_s},
+            "grader": {"timeout_s": limits.grader_timeout_s},
+            # Docker refuses more CPUs than the machine has.
+            "sandbox": {"cpus": limits.cpus and min(limits.cpus, os.cpu_count() or 1), "memory": limits.memory},
+        }
+        updated = {
+            section: getattr(config, section).model_copy(update={k: v for k, v in fields.items() if v is not None})
+            for section, fields in changes.items()
+        }
+        return config.model_copy(update=updated)
+
+    def default_test_command(self) -> str:
+        """pytest on the hidden test files alone (not on tests the repo itself carries); its
+        report comes from lancer's pytest plugin, as any pytest run's does."""
+        tests = self.tests_dir
+        files = sorted(p.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")) if tests else []
+        targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"
+        return f"python3 -m pytest -q -p no:cacheprovider {targets}"
 
     def public_summary(self) -> dict[str, object]:
         """What may be written to a trajectory header (what the agent is told): never the answer."""
@@ -178,12 +230,25 @@ class Task(StrictModel):
         return summary
 
 
+# A Harbor (Terminal-Bench 2) task folder holds both; lancer.formats.harbor reads it.
+HARBOR_FILES = ("task.toml", "instruction.md")
+
+
+def is_harbor_folder(path: Path) -> bool:
+    return not (path / "task.yaml").is_file() and all((path / name).is_file() for name in HARBOR_FILES)
+
+
+def is_task_folder(path: Path) -> bool:
+    return (path / "task.yaml").is_file() or is_harbor_folder(path)
+
+
 def task_folders(path: Path) -> list[Path]:
-    """``path`` itself when it is a task folder (or no folder at all: load_task then says
-    what is wrong), else its subfolders holding a task.yaml, sorted; perhaps none."""
-    if (path / "task.yaml").is_file() or not path.is_dir():
+    """``path`` itself when it is a task folder (lancer's task.yaml or Harbor's task.toml +
+    instruction.md; or no folder at all: the loader then says what is wrong), else its
+    task-folder subfolders, sorted; perhaps none."""
+    if not path.is_dir() or is_task_folder(path):
         return [path]
-    return sorted(p.parent for p in path.glob("*/task.yaml"))
+    return sorted(p for p in path.iterdir() if p.is_dir() and is_task_folder(p))
 
 
 def load_task(folder: Path) -> Task:
@@ -195,7 +260,10 @@ def load_task(folder: Path) -> Task:
             f"task folder {folder} does not exist (give a folder holding task.yaml, or a SWE-Lancer task id)"
         )
     if not spec.is_file():
-        raise TaskError(f"{folder} has no task.yaml (a task folder holds task.yaml, repo/ and tests/)")
+        raise TaskError(
+            f"{folder} has no task.yaml (a task folder holds task.yaml, repo/ and tests/; "
+            "a Harbor task folder task.toml and instruction.md)"
+        )
     try:
         data = yaml.safe_load(spec.read_text())
     except yaml.YAMLError as e:

@@ -37,8 +37,10 @@ ROW_FIELDS = (
     "price",
     "resolved",
     "earned",
+    "reward",
     "exit_status",
     "grade_status",
+    "grade_basis",
     "detail",
     "cost_usd",
     "input_tokens",
@@ -116,9 +118,15 @@ def row_from_result(job: AttemptJob, result: dict[str, Any]) -> dict[str, Any]:
         "price": result["price"],
         "resolved": bool(result["resolved"]),
         "earned": result["earned"],
+        "reward": grade.get("reward"),  # a reward-file verdict's (Harbor's), partial or whole
         "exit_status": result["exit_status"],
         "grade_status": grade.get("status"),
-        "detail": result.get("detail") or grade.get("detail") or "",
+        "grade_basis": grade.get("basis"),
+        # A grading error's reason is the grader's, not the run's ("submitted").
+        "detail": (grade.get("status") == "error" and grade.get("detail"))
+        or result.get("detail")
+        or grade.get("detail")
+        or "",
         "cost_usd": result["cost_usd"],
         "input_tokens": result["input_tokens"],
         "output_tokens": result["output_tokens"],
@@ -144,8 +152,10 @@ def error_row(job: AttemptJob, reason: str, seconds: float = 0.0, exit_status: s
         "price": job.task.get("price"),
         "resolved": False,
         "earned": 0.0,
+        "reward": None,
         "exit_status": exit_status,
         "grade_status": None,
+        "grade_basis": None,
         "detail": reason,
         **usage,
         "duration_s": round(seconds, 2),

@@ -29,16 +29,39 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - miss
 
 
+# The summary's breakdowns: its key, the task field grouped by (a task is in each of its
+# tags' groups), and how a group is labelled in tables.
+BREAKDOWNS = (
+    ("by_variant", "variant", "variant"),
+    ("by_set", "set", "set"),
+    ("by_difficulty", "difficulty", "difficulty"),
+    ("by_category", "category", "category"),
+    ("by_tag", "tags", "tag"),
+)
+
+
+def task_groups(tasks: Iterable[dict[str, Any]], field: str) -> dict[str, set[str]]:
+    """Each value of ``field`` among ``tasks`` (each tag, for a list), with its tasks' ids."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for task in tasks:
+        value = task.get(field)
+        for name in value if isinstance(value, list) else [] if value is None else [value]:
+            groups[str(name)].add(task["id"])
+    return dict(sorted(groups.items()))
+
+
 def summarize(
     rows: Iterable[dict[str, Any]],
     tasks: Sequence[dict[str, Any]] | None = None,
     attempts: int | None = None,
 ) -> dict[str, Any]:
-    """summary.json's content: ``overall``, ``by_variant``, and ``by_set`` when tasks have sets.
+    """summary.json's content: ``overall``, and a breakdown (``by_variant``, ``by_set``,
+    ``by_difficulty`` ...: BREAKDOWNS) for each task field some task has.
 
     ``rows``: results rows (interrupted ones may be included: they are counted apart).
-    ``tasks``: the planned task set (dicts with id, variant, price, set), default the tasks
-    seen in ``rows``; ``attempts``: K, default the highest attempt number seen.
+    ``tasks``: the planned task set (dicts with id, variant, price, set, perhaps difficulty,
+    category, tags), default the tasks seen in ``rows``; ``attempts``: K, default the
+    highest attempt number seen.
     """
     rows = list(rows)
     if tasks is None:
@@ -46,16 +69,14 @@ def summarize(
         tasks = [{"id": t, **{f: r.get(f) for f in ("variant", "price", "set")}} for t, r in seen.items()]
     k = attempts or max((row["attempt"] for row in rows), default=1)
     summary: dict[str, Any] = {"attempts_per_task": k, "overall": summarize_group(rows, tasks, k)}
-    for key, field in (("by_variant", "variant"), ("by_set", "set")):
-        groups = sorted({str(t[field]) for t in tasks if t.get(field) is not None})
+    for key, field, _ in BREAKDOWNS:
+        groups = task_groups(tasks, field)
         if groups:
             summary[key] = {
                 group: summarize_group(
-                    [r for r in rows if str(r.get(field)) == group],
-                    [t for t in tasks if str(t.get(field)) == group],
-                    k,
+                    [r for r in rows if r["task_id"] in ids], [t for t in tasks if t["id"] in ids], k
                 )
-                for group in groups
+                for group, ids in groups.items()
             }
     return summary
 
@@ -77,6 +98,7 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
     costs = [r.get("cost_usd") for r in finished]
     cost = None if None in costs else sum(c for c in costs if c is not None)
     one_pass_cost = _one_attempt_per_task_cost(finished) if cost is not None else None
+    rewards = [float(r["reward"]) for r in graded if r.get("reward") is not None]
     return {
         "tasks": len(tasks),
         "attempts": len(finished),
@@ -97,6 +119,8 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
         "cost_per_resolved": _round(cost / resolved) if cost is not None and resolved else None,
         "roi": _round(earned / one_pass_cost) if one_pass_cost else None,
         "errors": len(errors),
+        # Verdicts with no per-test outcomes behind them (README "Grading"): fewer is better.
+        "exit_code_verdicts": sum(r.get("grade_basis") == "exit code" for r in finished),
         "error_details": [
             {
                 "task_id": r["task_id"],
@@ -110,6 +134,8 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
         "interrupted": len(rows) - len(finished),
         "not_run": max(len(tasks) * k - len(rows), 0),
         "mean_time_s": mean_times(finished),
+        # Reward-file tasks (Harbor's): the mean reward of their graded attempts, partial ones too.
+        **({"mean_reward": _round(sum(rewards) / len(rewards))} if rewards else {}),
     }
 
 

@@ -27,6 +27,7 @@ from lancer.core.tables import Figures
 from lancer.core.text import money, pass_at, percent
 from lancer.eval.attempt import TIME_PARTS, AttemptJob, is_error
 from lancer.eval.envs import EnvBuild
+from lancer.eval.metrics import BREAKDOWNS
 
 
 @dataclass
@@ -189,6 +190,8 @@ def attempt_line(row: dict[str, Any]) -> str:
         verdict = "ERROR"
     else:
         verdict = "RESOLVED" if row["resolved"] else "not resolved"
+        if not row["resolved"] and row.get("reward") is not None:
+            verdict += f" (reward {row['reward']:g})"
     cost = "cost unknown" if row.get("cost_usd") is None else f"${row['cost_usd']:.4f}"
     line = (
         f"{row['task_id']} #{row['attempt']}  {verdict}  earned ${row['earned'] or 0:,.2f}  "
@@ -232,15 +235,24 @@ def seconds_triple(times: dict[str, float | None] | None) -> str:
 
 
 def summary_figures(summary: dict[str, Any]) -> Figures:
-    """The final summary: one column overall, one per variant and per set; one row per figure."""
+    """The final summary: one column overall, one per group of each breakdown (variant, set,
+    difficulty ...); one row per figure."""
     k = str(summary["attempts_per_task"])
     groups = [("overall", summary["overall"])]
-    for key in ("by_variant", "by_set"):
-        groups += list(summary.get(key, {}).items())
+    for key, _, label in BREAKDOWNS[:-1]:  # tags: too many columns; summary.json and the report have them
+        groups += [
+            (name if key in ("by_variant", "by_set") else f"{label} {name}", figures)
+            for name, figures in summary.get(key, {}).items()
+        ]
     figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("tasks", lambda g: str(g["tasks"])),
         ("attempts graded / finished", lambda g: f"{g['graded']} / {g['attempts']}"),
         ("resolved", lambda g: str(g["resolved"])),
+        *(
+            [("mean reward", lambda g: "-" if g.get("mean_reward") is None else f"{g['mean_reward']:.3f}")]
+            if summary["overall"].get("mean_reward") is not None
+            else []
+        ),
         ("pass@1", lambda g: _pass_at(g, "1")),
         *([(f"pass@{k}", lambda g: _pass_at(g, k))] if k != "1" else []),
         ("earned (one attempt)", lambda g: money(g["earned"])),
@@ -256,6 +268,7 @@ def summary_figures(summary: dict[str, Any]) -> Figures:
         ("ROI", lambda g: "-" if g["roi"] is None else f"{g['roi']:,.1f}x"),
         ("mean time: setup / agent / grading", lambda g: seconds_triple(g.get("mean_time_s"))),
         ("errors", lambda g: str(g["errors"])),
+        ("verdicts on exit codes alone", lambda g: str(g.get("exit_code_verdicts", 0))),
         ("interrupted", lambda g: str(g["interrupted"])),
         ("not run", lambda g: str(g["not_run"])),
     ]

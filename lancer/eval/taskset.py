@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from lancer.core.errors import TaskError
-from lancer.core.tasks import Task, load_task, task_folders
+from lancer.core.tasks import Task, task_folders
+from lancer.formats import load_task_folder
 
 # Task ids name folders (DIR/runs/<task_id>/): no separators, no leading dot.
 SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]*$")
@@ -28,7 +29,9 @@ class EvalTask:
         """The task's entry in eval.json."""
         task = self.task
         where = {"dataset": str(task.source)} if task.folder is None else {"folder": str(task.folder)}
-        return {"id": task.id, "variant": task.variant, "price": task.price, "set": self.set, **where}
+        labels = {"difficulty": task.difficulty, "category": task.category, "tags": task.tags or None}
+        described = {"id": task.id, "variant": task.variant, "price": task.price, "set": self.set, **where}
+        return described | {k: v for k, v in labels.items() if v is not None}
 
 
 def load_task_set(
@@ -64,8 +67,10 @@ def load_task_set(
 def _tasks_under(path: Path) -> list[Task]:
     folders = task_folders(path)
     if not folders:
-        raise TaskError(f"{path} is neither a task folder (no task.yaml) nor a folder of task folders")
-    return [load_task(folder) for folder in folders]
+        raise TaskError(
+            f"{path} is neither a task folder (no task.yaml, nor Harbor's task.toml) nor a folder of task folders"
+        )
+    return [load_task_folder(folder) for folder in folders]
 
 
 def _where(item: EvalTask) -> str:

@@ -1,15 +1,20 @@
 """Grading: a fresh sandbox, the patch, the hidden tests, a verdict; up to N runs, any
-pass counts (as SWE-Lancer). The verdict comes from the tests' JUnit XML report
-(lancer.grader.report): the default pytest command always writes one, and a task's own
-``test_command`` may write one at ``$LANCER_TEST_REPORT``; without it, a custom command's
-exit code decides (0 passed, 1 failed, anything else an error). A manager task is
-resolved when the chosen proposal is the correct one.
+pass counts (as SWE-Lancer). The verdict comes from per-test outcomes
+(lancer.grader.report) wherever the test command leaves them: the JUnit XML report the
+task names (``test_report``, or ``$LANCER_TEST_REPORT``), else the reports of every pytest
+run in the command (lancer.grader.pytest_reports: the default command is one), else
+``go test -json`` output; only a command that leaves none is judged by its exit code (0
+passed, 1 failed, anything else an error), and the grade's ``basis`` says so. A manager
+task with a
+``reward_dir`` (Harbor's) is judged by the reward its test command writes there
+(lancer.grader.reward). A manager task is resolved when the chosen proposal is the
+correct one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shlex
+import posixpath
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +22,24 @@ from typing import Any
 from lancer.core.config import RunConfig
 from lancer.core.errors import SetupError
 from lancer.core.sandbox import close_even_if_interrupted, owned_temp_dir
-from lancer.core.tasks import Task
-from lancer.grader.report import ReportError, Status, TestOutcome, decide, parse_junit
+from lancer.core.tasks import REPORT_ENV, Task
+from lancer.grader import pytest_reports
+from lancer.grader.report import (
+    Basis,
+    ReportError,
+    Status,
+    TestOutcome,
+    decide,
+    parse_go_test_json,
+    parse_junit,
+    parse_junit_reports,
+)
+from lancer.grader.reward import REWARD_JSON, REWARD_TXT, RewardError, parse_reward
 from lancer.sandbox import Sandbox, create_sandbox
 from lancer.sandbox.git import PatchError, apply_patch
 
-REPORT_ENV = "LANCER_TEST_REPORT"
 _REPORT_NAME = ".lancer-test-report.xml"
+_PYTEST_REPORTS = ".lancer-pytest-reports"
 _TAIL_CHARS = 4000
 # pytest's exit codes for outcomes its report shows: passed, failed, interrupted by
 # collection errors, no tests collected. Others (3 internal error, 4 usage) are named.
@@ -38,28 +54,41 @@ class Grade:
     detail: str = ""
     output_tail: str = ""
     tests: list[TestOutcome] = field(default_factory=list)
+    # What the verdict rests on; None when no test run decided it (a patch that does not
+    # apply, a failing setup, a timeout).
+    basis: Basis | None = None
+    # A reward-file verdict's reward (1: resolved; less: a partial score) and its metrics.
+    reward: float | None = None
+    reward_metrics: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        rewarded = {"reward": self.reward, "reward_metrics": self.reward_metrics} if self.reward is not None else {}
         return {
             "status": self.status,
             "attempts": self.attempts,
             "detail": self.detail,
+            "basis": self.basis,
             "tests": [t.to_dict() for t in self.tests],
             "output_tail": self.output_tail,
+            **rewarded,
         }
 
 
 @dataclass
 class _TestRun:
     """What one run of the hidden tests left: its exit code (None: timed out), the tail
-    of its output, and its JUnit XML report if it wrote one."""
+    of its output, the report the task names (if written), its pytest runs' reports, and
+    its standard output (where ``go test -json`` writes)."""
 
     exit_code: int | None
     tail: str
-    report: bytes | None
+    named_report: bytes | None = None
+    pytest_reports: list[bytes] = field(default_factory=list)
+    stdout: str = ""
 
 
 def grade(task: Task, patch: bytes, config: RunConfig, answer: dict[str, Any] | None = None) -> Grade:
+    config = task.limited(config)
     if task.variant == "swe_manager":
         return _grade_manager(task, answer)
     return _grade_ic(task, patch, config)
@@ -70,7 +99,7 @@ def _grade_manager(task: Task, answer: dict[str, Any] | None) -> Grade:
     if chosen is None:
         return Grade("failed", False, detail="no proposal was chosen")
     resolved = chosen == task.correct_proposal
-    return Grade("passed" if resolved else "failed", resolved, detail=f"chose proposal {chosen}")
+    return Grade("passed" if resolved else "failed", resolved, detail=f"chose proposal {chosen}", basis="proposal")
 
 
 def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
@@ -90,24 +119,70 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
             return Grade("failed", False, detail=f"the patch does not apply: {e}")
         # Only now, after the patch, do the hidden tests enter the working tree.
         if task.tests_dir is not None:
-            sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
+            sandbox.copy_in(task.tests_dir, task.tests_at or f"{sandbox.workdir}/tests")
         if task.app is not None and task.tests_dir is not None:
             return _grade_web(task, sandbox, config)
-        command = task.test_command or default_test_command(task)
-        report = f"{sandbox.workdir}/{_REPORT_NAME}"
+        command = task.test_command or task.default_test_command()
+        if task.reward_dir is not None:
+            return _grade_by_reward(task, sandbox, command, task.reward_dir, config)
+        pytest_reports.install_in_sandbox(sandbox)
+        named = posixpath.join(sandbox.workdir, task.test_report or _REPORT_NAME)
+        reports = f"{sandbox.workdir}/{_PYTEST_REPORTS}"
+        env = {REPORT_ENV: named, pytest_reports.REPORTS_ENV: reports}
         last = Grade("error", False)
         for attempt in range(1, config.grader.attempts + 1):
-            sandbox.exec(["rm", "-f", report])  # a report left by an earlier attempt must not count
-            result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s, env={REPORT_ENV: report})
-            run = _TestRun(None if result.timed_out else result.exit_code, result.text[-_TAIL_CHARS:], None)
+            # Reports of an earlier attempt must not count; a runner may not make the report's folder.
+            sandbox.exec(["sh", "-c", 'rm -rf "$1" "$2" && mkdir -p "${1%/*}"', "clear", named, reports])
+            result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s, env=env)
+            run = _TestRun(None if result.timed_out else result.exit_code, result.text[-_TAIL_CHARS:])
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                run.report = sandbox.read_file(report)
-            last = _verdict(run, attempt, task.test_command is None, config)
+                run.named_report = sandbox.read_file(named)
+            run.pytest_reports = pytest_reports.read_from_sandbox(sandbox, reports)
+            run.stdout = result.stdout.decode("utf-8", errors="replace")
+            last = _verdict(run, attempt, task, config)
             if last.resolved:
                 return last
         return last
     finally:
         close_even_if_interrupted(sandbox)
+
+
+def _grade_by_reward(task: Task, sandbox: Sandbox, command: str, reward_dir: str, config: RunConfig) -> Grade:
+    """Run the test command; the verdict is the reward it wrote (the best of the attempts)."""
+    best = Grade("error", False)
+    for attempt in range(1, config.grader.attempts + 1):
+        # A reward left by an earlier attempt must not count.
+        sandbox.exec(["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1"', "reset", reward_dir])
+        result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s)
+        tail = result.text[-_TAIL_CHARS:]
+        if result.timed_out:
+            why = f"task {task.id}: the test command ({command}) timed out after {config.grader.timeout_s:g} s"
+            verdict = Grade("error", False, attempt, why, tail)
+        else:
+            verdict = _reward_verdict(task, sandbox, command, reward_dir, attempt, tail)
+        if verdict.resolved:
+            return verdict
+        if best.reward is None or (verdict.reward is not None and verdict.reward >= best.reward):
+            best = verdict
+    return best
+
+
+def _reward_verdict(task: Task, sandbox: Sandbox, command: str, reward_dir: str, attempt: int, tail: str) -> Grade:
+    for name in (REWARD_TXT, REWARD_JSON):
+        try:
+            data = sandbox.read_file(f"{reward_dir}/{name}")
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        try:
+            reward = parse_reward(name, data)
+        except RewardError as e:
+            return Grade("error", False, attempt, f"task {task.id}: {reward_dir}/{e}", tail)
+        status: Status = "passed" if reward.resolved else "failed"
+        return Grade(
+            status, reward.resolved, attempt, reward.describe(), tail, [], "reward file", reward.value, reward.metrics
+        )
+    why = f"task {task.id}: the test command ({command}) wrote no reward ({reward_dir}/{REWARD_TXT} or {REWARD_JSON})"
+    return Grade("error", False, attempt, why, tail)
 
 
 def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
@@ -129,16 +204,25 @@ def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
                 continue
             scratch = owned_temp_dir("lancer-report-")  # owned: a killed lancer's is pruned
             try:
-                report = scratch / "report.xml"
+                where = scratch / "run"  # the tests' working folder: a relative test_report is in it
+                named, reports = where / (task.test_report or _REPORT_NAME), scratch / "reports"
+                named.parent.mkdir(parents=True, exist_ok=True)
+                env = {REPORT_ENV: str(named), pytest_reports.REPORTS_ENV: str(reports)}
+                env.update(pytest_reports.install_on_host(scratch / "plugin"))
                 result = run_browser_tests(
-                    task.tests_dir, url, test_command=task.test_command, timeout=config.grader.timeout_s, report=report
+                    task.tests_dir,
+                    url,
+                    test_command=task.test_command,
+                    timeout=config.grader.timeout_s,
+                    env=env,
+                    workdir=where,
                 )
-                run = _TestRun(
-                    result.exit_code, result.output[-_TAIL_CHARS:], report.read_bytes() if report.is_file() else None
-                )
+                run = _TestRun(result.exit_code, result.output[-_TAIL_CHARS:], stdout=result.output)
+                run.named_report = named.read_bytes() if named.is_file() else None
+                run.pytest_reports = pytest_reports.read_from_host(reports)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            last = _verdict(run, attempt, task.test_command is None, config)
+            last = _verdict(run, attempt, task, config)
             if last.resolved:
                 return last
         return last
@@ -146,38 +230,50 @@ def _grade_web(task: Task, sandbox: Sandbox, config: RunConfig) -> Grade:
         app.stop()
 
 
-def _verdict(run: _TestRun, attempt: int, report_required: bool, config: RunConfig) -> Grade:
-    """One test run's verdict: from its report when there is one (the default command
-    always writes one, so its absence is a harness fault), else from the exit code."""
+def _verdict(run: _TestRun, attempt: int, task: Task, config: RunConfig) -> Grade:
+    """One test run's verdict, from the best evidence it left: the report the task names,
+    else the reports of its pytest runs, else ``go test -json`` output, else its exit code.
+    The default command and a named report must leave a report: their absence is a fault."""
     tail = run.tail
     if run.exit_code is None:
         return Grade("error", False, attempt, f"the tests timed out after {config.grader.timeout_s:g} s", tail)
-    if run.report is not None:
-        try:
-            tests = parse_junit(run.report)
-        except ReportError as e:
-            return Grade("error", False, attempt, str(e), tail)
-        decision = decide(tests)
-        detail = decision.detail
-        if decision.status == "error" and run.exit_code not in _EXITS_THE_REPORT_EXPLAINS:
-            detail += f" (the test runner exited {run.exit_code})"  # e.g. 3: a fixture's harness fault
-        return Grade(decision.status, decision.status == "passed", attempt, detail, tail, tests)
-    if report_required:
-        why = f"the test runner exited {run.exit_code} without writing a test report"
-        if "No module named pytest" in tail:
-            why += " (pytest is not installed where the tests run)"
-        return Grade("error", False, attempt, why, tail)
+    basis: Basis = "junit"
+    try:
+        if run.named_report is not None:
+            tests = parse_junit(run.named_report)
+        elif task.test_report is not None:
+            why = f"the test command exited {run.exit_code} without writing its report {task.test_report} (test_report)"
+            return Grade("error", False, attempt, why, tail, basis="junit")
+        elif run.pytest_reports:
+            tests = parse_junit_reports(run.pytest_reports)
+        elif task.test_command is None:
+            why = f"the test runner exited {run.exit_code} without writing a test report"
+            return Grade("error", False, attempt, why + _missing_runner(tail), tail, basis="junit")
+        elif go_tests := parse_go_test_json(run.stdout):
+            tests, basis = go_tests, "go test -json"
+        else:
+            return _exit_code_verdict(run, attempt)
+    except ReportError as e:
+        return Grade("error", False, attempt, str(e), tail, basis=basis)
+    decision = decide(tests)
+    status, detail = decision.status, decision.detail
+    if status == "error" and run.exit_code not in _EXITS_THE_REPORT_EXPLAINS:
+        detail += f" (the test runner exited {run.exit_code})"  # e.g. 3: a fixture's harness fault
+    elif status == "passed" and run.exit_code != 0:  # a part of the command the reports do not show failed
+        status = "failed" if run.exit_code == 1 else "error"
+        detail += f", but the test command exited {run.exit_code}"
+    return Grade(status, status == "passed", attempt, detail, tail, tests, basis)
+
+
+def _exit_code_verdict(run: _TestRun, attempt: int) -> Grade:
+    """A command that left no per-test evidence: 0 passed, 1 failed, anything else an error."""
     if run.exit_code == 0:
-        return Grade("passed", True, attempt, "the hidden tests passed", tail)
-    if run.exit_code == 1:
-        return Grade("failed", False, attempt, "the hidden tests failed", tail)
-    return Grade("error", False, attempt, f"the test command exited {run.exit_code}", tail)
+        return Grade("passed", True, attempt, "the hidden tests passed", run.tail, basis="exit code")
+    if run.exit_code == 1 and not _missing_runner(run.tail):
+        return Grade("failed", False, attempt, "the hidden tests failed", run.tail, basis="exit code")
+    detail = f"the test command exited {run.exit_code}" + _missing_runner(run.tail)
+    return Grade("error", False, attempt, detail, run.tail, basis="exit code")
 
 
-def default_test_command(task: Task) -> str:
-    """pytest on the hidden test files alone (not on tests the repo itself carries),
-    writing its JUnit XML report where the grader reads it."""
-    assert task.tests_dir is not None
-    files = sorted(p.relative_to(task.tests_dir).as_posix() for p in task.tests_dir.rglob("test_*.py"))
-    targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"
-    return f'python3 -m pytest -q -p no:cacheprovider --junitxml="${REPORT_ENV}" {targets}'
+def _missing_runner(output: str) -> str:
+    return " (pytest is not installed where the tests run)" if "No module named pytest" in output else ""

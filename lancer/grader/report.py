@@ -1,4 +1,5 @@
-"""Verdicts from test reports: a JUnit XML report in, per-test outcomes and a verdict out.
+"""Verdicts from test reports: JUnit XML reports (or ``go test -json`` output) in, per-test
+outcomes and a verdict out.
 
 Pure functions, no I/O, so every rule is tested on literal XML. The rules, as SWE-bench
 decides from per-test outcomes rather than an exit code: ``passed`` when at least one
@@ -9,6 +10,7 @@ skipped or the tests could not be collected.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from dataclasses import dataclass
@@ -16,9 +18,13 @@ from typing import ClassVar, Literal
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 Status = Literal["passed", "failed", "error"]
+# What a verdict rests on: per-test outcomes from a JUnit XML report or from ``go test
+# -json``, the test command's exit code alone, or the chosen proposal (manager tasks).
+Basis = Literal["junit", "go test -json", "exit code", "proposal", "reward file"]
 # pytest's junitxml marks a module it could not import or collect with this message.
 _COLLECTION_FAILURE = "collection failure"
 _NAMES_SHOWN = 5
+_GO_OUTCOMES: dict[str, Outcome] = {"pass": "passed", "fail": "failed", "skip": "skipped"}
 
 
 class ReportError(ValueError):
@@ -52,6 +58,33 @@ def parse_junit(xml: bytes) -> list[TestOutcome]:
     if root.tag not in ("testsuites", "testsuite"):
         raise ReportError(f"the test report is not JUnit XML (its root is <{root.tag}>)")
     return [_outcome(case) for case in root.iter("testcase")]
+
+
+def parse_junit_reports(reports: list[bytes]) -> list[TestOutcome]:
+    """The tests of several reports (one per pytest run of a command), in order, as one list."""
+    return [test for report in reports for test in parse_junit(report)]
+
+
+def parse_go_test_json(output: str) -> list[TestOutcome]:
+    """Each test's last verdict in ``go test -json`` output (other lines are ignored); a
+    package that failed without running a test (it did not build) as one that could not
+    be collected. Empty when the output holds no go test events."""
+    outcomes: dict[str, TestOutcome] = {}
+    tested: set[str] = set()
+    for line in output.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or event.get("Action") not in _GO_OUTCOMES:
+            continue
+        package, test = str(event.get("Package", "")), event.get("Test")
+        if test:
+            tested.add(package)
+            outcomes[f"{package}::{test}"] = TestOutcome(f"{package}::{test}", _GO_OUTCOMES[event["Action"]])
+        elif event["Action"] == "fail" and package not in tested:
+            outcomes[package] = TestOutcome(package, "error", _COLLECTION_FAILURE)
+    return list(outcomes.values())
 
 
 def _outcome(case: ElementTree.Element) -> TestOutcome:

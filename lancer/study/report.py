@@ -17,7 +17,7 @@ from lancer.core.errors import LancerError
 from lancer.core.records import EvalRecord, is_eval_dir, read_eval
 from lancer.core.tables import Figures, print_figures
 from lancer.core.text import money, pass_at, percent
-from lancer.eval.metrics import mean_times
+from lancer.eval.metrics import BREAKDOWNS, mean_times, task_groups
 from lancer.eval.progress import seconds_triple
 from lancer.study import tally
 from lancer.study.plots import PLOT_FILES, write_plots
@@ -25,7 +25,7 @@ from lancer.study.plots import PLOT_FILES, write_plots
 COLUMNS = (
     "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "short_of_k", "earned",
     "earned_at_k", "possible", "earn_rate", "cost_usd", "cost_per_resolved", "roi", "earned_all_attempts", "errors",
-    "not_run", "setup_s", "agent_s", "grading_s",
+    "not_run", "setup_s", "agent_s", "grading_s", "exit_code_verdicts",
 )  # fmt: skip
 
 
@@ -37,15 +37,16 @@ def load_evals(paths: list[Path]) -> list[EvalRecord]:
 
 
 def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
-    """One row per eval (scope "all") and per variant and set within it."""
+    """One row per eval (scope "all") and per group of its breakdowns (variant, set, difficulty ...)."""
     out = []
     for ev in evals:
         summary = tally.eval_summary(ev)
         scopes: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [("all", summary["overall"], ev.rows)]
-        for key, group in (("variant", "by_variant"), ("set", "by_set")):
+        for group, field, label in BREAKDOWNS:
+            ids = task_groups(ev.tasks(), field)
             for name, figures in (summary.get(group) or {}).items():
-                rows = [r for r in ev.rows if str(r.get(key)) == name]
-                scopes.append((f"{key} {name}", figures, rows))
+                rows = [r for r in ev.rows if r["task_id"] in ids.get(name, set())]
+                scopes.append((f"{label} {name}", figures, rows))
         for scope, figures, rows in scopes:
             pass_at = {int(k): v for k, v in (figures.get("pass_at") or {}).items()}
             k = max(pass_at, default=1)
@@ -71,6 +72,7 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "earned_all_attempts": tally.dollars(rows)["earned"],
                     "errors": figures.get("errors", 0),
                     "not_run": figures.get("not_run", 0),
+                    "exit_code_verdicts": figures.get("exit_code_verdicts"),
                     # From the rows: evals written before timing was recorded have none.
                     **mean_times(r for r in rows if r.get("exit_status") != "interrupted"),
                 }
@@ -118,18 +120,19 @@ def _cells(row: dict[str, Any]) -> list[str]:
         _int(row["errors"]),
         _int(row["not_run"]),
         seconds_triple(row),
+        _int(row["exit_code_verdicts"]),
     ]
 
 
 _HEADERS = ["eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "earned", "possible",
             "earn rate", "cost", "ROI", "earned (all attempts)", "errors", "not run",
-            "mean setup / agent / grading"]  # fmt: skip
+            "mean setup / agent / grading", "exit-code verdicts"]  # fmt: skip
 
 
 def _figures(rows: list[dict[str, Any]]) -> Figures:
     """The terminal's table: the markdown's columns, a few merged to fit a terminal."""
     fields = ("eval", "model", "scope", "graded", "pass@1", "pass@k", "earned / possible", "earn rate", "cost",
-              "ROI", "errors", "setup / agent / grading")  # fmt: skip
+              "ROI", "errors", "setup / agent / grading", "exit-code verdicts")  # fmt: skip
     figures = Figures("lancer report", fields, names=3)
     for row in rows:
         c = dict(zip(_HEADERS, _cells(row), strict=True))
@@ -147,6 +150,7 @@ def _figures(rows: list[dict[str, Any]]) -> Figures:
                 c["ROI"],
                 c["errors"] + (f" (+{c['not run']} not run)" if row["not_run"] else ""),
                 c["mean setup / agent / grading"],
+                c["exit-code verdicts"],
             ]
         )
     return figures
@@ -157,7 +161,8 @@ def _markdown(evals: list[EvalRecord], rows: list[dict[str, Any]]) -> str:
     lines += [
         "`earned` is the expected dollars of one attempt per task (price x pass@1); `earned (all attempts)` "
         "adds up what every attempt earned. ROI is earned / cost. Errors (harness or model) are not graded. "
-        "pass@k is `-` when some task has fewer than k graded attempts (how many: `short`).",
+        "pass@k is `-` when some task has fewer than k graded attempts (how many: `short`). "
+        "`exit-code verdicts`: attempts whose grade rests on the test command's exit code, with no per-test outcomes.",
         "",
         "| " + " | ".join(_HEADERS) + " |",
         "|" + "|".join("---" if i < 3 else "--:" for i in range(len(_HEADERS))) + "|",

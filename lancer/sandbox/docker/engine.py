@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
+import time
 from pathlib import Path
 
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 
 from lancer.core.errors import SandboxError
 from lancer.core.sandbox import SandboxSpec
@@ -44,7 +47,7 @@ def ensure_image(client: docker.DockerClient, spec: SandboxSpec) -> str:
     if spec.image:
         return _present_or_pulled(client, spec.image)
     if spec.dockerfile is not None:
-        return build_image(client, spec.dockerfile, spec.label)
+        return build_image(client, spec.dockerfile, spec.label, spec.build_timeout_s)
     image = base_image()
     if not has_image(client, image):
         raise SandboxError(f"lancer's base image {image} is missing: build it with `bash scripts/docker-up.sh`")
@@ -78,7 +81,7 @@ def _present_or_pulled(client: docker.DockerClient, image: str, how_to_get: str 
     return image
 
 
-def build_image(client: docker.DockerClient, dockerfile: Path, label: str) -> str:
+def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeout_s: float | None = None) -> str:
     """Build (or reuse) the image of ``dockerfile``; its build context is the file's folder.
 
     The tag holds a hash of the context, so an unchanged task reuses its image and a
@@ -91,7 +94,17 @@ def build_image(client: docker.DockerClient, dockerfile: Path, label: str) -> st
     tag = f"lancer-task-{slug(label or context.name)}:{_context_hash(context)}"
     if has_image(client, tag):
         return tag
+    who = f"task {label}: " if label else ""
+    for base in base_images(dockerfile.read_text(errors="replace")):
+        if not has_image(client, base):  # else the engine would try a registry, unreachable here
+            raise SandboxError(
+                f"{who}the base image {base} of {dockerfile} is not on this machine: build or load it first "
+                f"(`docker build -t {base} DIR`, `docker load -i FILE`), or build FROM {base_image()}"
+            )
     print(f"lancer: building {tag} from {dockerfile}", file=sys.stderr)
+    building = f"{who}building an image from {dockerfile}"
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    too_long = f"{building} took longer than {timeout_s or 0:g} s"
     try:
         log = client.api.build(
             path=str(context),
@@ -101,18 +114,41 @@ def build_image(client: docker.DockerClient, dockerfile: Path, label: str) -> st
             rm=True,
             forcerm=True,  # no intermediate container is left, even after a failed step
             decode=True,
+            timeout=int(timeout_s or _API_TIMEOUT_S * 30) + 1,  # a silent step ends the read after this long
         )
         last = ""
         for entry in log:
             if "error" in entry:
-                raise SandboxError(f"building an image from {dockerfile} failed: {str(entry['error']).strip()}")
+                raise SandboxError(f"{building} failed: {str(entry['error']).strip()}")
             if entry.get("stream", "").strip():
                 last = str(entry["stream"]).strip()
+            if deadline is not None and time.monotonic() > deadline:
+                raise SandboxError(too_long)  # closing the stream cancels the build
+    # A read that outlasts the timeout: requests raises its own error, or urllib3's mid-stream.
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
+        raise SandboxError(too_long if timeout_s else f"{building} stalled") from None
     except docker.errors.APIError as e:
-        raise SandboxError(f"building an image from {dockerfile} failed: {api_reason(e)}") from None
+        raise SandboxError(f"{building} failed: {api_reason(e)}") from None
     if not has_image(client, tag):
-        raise SandboxError(f"building an image from {dockerfile} produced no image: {last}")
+        raise SandboxError(f"{building} produced no image: {last}")
     return tag
+
+
+# FROM [--platform=...] image [AS stage]
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
+
+
+def base_images(dockerfile_text: str) -> list[str]:
+    """The images a Dockerfile builds FROM: not its own stages, scratch, or names made of ARGs."""
+    stages: set[str] = set()
+    images: list[str] = []
+    for match in _FROM.finditer(dockerfile_text):
+        name, stage = match.group(1), match.group(2)
+        if name.lower() not in stages and name != "scratch" and "$" not in name and name not in images:
+            images.append(name)
+        if stage:
+            stages.add(stage.lower())
+    return images
 
 
 def has_image(client: docker.DockerClient, name: str) -> bool:

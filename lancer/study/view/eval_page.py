@@ -9,6 +9,7 @@ from typing import Any
 from lancer.core.records import EvalRecord
 from lancer.core.text import money, pass_at, percent
 from lancer.eval.attempt import ERROR_EXIT_STATUSES
+from lancer.eval.metrics import BREAKDOWNS
 from lancer.study import tally
 from lancer.study.view.html import esc, page, seconds
 
@@ -81,8 +82,7 @@ def _cards(summary: dict[str, Any], ev: EvalRecord) -> str:
 
 
 def _variants(summary: dict[str, Any]) -> str:
-    groups = {f"variant {k}": v for k, v in (summary.get("by_variant") or {}).items()}
-    groups |= {f"set {k}": v for k, v in (summary.get("by_set") or {}).items()}
+    groups = {f"{label} {k}": v for key, _, label in BREAKDOWNS for k, v in (summary.get(key) or {}).items()}
     if not groups:
         return ""
     head = (
