@@ -16,6 +16,10 @@ An executor only runs what it is given and hands back rows:
   away and ran again (``[{"task_id", "attempt", "cost_usd"}]``), for the budget.
 - ``interrupt()``: Ctrl-C. Every attempt in flight ends as ``interrupted`` (outputs
   written, sandbox removed) and its row still comes back from ``wait``. Idempotent.
+- ``placement()``: the node (host or Ray node address) of each attempt in flight that has
+  started on one, by ``(task_id, attempt)``: the progress display's per-node load.
+- ``notices()``: what happened since the last call that is no row, one line each (an
+  attempt lost with its node and run again on another).
 - ``close()``: free everything (processes, cluster connections); attempts still in flight
   are interrupted and waited for first.
 
@@ -44,6 +48,10 @@ class Executor(Protocol):
     def submit(self, job: AttemptJob) -> None: ...
 
     def wait(self, timeout: float) -> list[dict[str, Any]]: ...
+
+    def placement(self) -> dict[tuple[str, int], str]: ...
+
+    def notices(self) -> list[str]: ...
 
     def interrupt(self) -> None: ...
 

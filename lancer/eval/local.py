@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from lancer.eval.attempt import AttemptJob, error_row, usage_so_far
+from lancer.eval.attempt import AttemptJob, error_row, node_name, usage_so_far
 from lancer.eval.worker import WORKER_LOG
 from lancer.models.limiter import ADDRESS_ENV, LimiterServer
 
@@ -207,6 +207,13 @@ class LocalExecutor:
             while True:
                 rows.append(self._done.get_nowait())
         return rows
+
+    def placement(self) -> dict[tuple[str, int], str]:
+        with self._lock:
+            return dict.fromkeys((key for process in self._processes for key in process.jobs), node_name())
+
+    def notices(self) -> list[str]:
+        return []
 
     def interrupt(self) -> None:
         with self._lock:
