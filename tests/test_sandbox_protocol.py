@@ -69,6 +69,9 @@ def test_copy_in_and_out_keep_trees_and_bytes(sandbox: Sandbox, tmp_path: Path) 
     sandbox.copy_in(source, f"{sandbox.workdir}/copied")
     listing = sandbox.exec(["sh", "-c", "find copied -type f | sort"]).stdout.decode().split()
     assert listing == ["copied/deep/blob.bin", "copied/top.txt"]
+    # The time of the copy, not the packed tar's (none: 1970), which would confuse make and friends.
+    copied_at = int(sandbox.exec(["stat", "-c", "%Y", "copied/top.txt"]).stdout)
+    assert abs(copied_at - time.time()) < 3600
     # Files copied in belong to whoever runs the commands: the agent can edit them.
     assert sandbox.exec(["sh", "-c", "echo more >> copied/top.txt"]).exit_code == 0
     sandbox.copy_out(f"{sandbox.workdir}/copied", tmp_path / "out")

@@ -41,6 +41,9 @@ class Outcome:
     detail: str = ""  # why the run ended, for people
     # Provider events of a call that never became a step (the retries before a model error).
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Seconds waiting on the model's replies, and on the shared rate limit before sending.
+    model_wait_s: float = 0.0
+    limiter_wait_s: float = 0.0
 
 
 class Agent:
@@ -83,7 +86,10 @@ class Agent:
         self.check_limits()
         step_started = time.monotonic()
         response = self.model.query(self.messages, self.toolbox.specs())
-        model_seconds = time.monotonic() - step_started
+        # Waiting for the eval's shared rate limit is not the model's time: recorded apart.
+        model_seconds = time.monotonic() - step_started - response.limiter_wait_s
+        self.outcome.model_wait_s += model_seconds
+        self.outcome.limiter_wait_s += response.limiter_wait_s
         log.debug(
             "step %d: model answered in %.3f s (%d tokens in, %d out, %d tool calls)",
             self.outcome.steps + 1,
@@ -111,6 +117,7 @@ class Agent:
             "usage": asdict(response.usage),
             "events": response.events,
             "model_duration_s": round(model_seconds, 3),
+            "limiter_wait_s": response.limiter_wait_s,
             "duration_s": round(time.monotonic() - step_started, 3),
         }
         if stuck:

@@ -133,7 +133,8 @@ def _run_task(
         "earned",
         "timing",
     )
-    trajectory.final({**{k: result[k] for k in totals}, "events": outcome.events})
+    waits = {"model_wait_s": round(outcome.model_wait_s, 3), "limiter_wait_s": round(outcome.limiter_wait_s, 3)}
+    trajectory.final({**{k: result[k] for k in totals}, **waits, "events": outcome.events})
     trajectory.close()
     (out_dir / "result.json").write_text(redact(json.dumps(result, indent=2)) + "\n")
     return result

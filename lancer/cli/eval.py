@@ -31,7 +31,7 @@ def add_eval_command(commands: Any) -> None:
     ev.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="attempts at once (default 4)")
     ev.add_argument("--budget", type=float, metavar="USD", help="the most the whole eval may spend on the model")
     ev.add_argument("--out", type=Path, help="eval directory; one holding an eval is continued (default: evals/...)")
-    ev.add_argument("--executor", default="local", help="local (child processes) or ray (a Ray cluster)")
+    ev.add_argument("--executor", default="local", help="local (worker processes here) or ray (a Ray cluster)")
     ev.add_argument("--ray-address", help="--executor ray: the cluster's address (default: RAY_ADDRESS or local)")
     ev.add_argument("--sandbox", choices=["local", "docker"], help="where each attempt runs (default: local)")
     ev.add_argument("--image", help="docker: run in this image instead of the task's image or dockerfile")
@@ -40,6 +40,12 @@ def add_eval_command(commands: Any) -> None:
     ev.add_argument("--cost-limit", type=float, help="per attempt: stop before spending more than this many USD")
     ev.add_argument("--time-limit", type=float, help="per attempt: stop after this many seconds")
     ev.add_argument("--base-url", help="the model API's base URL (any OpenAI-compatible server)")
+    ev.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="requests to the model API in flight at once, over all workers (default: no limit)",
+    )
     ev.set_defaults(handler=run_eval_command)
 
 
@@ -71,6 +77,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
             "limits.cost_limit_usd": args.cost_limit,
             "limits.time_limit_s": args.time_limit,
             "model.base_url": args.base_url,
+            "model.max_connections": args.max_connections,
         },
     )
     # The budget's refusals come first, an unknown price (which decides whether a budget can

@@ -93,6 +93,12 @@ class ModelConfig(StrictModel):
     # A server's Retry-After wins over the backoff.
     retry_initial_wait_s: float = Field(1.0, ge=0)
     retry_max_wait_s: float = Field(60, ge=0)
+    # One limit per endpoint (provider and base URL), shared by every run of an eval, on
+    # every worker and node: requests in flight at once, requests and tokens per minute.
+    # Unset: no limit of lancer's own (the server's 429s still pause every run).
+    max_connections: int | None = Field(None, ge=1)
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
     # One HTTP request, seconds.
     request_timeout_s: float = Field(600, gt=0)
     # Unset: genai-prices' (lancer/models/pricing.py); an unknown model's cost is null.

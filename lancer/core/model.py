@@ -73,6 +73,8 @@ class ModelResponse:
     usage: Usage = field(default_factory=Usage)
     # Provider events worth keeping in the trajectory (retries, warnings); JSON-able dicts.
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Seconds spent waiting for the shared rate limit (lancer.models.limiter), not on the model.
+    limiter_wait_s: float = 0.0
 
 
 @dataclass(frozen=True)

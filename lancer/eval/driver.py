@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from lancer.eval.metrics import summarize
 from lancer.eval.store import EvalStore
 from lancer.eval.taskset import EvalTask
 
+# summary.json is rewritten at most this often while attempts finish (and at the end).
+SUMMARY_EVERY_S = 1.0
+
 
 class Progress(Protocol):
     def start(self, total: int, finished: list[dict[str, Any]]) -> None: ...
@@ -34,7 +38,9 @@ class Progress(Protocol):
 
     def finished(self, row: dict[str, Any]) -> None: ...
 
-    def refresh(self) -> None: ...
+    def notice(self, text: str) -> None: ...
+
+    def refresh(self, placement: dict[tuple[str, int], str]) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -105,6 +111,7 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
     envs = EnvBuilds(building, plan.config, executor.slots) if plan.prepare_envs and building else None
     if envs is not None:
         progress.env_building([task.id for task in building])
+    unsaved, saved_at = False, time.monotonic()
     with _stop_on_signals(stop.set), _stopping(progress):
         while pending or in_flight:
             for build in envs.finished(0.0 if in_flight else 0.5) if envs is not None else []:
@@ -134,7 +141,7 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
                     # nothing runs and nothing may start: stopped, or the budget is spent
                     status = "interrupted" if stop.is_set() else "budget"
                     break
-                progress.refresh()
+                progress.refresh(executor.placement())
                 continue  # the environments still being built are waited for above
             if stop.is_set() and status != "interrupted":
                 status = "interrupted"
@@ -142,13 +149,23 @@ def run_eval(plan: EvalPlan, store: EvalStore, executor: Executor, progress: Pro
             for row in executor.wait(timeout=0.5):
                 job = in_flight.pop((row["task_id"], row["attempt"]))
                 row["run_dir"] = str(store.run_dir(job.task_id, job.attempt).relative_to(store.root))
+                for run in row.pop("discarded", []):  # run again after its worker process crashed
+                    store.discard(run)
+                    spent += run.get("cost_usd") or 0.0
                 if row["exit_status"] != "interrupted":
                     store.append(row)
                 rows.append(row)
                 spent += row.get("cost_usd") or 0.0
                 progress.finished(row)
+                unsaved = True
+            # At most once a second: recomputing the summary per row costs more than the
+            # attempts themselves in an eval of hundreds of quick ones.
+            if unsaved and time.monotonic() - saved_at >= SUMMARY_EVERY_S:
                 store.write_summary(summary())
-            progress.refresh()
+                unsaved, saved_at = False, time.monotonic()
+            for text in executor.notices():
+                progress.notice(text)
+            progress.refresh(executor.placement())
     if stop.is_set():  # also when the last attempts finished on their own after Ctrl-C
         status = "interrupted"
     elif status == "running":

@@ -1,4 +1,4 @@
-"""Executors run attempts somewhere: child processes here (``local``) or Ray tasks (``ray``).
+"""Executors run attempts somewhere: worker processes here (``local``) or Ray tasks (``ray``).
 
 The driver (``lancer.eval.driver``) owns scheduling: it keeps at most ``slots`` attempts in
 flight, decides (budget, Ctrl-C) whether another may start, and writes every output file.
@@ -12,8 +12,14 @@ An executor only runs what it is given and hands back rows:
   node vanished) still comes back, as an ``error_row``: ``wait`` never raises for one
   attempt's failure. The row's run directory is at ``job.run_dir`` on the driver when the
   row is returned, whichever machine ran it.
+  A row may carry ``discarded``: earlier runs of the same attempt that the executor threw
+  away and ran again (``[{"task_id", "attempt", "cost_usd"}]``), for the budget.
 - ``interrupt()``: Ctrl-C. Every attempt in flight ends as ``interrupted`` (outputs
   written, sandbox removed) and its row still comes back from ``wait``. Idempotent.
+- ``placement()``: the node (host or Ray node address) of each attempt in flight that has
+  started on one, by ``(task_id, attempt)``: the progress display's per-node load.
+- ``notices()``: what happened since the last call that is no row, one line each (an
+  attempt lost with its node and run again on another).
 - ``close()``: free everything (processes, cluster connections); attempts still in flight
   are interrupted and waited for first.
 
@@ -42,6 +48,10 @@ class Executor(Protocol):
     def submit(self, job: AttemptJob) -> None: ...
 
     def wait(self, timeout: float) -> list[dict[str, Any]]: ...
+
+    def placement(self) -> dict[tuple[str, int], str]: ...
+
+    def notices(self) -> list[str]: ...
 
     def interrupt(self) -> None: ...
 

@@ -1,9 +1,23 @@
-"""``--executor local``: each attempt in a child process of its own, ``workers`` at once.
+"""``--executor local``: attempts run in a few worker processes, up to ``workers`` at once.
 
-A child per attempt (not a thread) so one attempt that crashes, hangs in C code or eats
-memory never harms the others, and Ctrl-C reaches each run as the runner expects it: the
-children live in their own sessions (a terminal's Ctrl-C reaches only the eval), and
-``interrupt`` sends each exactly one SIGINT.
+Each worker process (``lancer.eval.worker``) imports lancer once and runs up to
+``ATTEMPTS_PER_PROCESS`` attempts at once as threads, so an attempt costs a thread, not a
+Python start-up (see README "Benchmarks" for the figures). What a child per attempt
+bought is kept where it matters:
+
+- Ctrl-C: the processes live in their own sessions (a terminal's Ctrl-C reaches only the
+  eval), and ``interrupt`` sends each exactly one SIGINT, which ends each of its attempts
+  as ``interrupted``.
+- A process that dies (a crash in C code, the kernel's OOM killer, SIGKILL) or hangs (no
+  heartbeat for ``HANG_S``: it is killed) takes its attempts with it, but never the eval:
+  an attempt that was alone in it is an error row (a harness fault, counted once); when
+  several were, the crash cannot be pinned on one, so each of them runs again, from the
+  start, in a process of its own, where a second crash is its own error row. What their
+  first run had cost is handed back with the row (``discarded``) for the budget.
+
+The model's rate limit (``model.max_connections`` ..., and a server's Retry-After) is
+shared by every worker process through one ``lancer.models.limiter.LimiterServer`` in
+the eval's process.
 """
 
 from __future__ import annotations
@@ -12,58 +26,179 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from lancer.eval.attempt import AttemptJob, error_row
+from lancer.eval.attempt import AttemptJob, error_row, node_name, usage_so_far
+from lancer.eval.worker import WORKER_LOG
+from lancer.models.limiter import ADDRESS_ENV, LimiterServer
 
-WORKER_LOG = "worker.log"  # the child's stderr, in its run directory
+ATTEMPTS_PER_PROCESS = 16
+HANG_S = float(os.environ.get("LANCER_WORKER_HANG_S", "60"))  # no heartbeat this long: the process is stuck
+
+Key = tuple[str, int]
+
+
+class WorkerProcess:
+    """One ``python -m lancer.eval.worker`` and the jobs it runs."""
+
+    def __init__(self, capacity: int, executor: LocalExecutor, env: dict[str, str], alone: bool = False) -> None:
+        self.capacity = capacity
+        self.alone = alone  # runs one attempt again, after a crash, apart from all others
+        self.jobs: dict[Key, AttemptJob] = {}
+        self.heard = time.monotonic()
+        self.hung = False
+        self._executor = executor
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by its reader); no name: gone with the process, even after kill -9
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "lancer.eval.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+            env={**os.environ, **env, "LANCER_EVAL_PARENT": str(os.getpid())},
+        )
+        self._write_lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def run(self, job: AttemptJob) -> None:
+        self.jobs[(job.task_id, job.attempt)] = job
+        line = (json.dumps(job.to_dict()) + "\n").encode()
+        with self._write_lock, contextlib.suppress(OSError):  # it died: its reader hands the job back
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(line)
+            self._proc.stdin.flush()
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.send_signal(signum)
+
+    def kill_hung(self) -> None:
+        self.hung = True
+        self.signal(signal.SIGKILL)
+
+    def finish(self) -> None:
+        """No more jobs: the process ends when its attempts have."""
+        with self._write_lock, contextlib.suppress(OSError):
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+
+    def wait(self) -> int:
+        return self._proc.wait()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.heard = time.monotonic()
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if "row" in message:
+                    row = message["row"]
+                    self.jobs.pop((row["task_id"], row["attempt"]), None)
+                    self._executor.deliver(row)
+        code = self._proc.wait()
+        self._log.seek(0)
+        log = self._log.read()
+        self._log.close()
+        self._executor.ended(self, code, log)
 
 
 class LocalExecutor:
     def __init__(self, workers: int, address: str | None = None) -> None:
         self.slots = workers
         self._done: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._running: dict[int, subprocess.Popen[bytes]] = {}
+        self._processes: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._interrupted = False
+        self._closing = threading.Event()
+        # Attempts run again after a crash took them: what their first runs had cost.
+        self._discarded: dict[Key, list[dict[str, Any]]] = {}
+        self._limiter: LimiterServer | None = None
+        self._env: dict[str, str] = {}
+        threading.Thread(target=self._watch_hangs, daemon=True).start()
 
     def submit(self, job: AttemptJob) -> None:
-        run_dir = Path(job.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with (run_dir / WORKER_LOG).open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "lancer.eval.worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-                env={**os.environ, "LANCER_EVAL_PARENT": str(os.getpid())},
-            )
+        Path(job.run_dir).mkdir(parents=True, exist_ok=True)
+        self._share_rate_limit()
         with self._lock:
-            self._running[proc.pid] = proc
-            if self._interrupted:
-                proc.send_signal(signal.SIGINT)
-        threading.Thread(target=self._collect, args=(job, proc), daemon=True).start()
+            shared = [p for p in self._processes if not p.alone and len(p.jobs) < p.capacity]
+            process = min(shared, key=lambda p: len(p.jobs)) if shared else None
+            if process is None:
+                process = self._start(min(self.slots, ATTEMPTS_PER_PROCESS))
+            process.run(job)
 
-    def _collect(self, job: AttemptJob, proc: subprocess.Popen[bytes]) -> None:
-        started = time.monotonic()
-        try:
-            out, _ = proc.communicate(json.dumps(job.to_dict()).encode())
-            row = json.loads(out.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError, OSError):
-            reason = f"the attempt's process ended (exit code {proc.wait()}) without a result; see {WORKER_LOG}"
+    def _share_rate_limit(self) -> None:
+        """One limiter for every worker process (its limits, and a server's Retry-After),
+        unless one was handed down already (a Ray node's)."""
+        if self._limiter is None and ADDRESS_ENV not in os.environ:
+            self._limiter = LimiterServer()
+            self._env[ADDRESS_ENV] = self._limiter.address
+
+    def _start(self, capacity: int, alone: bool = False) -> WorkerProcess:
+        process = WorkerProcess(capacity, self, self._env, alone)
+        self._processes.append(process)
+        if self._interrupted:
+            process.signal(signal.SIGINT)
+        return process
+
+    def deliver(self, row: dict[str, Any]) -> None:
+        with self._lock:
+            discarded = self._discarded.pop((row["task_id"], row["attempt"]), [])
+        if discarded:
+            row["discarded"] = discarded
+        self._done.put(row)
+
+    def ended(self, process: WorkerProcess, code: int, log: bytes) -> None:
+        """A worker process ended; the attempts it still held come back or run again."""
+        with self._lock:
+            if process in self._processes:
+                self._processes.remove(process)
+            orphans = list(process.jobs.values())
+            process.jobs.clear()
+            rerun = len(orphans) > 1 and not process.alone and not self._interrupted
+            for job in orphans:
+                _append_log(Path(job.run_dir) / WORKER_LOG, log)
+                if rerun:
+                    self._discard(job)
+                    apart = self._start(1, alone=True)
+                    apart.run(job)
+                    apart.finish()
+        if rerun:
+            return
+        if process.hung:
+            why = f"the attempt's worker process stopped answering for {HANG_S:g} s and was killed; see {WORKER_LOG}"
+        else:
+            why = f"the attempt's process ended (exit code {code}) without a result; see {WORKER_LOG}"
+        for job in orphans:
             # Interrupted before it could catch the signal (still starting): not an error.
             status = "interrupted" if self._interrupted else "error"
-            row = error_row(job, reason, time.monotonic() - started, status)
-        with self._lock:
-            self._running.pop(proc.pid, None)
-        self._done.put(row)
+            self.deliver(error_row(job, why, 0.0, status))
+
+    def _discard(self, job: AttemptJob) -> None:
+        run_dir = Path(job.run_dir)
+        cost = usage_so_far(run_dir / "trajectory.jsonl")["cost_usd"]
+        run = {"task_id": job.task_id, "attempt": job.attempt, "cost_usd": cost}
+        self._discarded.setdefault((job.task_id, job.attempt), []).append(run)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _watch_hangs(self) -> None:
+        while not self._closing.wait(1.0):
+            with self._lock:
+                stuck = [p for p in self._processes if p.jobs and time.monotonic() - p.heard > HANG_S]
+            for process in stuck:
+                process.kill_hung()
 
     def wait(self, timeout: float) -> list[dict[str, Any]]:
         rows = []
@@ -73,18 +208,37 @@ class LocalExecutor:
                 rows.append(self._done.get_nowait())
         return rows
 
+    def placement(self) -> dict[tuple[str, int], str]:
+        with self._lock:
+            return dict.fromkeys((key for process in self._processes for key in process.jobs), node_name())
+
+    def notices(self) -> list[str]:
+        return []
+
     def interrupt(self) -> None:
         with self._lock:
             if self._interrupted:
                 return
             self._interrupted = True
-            for proc in self._running.values():
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGINT)
+            for process in self._processes:
+                process.signal(signal.SIGINT)
 
     def close(self) -> None:
         self.interrupt()
-        with self._lock:
-            procs = list(self._running.values())
-        for proc in procs:
-            proc.wait()
+        while True:
+            with self._lock:
+                processes = list(self._processes)
+            if not processes:
+                break
+            for process in processes:
+                process.finish()
+                process.wait()
+            time.sleep(0.05)  # let the readers hand their processes back
+        self._closing.set()
+        if self._limiter is not None:
+            self._limiter.close()
+
+
+def _append_log(path: Path, log: bytes) -> None:
+    with contextlib.suppress(OSError), path.open("ab") as f:
+        f.write(log[-20_000:])

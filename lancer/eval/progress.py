@@ -1,16 +1,20 @@
 """What an eval shows while it runs, and its final summary table.
 
 On a terminal: a rich progress bar (attempts done / total, resolved, dollars earned and
-spent, errors, ETA) above one line per attempt in flight. Off a terminal (a log, CI): one
-plain line per finished attempt.
+spent, errors, ETA), the load of each node (attempts running there, and done), and one
+line per attempt in flight. Off a terminal (a log, CI): one plain line per finished
+attempt (naming its node), and at the end the attempts done per node when there were
+several. Either way, a line for what happened that is no result (an attempt lost with
+its node and run again).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +38,14 @@ class Tally:
     spent: float = 0.0
     errors: int = 0
     priced: bool = True  # false once an attempt of a task without a price finished
+    by_node: Counter[str] = field(default_factory=Counter)  # attempts done per node
 
     def add(self, row: dict[str, Any]) -> None:
         self.spent += row.get("cost_usd") or 0.0
         if row["exit_status"] == "interrupted":
             return
         self.done += 1
+        self.by_node[str(row.get("node"))] += 1
         self.resolved += bool(row["resolved"])
         self.earned += row["earned"] or 0.0
         self.priced = self.priced and (row["earned"] is not None or is_error(row))
@@ -72,11 +78,16 @@ class LineProgress:
         self.tally.add(row)
         self.console.print(f"[{self.tally.done}/{self.total}] {attempt_line(row)}", markup=False, highlight=False)
 
-    def refresh(self) -> None:
+    def notice(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def refresh(self, placement: dict[tuple[str, int], str]) -> None:
         pass
 
     def stop(self) -> None:
-        pass
+        if len(self.tally.by_node) > 1:
+            done = ", ".join(f"{node} {n}" for node, n in sorted(self.tally.by_node.items()))
+            self.console.print(f"attempts done by node: {done}", markup=False, highlight=False)
 
     def env_building(self, task_ids: list[str]) -> None:
         self.console.print(f"building the environments of {len(task_ids)} task(s) first", markup=False)
@@ -102,6 +113,7 @@ class LiveProgress:
             console=console,
         )
         self.running: dict[tuple[str, int], tuple[AttemptJob, float]] = {}
+        self.placement: dict[tuple[str, int], str] = {}
         self.building: dict[str, float] = {}  # task id -> when its environment's build started
         self._steps = StepCounter()
         self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._render)
@@ -123,8 +135,11 @@ class LiveProgress:
         self.bar.update(self.task, completed=self.tally.done, **self.tally.fields())
         self.live.console.print(attempt_line(row), markup=False, highlight=False)
 
-    def refresh(self) -> None:
-        pass  # the Live display redraws itself from _render
+    def notice(self, text: str) -> None:
+        self.live.console.print(text, markup=False, highlight=False)
+
+    def refresh(self, placement: dict[tuple[str, int], str]) -> None:
+        self.placement = placement  # the Live display redraws itself from _render
 
     def env_building(self, task_ids: list[str]) -> None:
         started = time.monotonic()
@@ -145,10 +160,20 @@ class LiveProgress:
         now = time.monotonic()
         for task_id, started in list(self.building.items()):
             workers.add_row(f"  {task_id}", "building its environment", f"{now - started:.0f}s")
-        for job, started in list(self.running.values()):
+        for key, (job, started) in list(self.running.items()):
             steps = self._steps(Path(job.run_dir) / "trajectory.jsonl")
-            workers.add_row(f"  {job.task_id} #{job.attempt}", f"step {steps}", f"{now - started:.0f}s")
-        return Group(self.bar, workers)
+            where = self.placement.get(key, "waiting for a node")
+            workers.add_row(f"  {job.task_id} #{job.attempt}", f"step {steps}", f"{now - started:.0f}s", where)
+        return Group(self.bar, node_load(self.placement, self.tally.by_node), workers)
+
+
+def node_load(placement: dict[tuple[str, int], str], done: Counter[str]) -> Table:
+    """One line per node: attempts running there now, and done there so far."""
+    running = Counter(placement.values())
+    table = Table.grid(padding=(0, 2))
+    for node in sorted(set(running) | set(done)):
+        table.add_row(f"  {node}", f"running {running[node]}", f"done {done[node]}")
+    return table
 
 
 def _earned_at_k(g: dict[str, Any]) -> str:

@@ -122,12 +122,16 @@ class EvalStore:
             if (task_id, attempt) in finished:
                 continue
             _stop_worker(run_dir / WORKER_PID_FILE)
-            cost = usage_so_far(run_dir / "trajectory.jsonl")["cost_usd"]
-            with (self.root / DISCARDED_FILE).open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"task_id": task_id, "attempt": attempt, "cost_usd": cost}) + "\n")
+            self.discard({"task_id": task_id, "attempt": attempt, **usage_so_far(run_dir / "trajectory.jsonl")})
             shutil.rmtree(run_dir, ignore_errors=True)
             cleared += 1
         return cleared
+
+    def discard(self, run: dict[str, Any]) -> None:
+        """Record a run of an attempt that will run again (its ``task_id``, ``attempt``, ``cost_usd``)."""
+        line = {"task_id": run["task_id"], "attempt": run["attempt"], "cost_usd": run["cost_usd"]}
+        with (self.root / DISCARDED_FILE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
 
     def discarded_cost(self) -> float:
         """What attempts cleared to run again had cost (unknown costs count as 0)."""
@@ -142,9 +146,16 @@ class EvalStore:
         self._results = self._lock = None
 
 
+# How fast the model is asked, not what: a continued eval may change them.
+_PACING = ("max_connections", "requests_per_minute", "tokens_per_minute")
+
+
 def _identity(key: str, value: Any) -> Any:
     if key == "tasks":  # where a task was read from may change; what it is may not
         return [(t["id"], t["variant"], t["price"]) for t in value or []]
+    if key == "config" and isinstance(value, dict):
+        model = {k: v for k, v in (value.get("model") or {}).items() if k not in _PACING}
+        return {**value, "model": model}
     return value
 
 

@@ -20,6 +20,7 @@ from lancer.core.errors import ConfigError
 from lancer.core.model import Message, ModelResponse, ToolSpec
 from lancer.core.secrets import add_secret
 from lancer.models.context import ContextFitter, Fitted
+from lancer.models.limiter import limiter_for
 from lancer.models.pricing import ModelCard, Pricing, model_card
 from lancer.models.retry import RetryPolicy, SdkErrors, call_with_retries
 from lancer.models.tokens import counter_for
@@ -57,6 +58,9 @@ class ApiModel(ABC):
         margin = 0.05 if counter.exact and self.tiktoken_is_exact else 0.2
         self.fitter = ContextFitter(card.context_window, self.max_output_tokens(), counter, margin)
         self.retry_policy = RetryPolicy.from_config(config)
+        # The rate limit this endpoint shares with every run of the eval.
+        self.limiter = limiter_for(config)
+        self.endpoint = self.base_url or f"{self.provider} default"
         self._last_fit: tuple[tuple[int, int, int], Fitted] | None = None
         self.client: Any = self.sdk_client(
             api_key=self.api_key,
@@ -94,13 +98,16 @@ class ApiModel(ABC):
 
     def query(self, messages: list[Message], tools: list[ToolSpec]) -> ModelResponse:
         fitted = self._fit(messages, tools)
+        waited: list[float] = []
         response, retries = call_with_retries(
-            lambda: self._send(fitted.messages, tools),
+            lambda: self._send_limited(fitted, tools, waited),
             policy=self.retry_policy,
             errors=self.sdk_errors,
             label=self.name,
             key_env=self.api_key_env,
+            on_retry_after=self._pause_everyone,
         )
+        response.limiter_wait_s = round(sum(waited), 3)
         if response.usage.cost_usd is not None:
             response.usage.cost_usd = self.price.cost(response.usage) if self.price else None
         response.events = [*([fitted.event] if fitted.event else []), *retries, *response.events]
@@ -114,6 +121,22 @@ class ApiModel(ABC):
         return self.price.upper_bound(self._fit(messages, tools).tokens, self.max_output_tokens())
 
     # --- shared helpers -------------------------------------------------------------------
+
+    def _send_limited(self, fitted: Fitted, tools: list[ToolSpec], waited: list[float]) -> ModelResponse:
+        """One request within the rate limit it shares with every run of the eval (lancer.models.limiter)."""
+        limiter, limits = self.limiter
+        slot = limiter.acquire(self.endpoint, limits, fitted.tokens + self.max_output_tokens())
+        waited.append(slot.waited_s)
+        used = fitted.tokens + self.max_output_tokens()
+        try:
+            response = self._send(fitted.messages, tools)
+            used = response.usage.input_tokens + response.usage.output_tokens
+            return response
+        finally:
+            slot.release(used)
+
+    def _pause_everyone(self, seconds: float) -> None:
+        self.limiter[0].pause(self.endpoint, seconds)
 
     def _fit(self, messages: list[Message], tools: list[ToolSpec]) -> Fitted:
         """The loop asks for the cost estimate and then queries with the same history:

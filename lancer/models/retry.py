@@ -120,11 +120,13 @@ def call_with_retries(
     errors: SdkErrors,
     label: str,
     key_env: str,
+    on_retry_after: Callable[[float], None] = lambda seconds: None,
 ) -> tuple[T, list[dict[str, Any]]]:
     """``call()``'s result and the retry events; raises ModelCallError when it fails for good.
 
     ``label`` names the model in messages ("openai:gpt-4o"); ``key_env`` is the variable to
-    check when the key is refused.
+    check when the key is refused; ``on_retry_after`` is told when the server asks to wait
+    (so every run sharing its rate limit waits, not only this one).
     """
     events: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -152,6 +154,7 @@ def call_with_retries(
             return _LOCAL_REFUSED_WAIT_S
         failure = classify(_exception(state), errors)
         if failure is not None and failure.retry_after is not None:
+            on_retry_after(failure.retry_after)
             return failure.retry_after
         return policy.backoff(state.attempt_number)
 

@@ -19,13 +19,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -39,6 +37,7 @@ from lancer.core.sandbox import (
     owned_temp_dir,
     remove_abandoned,
 )
+from lancer.core.tarballs import pack, unpack
 from lancer.sandbox.bwrap import Binds, BwrapBox, bwrap_path
 from lancer.sandbox.envcache import EnvEntry, cached_env, env_key, spec_key_parts
 from lancer.sandbox.git import make_baseline
@@ -263,11 +262,9 @@ class LocalSandbox:
         if not host_path.is_dir():
             self.write_file(dest, host_path.read_bytes())
             return
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            tar.add(host_path, arcname=".")
-        script = 'mkdir -p "$1" && tar -x --no-same-owner -C "$1"'
-        result = self.exec(["sh", "-c", script, "copy-in", dest], stdin=archive.getvalue(), timeout=600)
+        # -m: the files get the time of the copy, not the packed tar's (none)
+        script = 'mkdir -p "$1" && tar -x -m --no-same-owner -C "$1"'
+        result = self.exec(["sh", "-c", script, "copy-in", dest], stdin=pack(host_path), timeout=600)
         if result.exit_code != 0:
             raise SandboxError(f"could not copy {host_path} into the sandbox: {result.text.strip()[-300:]}")
 
@@ -278,9 +275,7 @@ class LocalSandbox:
             result = self.exec(["tar", "-c", "-C", src, "."], timeout=600)
             if result.exit_code != 0:
                 raise SandboxError(f"could not copy {src} out of the sandbox: {result.text.strip()[-300:]}") from None
-            host_path.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
-                tar.extractall(host_path, filter="data")
+            unpack(result.stdout, host_path)
             return
         host_path.parent.mkdir(parents=True, exist_ok=True)
         host_path.write_bytes(data)

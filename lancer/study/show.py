@@ -35,6 +35,10 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
         lines.append(
             f"\nexit: {final.get('exit_status')}" + (f"  ({detail})" if detail != final.get("exit_status") else "")
         )
+        if "model_wait_s" in final:
+            lines.append(
+                f"waited {final['model_wait_s']:.1f}s on the model, {final['limiter_wait_s']:.1f}s on the rate limit"
+            )
     if result is not None:
         lines.append(f"resolved: {result['resolved']}  earned: ${result['earned']:,.2f}  cost: {_cost(result)}")
     return "\n".join(lines)
@@ -77,6 +81,8 @@ def _step_facts(record: dict[str, Any]) -> str:
         f"{record.get('duration_s', 0):.1f}s",
         f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out",
     ]
+    if record.get("limiter_wait_s"):
+        facts.append(f"{record['limiter_wait_s']:.1f}s waiting for the rate limit")
     if usage.get("cost_usd") is None and usage:
         facts.append("cost unknown")
     elif usage.get("cost_usd"):

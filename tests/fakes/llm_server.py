@@ -135,6 +135,9 @@ class FakeLLMServer:
         per_conversation: bool = False,
         routes: Mapping[str, Sequence[Item]] | None = None,
         faults: Faults | None = None,
+        max_concurrent: int | None = None,
+        retry_after_s: float = 1.0,
+        throttle_request: int | None = None,
     ) -> None:
         self.script: list[Item] = list(script)
         self.api_key = api_key
@@ -149,6 +152,16 @@ class FakeLLMServer:
         # first two messages (system and task) plays, per conversation.
         self.routes = {marker: list(items) for marker, items in (routes or {}).items()}
         self.faults = faults
+        # A rate limit as an API enforces it: a request beyond ``max_concurrent`` at once is
+        # answered 429 with Retry-After ``retry_after_s``.
+        self.max_concurrent = max_concurrent
+        self.retry_after_s = retry_after_s
+        self.in_flight = 0
+        self.arrivals = 0
+        self.peak_in_flight = 0  # the most requests it was answering at once
+        # The request (1-based, in arrival order) answered 429 with Retry-After whatever the load.
+        self.throttle_request = throttle_request
+        self.rate_limited_at: list[float] = []  # when each such 429 was answered (monotonic)
         self.hangs_served = 0
         self.requests: list[Recorded] = []
         self.served: list[ServedUsage] = []
@@ -272,7 +285,22 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             if problem is not None:
                 server.rejected.append(json.dumps(problem.body))
                 return self._error(problem)
-            time.sleep(server.delay_s)
+            with server._lock:
+                server.in_flight += 1
+                server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                over = server.max_concurrent is not None and server.in_flight > server.max_concurrent
+                server.arrivals += 1
+                over = over or server.arrivals == server.throttle_request
+            try:
+                if not over:
+                    time.sleep(server.delay_s)
+            finally:  # before the answer is written: the client may send its next request at once
+                with server._lock:
+                    server.in_flight -= 1
+            if over:
+                server.rate_limited_at.append(time.monotonic())
+                make = openai_error if protocol == "openai" else anthropic_error
+                return self._error(make(429, retry_after=server.retry_after_s))
             fault = server.faults.draw(protocol) if server.faults else None
             if isinstance(fault, float):  # hang past the client's timeout; it has gone by then
                 with server._lock:
