@@ -16,6 +16,8 @@ from lancer.sandbox import Sandbox, SandboxSpec, create_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "tasks"
+# Upstream projects' sources the SWE-bench tests build instances from: their tests are data here.
+collect_ignore_glob = ["fixtures/*"]
 
 
 def _shared_dir() -> Path:
