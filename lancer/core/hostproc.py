@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,12 +74,15 @@ def tagged_pids(tag: str) -> list[int]:
     return pids
 
 
-def kill_tagged(tag: str) -> None:
-    """SIGKILL every process carrying ``tag``; repeated while new ones appear (a fork race)."""
-    for _ in range(5):
-        pids = tagged_pids(tag)
-        if not pids:
-            return
+def kill_tagged(tag: str, wait_s: float = 5.0) -> None:
+    """SIGKILL every process carrying ``tag``, again while new ones appear (a fork race),
+    until none is left or ``wait_s`` has passed: on return they are gone, so what they
+    owned (a temp folder marked with their pid) can be told abandoned."""
+    deadline = time.monotonic() + wait_s
+    while pids := tagged_pids(tag):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.02)

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from lancer.core.sandbox import TEMP_PREFIX, remove_abandoned
 from lancer.eval.attempt import AttemptJob, error_row, node_name, usage_so_far
 from lancer.eval.worker import WORKER_LOG
 from lancer.models.limiter import ADDRESS_ENV, LimiterServer
@@ -166,6 +167,9 @@ class LocalExecutor:
                 self._processes.remove(process)
             orphans = list(process.jobs.values())
             process.jobs.clear()
+        if orphans:  # it died holding attempts: their temp folders (sandboxes, Chromium's) are abandoned
+            remove_abandoned(TEMP_PREFIX)
+        with self._lock:
             rerun = len(orphans) > 1 and not process.alone and not self._interrupted
             for job in orphans:
                 _append_log(Path(job.run_dir) / WORKER_LOG, log)
@@ -237,6 +241,7 @@ class LocalExecutor:
         self._closing.set()
         if self._limiter is not None:
             self._limiter.close()
+        remove_abandoned(TEMP_PREFIX)  # whatever an ended worker process could not remove itself
 
 
 def _append_log(path: Path, log: bytes) -> None:

@@ -23,9 +23,9 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import socket
 import socketserver
-import tempfile
 import threading
 import time
 from collections import deque
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lancer.core.config import ModelConfig
+from lancer.core.sandbox import owned_temp_dir
 
 ADDRESS_ENV = "LANCER_LIMITER"
 WINDOW_S = 60.0
@@ -148,7 +149,8 @@ class LimiterServer:
 
     def __init__(self, limiter: Limiter | None = None) -> None:
         self.limiter = limiter or LocalLimiter()
-        self._dir = tempfile.mkdtemp(prefix="lancer-limiter-")
+        # Owned: what a killed eval leaves, the next eval (or `lancer sandbox prune`) removes.
+        self._dir = str(owned_temp_dir("lancer-limiter-"))
         self.path = Path(self._dir) / "socket"
         self._server = socketserver.ThreadingUnixStreamServer(str(self.path), _handler(self.limiter))
         self._server.daemon_threads = True
@@ -161,9 +163,7 @@ class LimiterServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-            os.rmdir(self._dir)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def _handler(limiter: Limiter) -> type[socketserver.StreamRequestHandler]:
