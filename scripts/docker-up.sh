@@ -15,8 +15,10 @@ log() { printf '[docker-up] %s\n' "$*" >&2; }
 IMAGE="${LANCER_BASE_IMAGE:-lancer-base:bookworm}"
 DOCKERD_LOG="${LANCER_DOCKERD_LOG:-/var/log/lancer-dockerd.log}"
 # Bump when the image's contents change, so old images are rebuilt.
-BASE_VERSION=1
-PACKAGES=bash,git,python3,python3-pytest,ca-certificates,procps
+BASE_VERSION=2
+# pip and venv so a task's setup can install its dependencies (pip install -e .), as it
+# can in the local sandbox.
+PACKAGES=bash,git,python3,python3-pytest,python3-pip,python3-venv,ca-certificates,procps
 
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }
 
@@ -94,6 +96,14 @@ if ! have_image; then
   debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$mirror" >/tmp/lancer-debootstrap.log 2>&1 \
     || { log "debootstrap failed; the end of /tmp/lancer-debootstrap.log:"; tail -n 15 /tmp/lancer-debootstrap.log >&2; exit 1; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  # A sandbox is a throwaway system: pip may install into it (PEP 668 would refuse).
+  rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
+  # The host's own certificate authorities (a proxy's, say) are trusted inside too, so a
+  # container that may reach the network reaches what the host reaches.
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$root"/usr/local/share/ca-certificates/
+    chroot "$root" update-ca-certificates >/dev/null 2>&1 || log "warning: update-ca-certificates failed in the image"
+  fi
   tar -C "$root" -c . | docker import \
     --change 'LABEL lancer.managed=base' --change "LABEL lancer.base-version=$BASE_VERSION" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -207,7 +207,7 @@ def test_a_failed_or_slow_build_a_missing_base_image_and_no_reward_are_errors_no
     assert "no-reward #1  ERROR" in proc.stdout + proc.stderr
 
 
-def test_every_bundled_example_that_runs_in_docker_round_trips_with_the_same_verdicts(tmp_path: Path) -> None:
+def test_every_bundled_example_but_the_web_ones_round_trips_with_the_same_verdicts(tmp_path: Path) -> None:
     exported = tmp_path / "harbor"
     web = run_lancer("export", str(EXAMPLES / "web-todo-delete"), "--format", "harbor", str(exported))
     assert web.returncode == 2 and "its browser tests run on the host" in web.stderr
@@ -226,16 +226,11 @@ def test_every_bundled_example_that_runs_in_docker_round_trips_with_the_same_ver
             assert (folder / script).stat().st_mode & 0o111, script
 
     # The same verdicts, in docker: the reference solution (or correct proposal) passes; the
-    # untouched code (or another proposal) fails.
-    for name in ("invoice-discount", "manager-date-format"):
+    # untouched code (or another proposal) fails. The real-upstream examples build their
+    # package with pip in the image (humanize's version comes from git: hatch-vcs).
+    for name in names:
         verdicts = [check_verdicts(folder) for folder in (EXAMPLES / name, exported / name)]
         assert verdicts[0] == verdicts[1] == {"right": "passed", "wrong": "failed"}, (name, verdicts)
-
-    # The real-upstream examples install themselves with pip, which lancer's base image lacks.
-    slugify = run_lancer("check", str(exported / "slugify-uppercase"), "--sandbox", "docker", timeout=600)
-    assert slugify.returncode == 2
-    assert "task slugify-uppercase: building an image from" in slugify.stderr
-    assert "pip install -q -e ." in slugify.stderr
 
 
 @pytest.mark.parametrize(

@@ -214,6 +214,10 @@ def write_harbor_task(task: Task, root: Path, base_image: str, solution: bytes |
     return out
 
 
+_GIT_BASELINE = (
+    "git init -q && git add -A && git -c user.name=lancer -c user.email=lancer@localhost "
+    'commit -q --no-verify -m "lancer baseline"'
+)
 _IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache")
 
 
@@ -247,6 +251,10 @@ def _write_environment(task: Task, environment: Path, workdir: str, base_image: 
         shutil.copytree(task.repo_dir, environment / "repo", ignore=_IGNORED)
         lines.append(f"COPY repo/ {workdir}/")
     lines.append(f"WORKDIR {workdir}")
+    if task.repo_dir is not None and task.setup:
+        # lancer runs a task's setup in a git repository (its baseline); some builds need
+        # one (hatch-vcs, setuptools-scm read their version from it).
+        lines.append(f"RUN {_GIT_BASELINE}")
     lines += [f"RUN {command}" for command in task.setup]
     (environment / "Dockerfile").write_text("\n".join(lines) + "\n")
 
