@@ -54,6 +54,18 @@ def ensure_image(client: docker.DockerClient, spec: SandboxSpec) -> str:
     return image
 
 
+def resolve_image(spec: SandboxSpec) -> SandboxSpec:
+    """``spec``, or ``spec.without_image`` when ``spec.image`` is not on this machine: such an
+    image (a SWE-bench instance's, gigabytes) is used when present, never pulled."""
+    if spec.without_image is None or spec.image is None:
+        return spec
+    client = connect()
+    try:
+        return spec if has_image(client, spec.image) else spec.without_image
+    finally:
+        client.close()
+
+
 def require_image(image: str, how_to_get: str | None = None) -> None:
     """Make sure ``image`` is here before a run starts, pulling it once if it can be; else
     SandboxError saying ``how_to_get`` it (default: build, pull or load it)."""
