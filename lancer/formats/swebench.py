@@ -28,8 +28,10 @@ from lancer.core.errors import TaskError
 from lancer.core.tasks import Task, load_task
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
-# The instance's own image (SWE-bench's naming), used by --sandbox docker: its tree at
-# /testbed, installed in its conda env, run as root as SWE-bench runs it.
+# The instance's own image (SWE-bench's naming), used by --sandbox docker when this machine
+# has it: its tree at /testbed, installed in its conda env, run as root as SWE-bench runs
+# it. Without it the instance's repo/ goes to /testbed of an environment image lancer
+# builds once per env_key (lancer.core.tasks.Task.sandbox_spec, docs/swebench.md).
 IMAGE = "swebench/sweb.eval.x86_64.{id}:latest"
 IMAGE_CONTAINER = {"workdir": "/testbed", "user": "root"}
 SETUP = ["if [ -f pyproject.toml ] || [ -f setup.py ]; then python3 -m pip install -q -e .; fi"]
