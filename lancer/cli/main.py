@@ -20,6 +20,7 @@ from lancer.cli.datasets import add_dataset_args, dataset_options
 from lancer.cli.eval import add_eval_command
 from lancer.cli.export import add_export_command
 from lancer.core.config import RunConfig, load_config
+from lancer.core.dollars import earned_of
 from lancer.core.errors import LancerError
 from lancer.core.secrets import redact
 from lancer.core.tasks import Task
@@ -306,7 +307,7 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     verdict = "[green]RESOLVED[/]" if result["resolved"] else "[red]NOT RESOLVED[/]"
     cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.4f}"
     console.print(
-        f"{verdict}  earned {price_text(result['earned'])} of {price_text(result['price'])}  "
+        f"{verdict}  earned {earned_of(result['earned'], result['price'])}  "
         f"exit: {result['exit_status']}  steps: {result['steps']}  cost: {cost}  "
         f"tokens: {result['input_tokens']} in / {result['output_tokens']} out"
     )
