@@ -49,8 +49,9 @@ def _git(worktree: Path, *args: str) -> None:
     hermetic = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
     result = subprocess.run(["git", *args], cwd=worktree, env=hermetic, capture_output=True, text=True)
     if result.returncode != 0:
+        command = next(a for a in args if not a.startswith("-") and "=" not in a)
         why = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
-        raise SandboxError(f"could not make the baseline commit in {worktree}: git {args[-1]}: {why[0]}")
+        raise SandboxError(f"could not make the baseline commit in {worktree}: git {command}: {why[0]}")
 
 
 def commit_setup(sandbox: Sandbox) -> None:
