@@ -307,3 +307,35 @@ def test_a_bundled_task_exported_as_swebench_reads_back_with_the_same_verdicts(t
     assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     (result,) = _results(tmp_path / "eval")
     assert result["resolved"] is True and result["earned"] == 250.0
+
+
+def test_prune_swebench_removes_the_task_folders_and_mirrors_and_a_later_run_makes_them_again(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    instance_id = "cpburnz__python-pathspec-0111"
+    row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
+    gold = tmp_path / "gold.diff"
+    gold.write_text(row["patch"])
+    cache = tmp_path / "cache"
+    env = {"LANCER_CACHE_DIR": str(cache)}
+    # A --repos path with {owner_name}: cloned into a mirror in the cache, as a git URL would be.
+    grade = ["grade", instance_id, str(gold), "--dataset", str(dataset), "--repos", f"{repos}/{{owner_name}}"]
+    first = run_lancer(*grade, env=env, timeout=600)
+    assert first.returncode == 0 and json.loads(first.stdout)["resolved"], first.stdout + first.stderr
+    workspace = cache / "swebench"
+    assert [p.name for p in (workspace / "mirrors").iterdir()] == ["cpburnz__python-pathspec.git"]
+    assert len(list(workspace.glob(f"{instance_id}-*/.complete"))) == 1
+    size = sum(f.lstat().st_size for f in workspace.rglob("*") if f.is_file() or f.is_symlink())
+
+    pruned = run_lancer("sandbox", "prune", "--swebench", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    said = f"removed 1 SWE-bench task folder(s) and 1 repository mirror(s) from {workspace}: {size:,} bytes"
+    assert said in pruned.stdout, pruned.stdout
+    assert not workspace.exists()
+    assert (cache / "taskenvs").is_dir()  # the environments are --envs', not --swebench's
+
+    again = run_lancer(*grade, env=env, timeout=600)
+    assert again.returncode == 0 and json.loads(again.stdout)["resolved"], again.stdout + again.stderr
+    assert len(list(workspace.glob(f"{instance_id}-*/.complete"))) == 1
+    assert (workspace / "mirrors" / "cpburnz__python-pathspec.git").is_dir()
+    nothing = run_lancer("sandbox", "prune", "--swebench", env={"LANCER_CACHE_DIR": str(tmp_path / "empty")})
+    assert "removed 0 SWE-bench task folder(s) and 0 repository mirror(s)" in nothing.stdout, nothing.stdout

@@ -20,6 +20,7 @@ from lancer.core.sandbox import SandboxSpec
 # Every container lancer makes carries this label (value "1"); images it builds carry it
 # with the value "built" (and the base image from scripts/docker-up.sh "base").
 MANAGED_LABEL = "lancer.managed"
+ENV_IMAGE_LABEL = "env"  # MANAGED_LABEL's value on images holding a task's setup done (envimage)
 DEFAULT_BASE_IMAGE = "lancer-base:bookworm"
 
 _API_TIMEOUT_S = 120  # one Docker API call (not a command: those stream without a timeout)

@@ -3,11 +3,12 @@
 The first sandbox of a task with ``setup`` commands runs them in a container made as
 usual (its image, the repo copied in, the baseline), then commits that container as
 ``lancer-env-<task>:<key>``; every sandbox after it, the agent's and the grader's, starts
-from that image, whose working tree and environment already hold what the setup left
-(the git baseline is made again in place, so the setup's changes are part of it and
-never of the patch). The key is lancer.sandbox.envcache's, made from the image's id and
-what the local sandbox's key holds. A host lock per key makes concurrent attempts on
-one machine build it once. ``lancer sandbox prune --envs`` removes these images.
+from that image, whose working tree and environment already hold what the setup left,
+committed to the git baseline (so the setup's changes are never part of the patch) and
+owned by the sandbox user: such a container needs no exec to be ready (boot.py). The
+key is lancer.sandbox.envcache's, made from the image's id and what the local sandbox's
+key holds. A host lock per key makes concurrent attempts on one machine build it once.
+``lancer sandbox prune --envs`` removes these images.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import json
 
 from lancer.core.sandbox import SandboxSpec, close_even_if_interrupted
 from lancer.sandbox.docker.container import DockerSandbox
-from lancer.sandbox.docker.engine import MANAGED_LABEL, connect, ensure_image, has_image, slug
+from lancer.sandbox.docker.engine import ENV_IMAGE_LABEL, MANAGED_LABEL, connect, ensure_image, has_image, slug
 from lancer.sandbox.envcache import env_key, envs_dir, spec_key_parts
-
-ENV_IMAGE_LABEL = "env"  # MANAGED_LABEL's value on these images
 
 
 def with_setup_image(spec: SandboxSpec) -> tuple[SandboxSpec, str]:
@@ -56,6 +55,7 @@ def _build(spec: SandboxSpec, tag: str) -> None:
     sandbox = DockerSandbox(dataclasses.replace(spec, setup=[], remove_paths=[]))
     try:
         run_setup(sandbox, spec.setup, spec.setup_timeout_s)
+        sandbox.hand_over_tree()  # what root's prepare commands made is the user's too
         sandbox.commit(tag, {MANAGED_LABEL: ENV_IMAGE_LABEL, "lancer.task": spec.label})
     finally:
         close_even_if_interrupted(sandbox)
