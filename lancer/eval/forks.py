@@ -120,13 +120,16 @@ def _become_worker(sock: socket.socket, fds: list[int], server: int, run_worker:
             os.dup2(fd, target)
             os.close(fd)
         code = run_worker(server)
+        for thread in threading.enumerate():  # as the interpreter's exit would (a sandbox's files still going)
+            if not thread.daemon and thread is not threading.current_thread():
+                thread.join()
     except BaseException:
         traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
-        os._exit(code)
+        os._exit(code)  # no interpreter teardown: all is written, and there is nothing else to free
 
 
 def die_with_parent(parent: int) -> None:
