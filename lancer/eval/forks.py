@@ -83,12 +83,15 @@ def serve(fd: int, model: str | None, run_worker: Callable[[int], int]) -> NoRet
             break
         if words[0] == b"fork" and len(fds) == 3:
             sys.stderr.flush()
+            # Held until its pid is known and said: a worker that ends at once is reaped after.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             pid = os.fork()
             if pid == 0:
                 _become_worker(sock, fds, me, run_worker)
             alive.add(pid)
             with contextlib.suppress(OSError):
                 sock.send(f"pid {pid}".encode())
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         elif words[0] == b"kill" and len(words) == 3 and int(words[1]) in alive:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(words[1]), int(words[2]))
@@ -115,6 +118,7 @@ def _become_worker(sock: socket.socket, fds: list[int], server: int, run_worker:
     try:
         sock.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
