@@ -13,7 +13,8 @@ Per worker count it prints: wall seconds, attempts per second, the speed-up over
 count (and the same from the first attempt's start to the last one's end, which leaves out
 the command's start-up and shutdown: seconds each, more on a loaded machine); the peak of
 attempts in flight and, at that moment, the resident memory (RSS) of lancer's own
-processes (the eval and its worker processes: Python processes running lancer) divided by
+processes (the eval, its worker processes and the fork server they are forked from: Python
+processes running lancer; a forked worker's RSS counts the pages it shares) divided by
 the attempts in flight, and apart from it the sandboxes' processes (bubblewrap, its init,
 the agent's shell); the CPU seconds per attempt of everything the eval started (lancer,
 sandboxes, the agent's commands; no tests run: manager tasks are graded by the chosen

@@ -354,11 +354,14 @@ def test_resume_after_kill_9_counts_each_attempt_once(tmp_path: Path) -> None:
     try:
         wait_for(lambda: processes("sleep 62.5") and len(results(out)) == 2, "the fast attempts and the slow one")
         worker = int((out / "runs" / "slow" / "1" / "worker.pid").read_text())
+        fork_server = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
     finally:
         proc.kill()  # kill -9 of the eval
         proc.communicate()
-    # The attempt in flight is stopped with the eval: its shell, its process, its sandbox.
-    wait_for(lambda: not processes("sleep 62.5") and not pid_alive(worker), "the orphaned attempt to end", 30)
+    # The attempt in flight is stopped with the eval: its shell, its process, its sandbox,
+    # and the process its worker was forked from.
+    gone = lambda: not processes("sleep 62.5") and not pid_alive(worker) and not pid_alive(fork_server)  # noqa: E731
+    wait_for(gone, "the orphaned attempt to end", 30)
     assert str(worker) not in sandbox_owners()
     assert sorted(r["task_id"] for r in results(out)) == ["fast-1", "fast-2"]
 

@@ -109,3 +109,25 @@ def test_close_is_idempotent(sandbox_kind: str, tmp_path: Path) -> None:
     sb = create_sandbox(sandbox_kind, SandboxSpec(repo_dir=make_repo(tmp_path), label="pytest"))
     sb.close()
     sb.close()
+
+
+def test_the_baseline_is_lancers_whatever_the_hosts_git_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's git config that signs every commit and runs failing hooks, and names another
+    author, changes nothing: the baseline is made apart from it."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for name in ("pre-commit", "commit-msg", "post-commit"):
+        (hooks / name).write_text("#!/bin/sh\nexit 1\n")
+        (hooks / name).chmod(0o755)
+    config = tmp_path / "gitconfig"
+    config.write_text(f"[commit]\n\tgpgSign = true\n[core]\n\thooksPath = {hooks}\n[user]\n\tname = someone else\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    sandbox = create_sandbox("local", SandboxSpec(repo_dir=make_repo(tmp_path / "repo"), label="pytest"))
+    try:
+        log = sandbox.exec(["git", "log", "--format=%an <%ae> %s"]).stdout.decode()
+        assert log == "lancer <lancer@localhost> lancer baseline\n"
+        assert diff(sandbox) == b""
+        sandbox.write_file(f"{sandbox.workdir}/hello.txt", b"changed\n")
+        assert b"+changed" in diff(sandbox)
+    finally:
+        sandbox.close()

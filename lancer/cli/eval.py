@@ -68,37 +68,46 @@ def run_eval_command(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} must be at least 1 (got {value})")
     if args.budget is not None and args.budget <= 0:
         raise ConfigError(f"--budget must be more than 0 USD (got {args.budget:g})")
-    config = load_config(
-        args.config,
-        {
-            "sandbox.kind": args.sandbox,
-            "sandbox.image": args.image,
-            "limits.max_steps": args.max_steps,
-            "limits.cost_limit_usd": args.cost_limit,
-            "limits.time_limit_s": args.time_limit,
-            "model.base_url": args.base_url,
-            "model.max_connections": args.max_connections,
-        },
-    )
-    # The budget's refusals come first, an unknown price (which decides whether a budget can
-    # work at all) before its flags, and both before a missing key or server, which making
-    # the model reports.
-    if args.budget is not None:
-        check_priced(args.model, config)
-        _check_budget(args.budget, config.limits.cost_limit_usd)
-    ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
-    tasks = load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids, dataset_options(args))
-    # As `lancer run` does, before any attempt: a task that cannot run would be counted a
-    # failed fix. On a Ray cluster the images are the nodes' concern, not this machine's.
-    if args.executor != "ray" or config.sandbox.kind == "local":
-        from lancer.agent.preflight import check_runnable
+    # The local executor's fork server imports what the attempts need while the tasks are
+    # loaded and checked below; a Ray cluster is joined only once they have passed.
+    executor = create_executor("local", workers=args.workers, model=args.model) if args.executor == "local" else None
+    try:
+        config = load_config(
+            args.config,
+            {
+                "sandbox.kind": args.sandbox,
+                "sandbox.image": args.image,
+                "limits.max_steps": args.max_steps,
+                "limits.cost_limit_usd": args.cost_limit,
+                "limits.time_limit_s": args.time_limit,
+                "model.base_url": args.base_url,
+                "model.max_connections": args.max_connections,
+            },
+        )
+        # The budget's refusals come first, an unknown price (which decides whether a budget can
+        # work at all) before its flags, and both before a missing key or server, which making
+        # the model reports.
+        if args.budget is not None:
+            check_priced(args.model, config)
+            _check_budget(args.budget, config.limits.cost_limit_usd)
+        ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+        tasks = load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids, dataset_options(args))
+        # As `lancer run` does, before any attempt: a task that cannot run would be counted a
+        # failed fix. On a Ray cluster the images are the nodes' concern, not this machine's.
+        if args.executor != "ray" or config.sandbox.kind == "local":
+            from lancer.agent.preflight import check_runnable
 
-        for item in tasks:
-            check_runnable(item.task, config.sandbox)
-    model = check_model_spec(args.model, [item.task for item in tasks], config)
-    if args.budget is not None:
-        check_priced(args.model, config, model)  # a plugin's model only tells once made
-    executor = create_executor(args.executor, workers=args.workers, address=args.ray_address)
+            for item in tasks:
+                check_runnable(item.task, config.sandbox)
+        model = check_model_spec(args.model, [item.task for item in tasks], config)
+        if args.budget is not None:
+            check_priced(args.model, config, model)  # a plugin's model only tells once made
+        if executor is None:
+            executor = create_executor(args.executor, workers=args.workers, address=args.ray_address, model=args.model)
+    except BaseException:
+        if executor is not None:
+            executor.close()
+        raise
     out: Path = args.out or fresh_dir(Path("evals"), "eval")
     # Each task's environment is built on this machine before its attempts; on a Ray cluster
     # each node builds (and caches) its own when an attempt first needs it.

@@ -23,9 +23,11 @@ An executor only runs what it is given and hands back rows:
 - ``close()``: free everything (processes, cluster connections); attempts still in flight
   are interrupted and waited for first.
 
-``create_executor(name, workers=N, address=ADDR)`` finds an executor class by name in
-``EXECUTORS`` (module imported only when used) and calls it as
-``cls(workers=N, address=ADDR)``; ``address`` is ``--ray-address`` (None for local).
+``create_executor(name, workers=N, address=ADDR, model=SPEC)`` finds an executor class by
+name in ``EXECUTORS`` (module imported only when used) and calls it as
+``cls(workers=N, address=ADDR, model=SPEC)``; ``address`` is ``--ray-address`` (None for
+local), ``model`` the attempts' ``--model`` spec (the local executor's worker processes
+import its provider before the first attempt arrives).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def create_executor(name: str, *, workers: int, address: str | None = None) -> Executor:
+def create_executor(name: str, *, workers: int, address: str | None = None, model: str | None = None) -> Executor:
     target = EXECUTORS.get(name)
     if target is None:
         raise ConfigError(f"unknown executor {name!r}: use --executor {' or '.join(EXECUTORS)}")
@@ -68,5 +70,5 @@ def create_executor(name: str, *, workers: int, address: str | None = None) -> E
     except ImportError as e:
         hint = " (pip install 'lancer-bench[ray]')" if name == "ray" else ""
         raise ConfigError(f"executor {name!r} is not available: {e}{hint}") from None
-    executor: Executor = getattr(module, attr)(workers=workers, address=address)
+    executor: Executor = getattr(module, attr)(workers=workers, address=address, model=model)
     return executor

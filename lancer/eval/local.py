@@ -1,9 +1,10 @@
 """``--executor local``: attempts run in a few worker processes, up to ``workers`` at once.
 
-Each worker process (``lancer.eval.worker``) imports lancer once and runs up to
-``ATTEMPTS_PER_PROCESS`` attempts at once as threads, so an attempt costs a thread, not a
-Python start-up (see README "Benchmarks" for the figures). What a child per attempt
-bought is kept where it matters:
+Each worker process (``lancer.eval.worker``) runs up to ``ATTEMPTS_PER_PROCESS`` attempts
+at once as threads, so an attempt costs a thread, not a Python start-up (see README
+"Benchmarks" for the figures); the processes are forked from one fork server
+(``lancer.eval.forks``), started when the executor is made, which imports lancer and the
+model's SDK once for all of them. What a child per attempt bought is kept where it matters:
 
 - Ctrl-C: the processes live in their own sessions (a terminal's Ctrl-C reaches only the
   eval), and ``interrupt`` sends each exactly one SIGINT, which ends each of its attempts
@@ -28,8 +29,6 @@ import os
 import queue
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,6 +37,7 @@ from typing import IO, Any
 
 from lancer.core.sandbox import TEMP_PREFIX, remove_abandoned
 from lancer.eval.attempt import AttemptJob, error_row, node_name, usage_so_far
+from lancer.eval.forks import ForkServer
 from lancer.eval.worker import WORKER_LOG
 from lancer.models.limiter import ADDRESS_ENV, LimiterServer
 
@@ -48,42 +48,43 @@ Key = tuple[str, int]
 
 
 class WorkerProcess:
-    """One ``python -m lancer.eval.worker`` and the jobs it runs."""
+    """One worker process (forked by ``forks``) and the jobs it runs."""
 
-    def __init__(self, capacity: int, executor: LocalExecutor, env: dict[str, str], alone: bool = False) -> None:
+    def __init__(self, capacity: int, executor: LocalExecutor, forks: ForkServer, alone: bool = False) -> None:
         self.capacity = capacity
         self.alone = alone  # runs one attempt again, after a crash, apart from all others
         self.jobs: dict[Key, AttemptJob] = {}
         self.heard = time.monotonic()
         self.hung = False
         self._executor = executor
+        self._forks = forks
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by its reader); no name: gone with the process, even after kill -9
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "lancer.eval.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            start_new_session=True,
-            env={**os.environ, **env, "LANCER_EVAL_PARENT": str(os.getpid())},
-        )
+        jobs_r, jobs_w = os.pipe()
+        rows_r, rows_w = os.pipe()
+        try:
+            self.pid = forks.fork(jobs_r, rows_w, self._log.fileno())
+        except BaseException:
+            for fd in (jobs_w, rows_r):
+                os.close(fd)
+            self._log.close()
+            raise
+        finally:
+            os.close(jobs_r)
+            os.close(rows_w)
+        self._stdin = open(jobs_w, "wb")  # noqa: SIM115 (closed by finish())
+        self._stdout = open(rows_r, "rb")  # noqa: SIM115 (closed by its reader)
         self._write_lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
 
     def run(self, job: AttemptJob) -> None:
         self.jobs[(job.task_id, job.attempt)] = job
         line = (json.dumps(job.to_dict()) + "\n").encode()
-        with self._write_lock, contextlib.suppress(OSError):  # it died: its reader hands the job back
-            assert self._proc.stdin is not None
-            self._proc.stdin.write(line)
-            self._proc.stdin.flush()
+        with self._write_lock, contextlib.suppress(OSError, ValueError):  # it died: its reader hands the job back
+            self._stdin.write(line)
+            self._stdin.flush()
 
     def signal(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.send_signal(signum)
+        self._forks.kill(self.pid, signum)
 
     def kill_hung(self) -> None:
         self.hung = True
@@ -92,15 +93,10 @@ class WorkerProcess:
     def finish(self) -> None:
         """No more jobs: the process ends when its attempts have."""
         with self._write_lock, contextlib.suppress(OSError):
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
-
-    def wait(self) -> int:
-        return self._proc.wait()
+            self._stdin.close()
 
     def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
+        for line in self._stdout:
             self.heard = time.monotonic()
             with contextlib.suppress(ValueError):
                 message = json.loads(line)
@@ -108,7 +104,8 @@ class WorkerProcess:
                     row = message["row"]
                     self.jobs.pop((row["task_id"], row["attempt"]), None)
                     self._executor.deliver(row)
-        code = self._proc.wait()
+        self._stdout.close()
+        code = self._forks.wait(self.pid)
         self._log.seek(0)
         log = self._log.read()
         self._log.close()
@@ -116,22 +113,26 @@ class WorkerProcess:
 
 
 class LocalExecutor:
-    def __init__(self, workers: int, address: str | None = None) -> None:
+    def __init__(self, workers: int, address: str | None = None, model: str | None = None) -> None:
+        """``model``: the attempts' model spec, whose provider the fork server imports up front."""
         self.slots = workers
         self._done: queue.Queue[dict[str, Any]] = queue.Queue()
         self._processes: list[WorkerProcess] = []
-        self._lock = threading.Lock()
+        # A condition, so that close() hears when a process is handed back.
+        self._lock = threading.Condition()
         self._interrupted = False
         self._closing = threading.Event()
         # Attempts run again after a crash took them: what their first runs had cost.
         self._discarded: dict[Key, list[dict[str, Any]]] = {}
-        self._limiter: LimiterServer | None = None
-        self._env: dict[str, str] = {}
+        # One limiter for every worker process (its limits, and a server's Retry-After),
+        # unless one was handed down already (a Ray node's).
+        self._limiter = None if ADDRESS_ENV in os.environ else LimiterServer()
+        env = {**os.environ, **({ADDRESS_ENV: self._limiter.address} if self._limiter else {})}
+        self._forks = ForkServer(env, model)
         threading.Thread(target=self._watch_hangs, daemon=True).start()
 
     def submit(self, job: AttemptJob) -> None:
         Path(job.run_dir).mkdir(parents=True, exist_ok=True)
-        self._share_rate_limit()
         with self._lock:
             shared = [p for p in self._processes if not p.alone and len(p.jobs) < p.capacity]
             process = min(shared, key=lambda p: len(p.jobs)) if shared else None
@@ -139,15 +140,8 @@ class LocalExecutor:
                 process = self._start(min(self.slots, ATTEMPTS_PER_PROCESS))
             process.run(job)
 
-    def _share_rate_limit(self) -> None:
-        """One limiter for every worker process (its limits, and a server's Retry-After),
-        unless one was handed down already (a Ray node's)."""
-        if self._limiter is None and ADDRESS_ENV not in os.environ:
-            self._limiter = LimiterServer()
-            self._env[ADDRESS_ENV] = self._limiter.address
-
     def _start(self, capacity: int, alone: bool = False) -> WorkerProcess:
-        process = WorkerProcess(capacity, self, self._env, alone)
+        process = WorkerProcess(capacity, self, self._forks, alone)
         self._processes.append(process)
         if self._interrupted:
             process.signal(signal.SIGINT)
@@ -160,17 +154,18 @@ class LocalExecutor:
             row["discarded"] = discarded
         self._done.put(row)
 
-    def ended(self, process: WorkerProcess, code: int, log: bytes) -> None:
+    def ended(self, process: WorkerProcess, code: int | None, log: bytes) -> None:
         """A worker process ended; the attempts it still held come back or run again."""
         with self._lock:
             if process in self._processes:
                 self._processes.remove(process)
+                self._lock.notify_all()
             orphans = list(process.jobs.values())
             process.jobs.clear()
         if orphans:  # it died holding attempts: their temp folders (sandboxes, Chromium's) are abandoned
             remove_abandoned(TEMP_PREFIX)
         with self._lock:
-            rerun = len(orphans) > 1 and not process.alone and not self._interrupted
+            rerun = len(orphans) > 1 and not process.alone and not self._interrupted and self._forks.alive()
             for job in orphans:
                 _append_log(Path(job.run_dir) / WORKER_LOG, log)
                 if rerun:
@@ -183,7 +178,8 @@ class LocalExecutor:
         if process.hung:
             why = f"the attempt's worker process stopped answering for {HANG_S:g} s and was killed; see {WORKER_LOG}"
         else:
-            why = f"the attempt's process ended (exit code {code}) without a result; see {WORKER_LOG}"
+            exit_code = "unknown" if code is None else code
+            why = f"the attempt's process ended (exit code {exit_code}) without a result; see {WORKER_LOG}"
         for job in orphans:
             # Interrupted before it could catch the signal (still starting): not an error.
             status = "interrupted" if self._interrupted else "error"
@@ -229,16 +225,13 @@ class LocalExecutor:
 
     def close(self) -> None:
         self.interrupt()
-        while True:
-            with self._lock:
-                processes = list(self._processes)
-            if not processes:
-                break
-            for process in processes:
-                process.finish()
-                process.wait()
-            time.sleep(0.05)  # let the readers hand their processes back
+        with self._lock:
+            while self._processes:
+                for process in self._processes:
+                    process.finish()  # all at once: they end side by side (and reruns started meanwhile)
+                self._lock.wait()
         self._closing.set()
+        self._forks.close()
         if self._limiter is not None:
             self._limiter.close()
         remove_abandoned(TEMP_PREFIX)  # whatever an ended worker process could not remove itself

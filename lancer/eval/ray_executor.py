@@ -45,7 +45,8 @@ _LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.ex
 
 
 class RayExecutor:
-    def __init__(self, workers: int, address: str | None = None) -> None:
+    def __init__(self, workers: int, address: str | None = None, model: str | None = None) -> None:
+        # ``model`` is not needed here: each node's attempt imports its provider itself.
         self.slots = workers
         address = address or os.environ.get("RAY_ADDRESS")
         if address:

@@ -151,7 +151,7 @@ def _run_in_child(job: AttemptJob, board: Any) -> dict[str, Any]:
     The child outlives this Ray worker if it must: when Ray kills the worker (the driver
     died), the child gets SIGTERM, ends its run as ``interrupted`` and removes its sandbox.
     """
-    attempt = LocalExecutor(workers=1)
+    attempt = LocalExecutor(workers=1, model=job.model)
     # Ray blocks SIGINT in its workers, and a child inherits that: unblocked for the start,
     # so that the interrupt below reaches the run.
     blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -1,6 +1,7 @@
-"""A worker process of a local eval: ``python -m lancer.eval.worker``, many attempts at once.
+"""A worker process of a local eval, many attempts at once.
 
-lancer and the SDKs are imported once per worker process, not once per attempt: the
+Each is forked from the eval's fork server (``python -m lancer.eval.worker FD [MODEL]``, see
+``lancer.eval.forks``), which imported lancer and the SDKs once for all of them: the
 executor (``lancer.eval.local``) writes one job (``AttemptJob`` as JSON) per line on its
 stdin, and each job runs in a thread of its own (an attempt spends nearly all its time
 waiting on the model's HTTP reply or a command in its sandbox, so threads are enough).
@@ -14,8 +15,8 @@ Signals: the first SIGINT or SIGTERM interrupts every attempt: each attempt's th
 one KeyboardInterrupt (within a second while a command runs; a model reply in flight is
 awaited first), and the run ends as ``interrupted`` (outputs written, sandbox removed), as
 ``lancer run`` ends on Ctrl-C; jobs arriving afterwards end at once as interrupted. The
-process asks Linux to send it SIGTERM when its parent (the eval) dies, so a ``kill -9`` of
-the eval leaves no attempt running on.
+process asks Linux to send it SIGTERM when its parent (the fork server, which in turn gets
+it when the eval dies) dies, so a ``kill -9`` of the eval leaves no attempt running on.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from lancer.eval.attempt import AttemptJob, error_row, run_attempt
+from lancer.eval.forks import die_with_parent, serve
 from lancer.eval.store import WORKER_PID_FILE
 
-PR_SET_PDEATHSIG = 1
 HEARTBEAT_S = 1.0
 WORKER_LOG = "worker.log"  # what an attempt's thread wrote to stderr, in its run directory
 
@@ -157,11 +158,12 @@ class _Redirect:
 STDERR = ThreadStderr(sys.__stderr__ or sys.stderr)
 
 
-def main() -> int:
+def main(parent: int) -> int:
+    """A worker forked from the fork server ``parent``: jobs on stdin, rows on stdout."""
     out_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints go to the log, not into the rows
     sys.stdout = sys.stderr = STDERR
-    _die_with_parent(int(os.environ.get("LANCER_EVAL_PARENT", "0")))
+    die_with_parent(parent)
     attempts = Attempts(out_fd)
     signal.signal(signal.SIGINT, attempts.interrupt_soon)
     signal.signal(signal.SIGTERM, attempts.interrupt_soon)
@@ -178,14 +180,5 @@ def _set_async_exc(ident: int, exc: type[BaseException] | None) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc) if exc else None)
 
 
-def _die_with_parent(parent: int) -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: an orphan runs to its own end
-        return
-    if parent and os.getppid() != parent:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the fork server: socket FD, and the model spec to import for
+    serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None, main)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -62,12 +63,7 @@ class ApiModel(ABC):
         self.limiter = limiter_for(config)
         self.endpoint = self.base_url or f"{self.provider} default"
         self._last_fit: tuple[tuple[int, int, int], Fitted] | None = None
-        self.client: Any = self.sdk_client(
-            api_key=self.api_key,
-            base_url=self.base_url,
-            max_retries=0,  # lancer.models.retry is the one retry layer
-            timeout=config.request_timeout_s,
-        )
+        self.client: Any = shared_client(self.sdk_client, self.api_key, self.base_url, config.request_timeout_s)
 
     @classmethod
     def server(cls, config: ModelConfig) -> str | None:
@@ -157,6 +153,23 @@ class ApiModel(ABC):
             f"{self.api_key_env} is not set: export your {self.provider} API key "
             f"(or set model.api_key_env to the variable that holds it)"
         )
+
+
+_clients: dict[tuple[type[Any], str, str | None, float], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(sdk_client: type[Any], api_key: str, base_url: str | None, timeout: float) -> Any:
+    """One SDK client per endpoint, key and timeout in this process, shared by every model
+    (and so every attempt of an eval worker) that uses them: making one costs tens of ms of
+    CPU (its SSL context loads the CA bundle), and a shared one keeps its connections open.
+    The SDKs' clients are safe to use from many threads."""
+    key = (sdk_client, api_key, base_url, timeout)
+    with _clients_lock:
+        if key not in _clients:
+            # max_retries=0: lancer.models.retry is the one retry layer.
+            _clients[key] = sdk_client(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+        return _clients[key]
 
 
 def read_image(path: str) -> tuple[str, str] | None:

@@ -154,7 +154,8 @@ class LimiterServer:
         self.path = Path(self._dir) / "socket"
         self._server = socketserver.ThreadingUnixStreamServer(str(self.path), _handler(self.limiter))
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.2,), daemon=True).start()
+        # Polls 20 times a second for close(), which waits for it: an eval's shutdown.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def address(self) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from lancer.core.config import ModelConfig
 from lancer.core.errors import ConfigError, ModelError
@@ -54,10 +55,20 @@ class OpenAIModel(ApiModel):
             params["temperature"] = self.config.temperature
         if self.config.reasoning_effort:
             params["reasoning_effort"] = self.config.reasoning_effort
+        # Posted as built: ``chat.completions.create`` would first walk the whole history
+        # against its type hints (a few ms per call at 20 messages, growing with every turn)
+        # to produce the very same JSON.
         if self.config.stream:
-            chunks = self.client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
+            body = {**params, "stream": True, "stream_options": {"include_usage": True}}
+            chunks = self.client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=ChatCompletion,
+                stream=True,
+                stream_cls=openai.Stream[ChatCompletionChunk],
+            )
             return _from_stream(chunks)
-        return _from_completion(self.client.chat.completions.create(**params))
+        return _from_completion(self.client.post("/chat/completions", body=params, cast_to=ChatCompletion))
 
 
 class OpenAICompatibleModel(OpenAIModel):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
-import git
-
+from lancer.core.errors import SandboxError
 from lancer.core.sandbox import Sandbox
 
-_AUTHOR = git.Actor("lancer", "lancer@localhost")
 # Same flags as SWE-Lancer's harness: mode changes are noise, binary files must survive.
 DIFF_ARGV = ["git", "-c", "core.fileMode=false", "diff", "--binary", "HEAD"]
 # Build droppings are nobody's fix: kept out of the patch (.git/info/exclude) without touching the tree.
 EXCLUDED = "__pycache__/\n*.pyc\n.pytest_cache/\nnode_modules/\n"
+# What every commit in the sandbox is made with (its own later commits too: the task's setup).
+CONFIG = "[user]\n\tname = lancer\n\temail = lancer@localhost\n[core]\n\tfileMode = false\n"
 
 
 class PatchError(Exception):
@@ -31,22 +33,29 @@ def make_baseline(worktree: Path) -> None:
         shutil.rmtree(git_dir)
     elif git_dir.exists():
         git_dir.unlink()
-    repo = git.Repo.init(worktree)
+    # Three git processes, the fewest there can be (an eval makes one baseline per attempt);
+    # no template (no sample hooks to copy), and neither the host's git config nor hooks.
+    _git(worktree, "init", "-q", "--template=")
     (git_dir / "info").mkdir(parents=True, exist_ok=True)
     (git_dir / "info" / "exclude").write_text(EXCLUDED)
-    with repo.config_writer() as config:
-        config.set_value("user", "name", _AUTHOR.name)
-        config.set_value("user", "email", _AUTHOR.email)
-        config.set_value("core", "fileMode", "false")
+    with (git_dir / "config").open("a") as config:  # later sections win over what init wrote
+        config.write(CONFIG)
     # Files the task's .gitignore ignores (node_modules, builds) stay out of baseline and patch.
-    repo.git.add("-A")
-    repo.index.commit("lancer baseline", author=_AUTHOR, committer=_AUTHOR)
+    _git(worktree, "add", "-A")
+    _git(worktree, "-c", "commit.gpgSign=false", "commit", "-q", "--allow-empty", "-m", "lancer baseline")
+
+
+def _git(worktree: Path, *args: str) -> None:
+    hermetic = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    result = subprocess.run(["git", *args], cwd=worktree, env=hermetic, capture_output=True, text=True)
+    if result.returncode != 0:
+        command = next(a for a in args if not a.startswith("-") and "=" not in a)
+        why = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
+        raise SandboxError(f"could not make the baseline commit in {worktree}: git {command}: {why[0]}")
 
 
 def commit_setup(sandbox: Sandbox) -> None:
     """Fold what the task's setup commands changed into the baseline, so the patch is the agent's alone."""
-    from lancer.core.errors import SandboxError
-
     script = 'git add -A && git commit -q --allow-empty --no-verify -m "lancer: task setup"'
     result = sandbox.exec(["sh", "-c", script], timeout=600)
     if result.exit_code != 0:
