@@ -118,7 +118,8 @@ class LocalSandbox:
                     file=sys.stderr,
                 )
         except BaseException:  # also Ctrl-C or an eval worker's SIGTERM mid-copy: no temp tree left
-            self.close()
+            self._stop_processes()
+            shutil.rmtree(self._root, ignore_errors=True)  # now: the process may be ending
             raise
 
     # --- processes ----------------------------------------------------------------------
