@@ -15,16 +15,14 @@ It prints, per run, the time from the attempt's start to the agent's first step,
 verdict, and result.json's ``timing`` (setup, agent, grading); and how long the hidden
 tests themselves take (the test command alone, in a warm sandbox with the fix applied),
 which grading is measured against. ``--sandbox docker`` does the same in docker, where the
-setup is kept as an image committed once; the bundled real-repo tasks need pip in the
-image (lancer-base has none), so there it also measures a stand-in: invoice-discount with
-a setup that needs no pip.
+setup is kept as an image committed once (cold: the task's committed images are removed
+first).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -32,16 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lancer.agent.runner import run_task  # noqa: E402
 from lancer.core.config import RunConfig, load_config  # noqa: E402
 from lancer.core.errors import LancerError  # noqa: E402
-from lancer.core.tasks import Task, load_task  # noqa: E402
-from lancer.grader.grade import REPORT_ENV, default_test_command  # noqa: E402
+from lancer.core.tasks import REPORT_ENV, Task, load_task  # noqa: E402
 from lancer.models import create_model  # noqa: E402
 from lancer.sandbox import create_sandbox  # noqa: E402
 from lancer.sandbox.git import apply_patch  # noqa: E402
@@ -74,7 +69,7 @@ def hidden_tests_alone(task: Task, config: RunConfig) -> float:
         if (task.folder / "solution.patch").is_file():
             apply_patch(sandbox, (task.folder / "solution.patch").read_bytes())
         sandbox.copy_in(task.tests_dir, f"{sandbox.workdir}/tests")
-        command = task.test_command or default_test_command(task)
+        command = task.test_command or task.default_test_command()
         report = {REPORT_ENV: f"{sandbox.workdir}/.bench-report.xml"}
         started = time.monotonic()
         sandbox.exec(["bash", "-c", command], timeout=600, env=report)
@@ -83,14 +78,17 @@ def hidden_tests_alone(task: Task, config: RunConfig) -> float:
         sandbox.close()
 
 
-def stand_in(tmp: Path) -> Path:
-    """invoice-discount with a setup that needs no pip (which lancer-base lacks): docker's figures."""
-    folder = tmp / "invoice-discount-with-setup"
-    shutil.copytree(ROOT / "examples" / "tasks" / "invoice-discount", folder)
-    data = yaml.safe_load((folder / "task.yaml").read_text())
-    data["setup"] = ["python3 -m compileall -q . && python3 -c 'import invoice' && echo built > build-info.txt"]
-    (folder / "task.yaml").write_text(yaml.safe_dump(data))
-    return folder
+def remove_env_images(task: Task) -> None:
+    """Docker's cold start: the task's committed setup images gone (lancer.sandbox.docker.envimage)."""
+    from lancer.sandbox.docker.engine import ENV_IMAGE_LABEL, MANAGED_LABEL, connect
+
+    client = connect()
+    try:
+        labels = [f"{MANAGED_LABEL}={ENV_IMAGE_LABEL}", f"lancer.task={task.id}"]
+        for image in client.api.images(filters={"label": labels}):
+            client.api.remove_image(image["Id"], force=True)
+    finally:
+        client.close()
 
 
 def spread(values: list[float]) -> str:
@@ -113,10 +111,10 @@ def main() -> int:
         (Path(tmp) / "cache" / "envs").symlink_to(base_envs)
         print(f"{args.sandbox} sandbox, load average {os.getloadavg()[0]:.1f}")
         folders = [ROOT / "examples" / "tasks" / name for name in args.tasks.split(",")]
-        if args.sandbox == "docker":
-            folders.append(stand_in(Path(tmp)))
         for folder in folders:
             task, name = load_task(folder), folder.name
+            if args.sandbox == "docker":
+                remove_env_images(task)
             try:
                 runs = [attempt(task, config, Path(tmp) / f"{name}-{i}") for i in range(args.runs + 1)]
                 tests_alone = hidden_tests_alone(task, config)

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +121,54 @@ def _results(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
+# One environment per repo and environment_setup_commit: 3 for the 5 instances.
+ENVIRONMENTS = len({(i[0], i[5]) for i in INSTANCES})
+
+
+def _environments_said(printed: str) -> list[tuple[str, str, str]]:
+    """The eval's "INSTANCE: environment built|reused KEY" lines, as (instance, how, key)."""
+    return re.findall(r"^(\S+): environment (built|reused) (\w+)", printed, re.MULTILINE)
+
+
+def _assert_each_environment_built_once(out: Path, printed: str) -> None:
+    """Each environment is built once before the attempts (the log says "built" once per
+    environment, "reused" for the other instances), which all start from it; and each
+    grade lists its instance's FAIL_TO_PASS and PASS_TO_PASS tests, by their ids."""
+    said = _environments_said(printed)
+    assert sorted(how for _, how, _ in said) == ["built"] * ENVIRONMENTS + ["reused"] * 2, printed
+    assert len({key for _, _, key in said}) == ENVIRONMENTS, said
+    for name, _, after, f2p, p2p, _ in INSTANCES:
+        task_id = f"{name.replace('/', '__')}-{after.replace('.', '')}"
+        result = json.loads((out / "runs" / task_id / "1" / "result.json").read_text())
+        assert result["timing"]["environment"].startswith("reused "), result["timing"]
+        assert {t["name"] for t in result["grade"]["tests"]} == {*f2p, *p2p}, result["grade"]
+
+
+def _wrong_fix_scripts(tmp_path: Path, dataset: Path) -> Path:
+    """A scripted model that makes the same wrong fix (a comment in setup.cfg) on every
+    instance, and writes the sandbox's network interfaces to network.txt."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    command = "ls /sys/class/net > network.txt; echo '# a wrong fix' >> setup.cfg"
+    wrong = (
+        "turns:\n"
+        f'  - tool_calls: [{{name: bash, arguments: {{command: "{command}"}}}}]\n'
+        "  - tool_calls: [{name: submit, arguments: {}}]\n"
+    )
+    for line in dataset.read_text().splitlines():
+        (scripts / f"{json.loads(line)['instance_id']}.yaml").write_text(wrong)
+    return scripts
+
+
+def _assert_none_resolved(out: Path) -> None:
+    rows = _results(out)
+    assert len(rows) == len(INSTANCES)
+    assert all(not r["resolved"] and r["grade_status"] == "failed" for r in rows), [r["detail"] for r in rows]
+    for row in rows:
+        grade = json.loads((out / str(row["run_dir"]) / "result.json").read_text())["grade"]
+        assert "FAIL_TO_PASS tests did not pass" in grade["detail"], grade
+
+
 def test_oracle_resolves_every_instance_and_each_environment_is_built_once(tmp_path: Path) -> None:
     repos, dataset = make_dataset(tmp_path)
     out = tmp_path / "eval"
@@ -135,46 +184,20 @@ def test_oracle_resolves_every_instance_and_each_environment_is_built_once(tmp_p
     summary = json.loads((out / "summary.json").read_text())["overall"]
     assert summary["pass_at"]["1"] == 1.0 and summary["earned"] is None
     assert "earned no price" in done.stdout + done.stderr  # each attempt's line: no dollars, not $0
-    # Each environment (one per repo and environment_setup_commit: a venv every instance's own
-    # tree shares) is built once before the attempts, which all start from a copy of it.
-    printed = done.stdout + done.stderr
-    said = re.findall(r"^(\S+): environment (built|reused) (\w+)", printed, re.MULTILINE)
-    environments = {(i[0], i[5]) for i in INSTANCES}  # 3 for the 5 instances
-    assert sorted(how for _, how, _ in said) == ["built"] * len(environments) + ["reused"] * 2, printed
-    assert len({key for _, _, key in said}) == len(environments), said
-    for r in rows:
-        timing = json.loads((out / "runs" / str(r["task_id"]) / "1" / "result.json").read_text())["timing"]
-        assert timing["environment"].startswith("reused "), timing
-    # Each grade lists its instance's FAIL_TO_PASS and PASS_TO_PASS tests, by their ids.
-    for name, _, after, f2p, p2p, _ in INSTANCES:
-        task_id = f"{name.replace('/', '__')}-{after.replace('.', '')}"
-        result = json.loads((out / "runs" / task_id / "1" / "result.json").read_text())
-        assert {t["name"] for t in result["grade"]["tests"]} == {*f2p, *p2p}, result["grade"]
+    # A venv every instance's own tree shares, each sandbox starting from a copy of it.
+    _assert_each_environment_built_once(out, done.stdout + done.stderr)
 
 
 def test_a_wrong_fix_resolves_nothing(tmp_path: Path) -> None:
     repos, dataset = make_dataset(tmp_path, price=100)
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    wrong = (
-        "turns:\n"
-        "  - tool_calls: [{name: bash, arguments: {command: \"echo '# a wrong fix' >> setup.cfg\"}}]\n"
-        "  - tool_calls: [{name: submit, arguments: {}}]\n"
-    )
-    for line in dataset.read_text().splitlines():
-        (scripts / f"{json.loads(line)['instance_id']}.yaml").write_text(wrong)
+    scripts = _wrong_fix_scripts(tmp_path, dataset)
     out = tmp_path / "eval"
     done = run_lancer(
         "eval", "--dataset", str(dataset), "--repos", str(repos), "--price-from", "price_usd",
         "--model", f"scripted:{scripts}", "--out", str(out), "--workers", "2", timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = _results(out)
-    assert len(rows) == len(INSTANCES)
-    assert all(not r["resolved"] and r["grade_status"] == "failed" for r in rows), [r["detail"] for r in rows]
-    for row in rows:
-        grade = json.loads((out / str(row["run_dir"]) / "result.json").read_text())["grade"]
-        assert "FAIL_TO_PASS tests did not pass" in grade["detail"], grade
+    _assert_none_resolved(out)
     summary = json.loads((out / "summary.json").read_text())["overall"]
     assert summary["earned"] == 0.0 and summary["possible"] == 100.0 * len(INSTANCES) and summary["errors"] == 0
 
@@ -230,7 +253,9 @@ def test_an_instance_missing_a_field_is_one_line_naming_it(tmp_path: Path, field
     assert not (tmp_path / "eval").exists()
 
 
-def test_docker_runs_an_instance_in_its_own_image_and_a_missing_image_is_one_line(tmp_path: Path) -> None:
+def test_docker_runs_an_instance_in_its_own_image_when_it_is_here(tmp_path: Path) -> None:
+    import docker
+
     repos, dataset = make_dataset(tmp_path)
     instance_id = "cpburnz__python-pathspec-0111"
     row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
@@ -247,6 +272,8 @@ def test_docker_runs_an_instance_in_its_own_image_and_a_missing_image_is_one_lin
     (context / "Dockerfile").write_text("FROM lancer-base:bookworm\nCOPY testbed /testbed\n")
     image = "swebench/sweb.eval.x86_64.cpburnz_1776_python-pathspec-0111:latest"
     subprocess.run(["docker", "build", "-q", "-t", image, str(context)], check=True, capture_output=True)
+    client = docker.from_env()
+    envs_before = _env_image_keys(client)
     try:
         common = ["--dataset", str(dataset), "--repos", str(repos), "--sandbox", "docker"]
         gold, empty = tmp_path / "gold.diff", tmp_path / "empty.diff"
@@ -259,12 +286,54 @@ def test_docker_runs_an_instance_in_its_own_image_and_a_missing_image_is_one_lin
         assert unfixed["resolved"] is False and unfixed["grade"]["status"] == "failed"
     finally:
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
-    other = "cpburnz__python-pathspec-0112"
-    missing = run_lancer("grade", other, str(empty), *common, timeout=600)
-    assert missing.returncode == 2
-    lines = missing.stderr.strip().splitlines()
-    assert "swebench/sweb.eval.x86_64.cpburnz_1776_python-pathspec-0112:latest" in lines[-1]
-    assert "lancer does not build SWE-bench images" in lines[-1] and lines[-1].startswith("lancer: error:")
+    assert _env_image_keys(client) <= envs_before  # its own image was used: no environment was built for it
+
+
+def test_docker_without_the_instances_images_builds_each_environment_once(tmp_path: Path) -> None:
+    """None of the instances' own images here: an image per repo and environment_setup_commit
+    is built on lancer's base image (pip installs with the network), each instance's container
+    starts from it with its own tree at base_commit and without the network."""
+    import docker
+
+    from lancer.formats.swebench import image_name
+
+    repos, dataset = make_dataset(tmp_path, price=100)
+    client = docker.from_env()
+    for line in dataset.read_text().splitlines():
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(image_name(json.loads(line)["instance_id"]))
+    common = ["--dataset", str(dataset), "--repos", str(repos), "--sandbox", "docker", "--workers", "2"]
+    out = tmp_path / "oracle"
+    done = run_lancer("eval", *common, "--model", "oracle", "--out", str(out), timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(r["resolved"] and r["grade_status"] == "passed" for r in _results(out)), _results(out)
+    _assert_each_environment_built_once(out, done.stdout + done.stderr)
+
+    # A wrong fix, the environments' images there already: all reused, none resolved.
+    out = tmp_path / "wrong"
+    scripts = _wrong_fix_scripts(tmp_path, dataset)
+    done = run_lancer("eval", *common, "--model", f"scripted:{scripts}", "--out", str(out), timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _assert_none_resolved(out)
+    said = _environments_said(done.stdout + done.stderr)
+    assert [how for _, how, _ in said] == ["reused"] * len(INSTANCES), done.stderr
+    for row in _results(out):  # the agent's container had loopback only: its patch says so
+        patch = (out / str(row["run_dir"]) / "patch.diff").read_text()
+        assert re.search(r"^\+\+\+ b/network\.txt\n@@ [^\n]*\n\+lo\n(?!\+)", patch, re.MULTILINE), patch
+
+    # lancer sandbox prune --envs removes the environments' images.
+    keys = {key for _, _, key in said}
+    assert len(keys) == ENVIRONMENTS
+    assert keys <= _env_image_keys(client), keys
+    pruned = run_lancer("sandbox", "prune", "--envs")
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert not keys & _env_image_keys(client)
+
+
+def _env_image_keys(client: Any) -> set[str]:
+    """The keys (tags) of the task environment images on the engine."""
+    images = client.images.list(filters={"label": "lancer.managed=env"})
+    return {tag.rpartition(":")[2] for image in images for tag in image.tags}
 
 
 def test_parquet_and_json_hold_the_same_instances_as_jsonl(tmp_path: Path) -> None:
@@ -307,3 +376,35 @@ def test_a_bundled_task_exported_as_swebench_reads_back_with_the_same_verdicts(t
     assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     (result,) = _results(tmp_path / "eval")
     assert result["resolved"] is True and result["earned"] == 250.0
+
+
+def test_prune_swebench_removes_the_task_folders_and_mirrors_and_a_later_run_makes_them_again(tmp_path: Path) -> None:
+    repos, dataset = make_dataset(tmp_path)
+    instance_id = "cpburnz__python-pathspec-0111"
+    row = next(json.loads(line) for line in dataset.read_text().splitlines() if instance_id in line)
+    gold = tmp_path / "gold.diff"
+    gold.write_text(row["patch"])
+    cache = tmp_path / "cache"
+    env = {"LANCER_CACHE_DIR": str(cache)}
+    # A --repos path with {owner_name}: cloned into a mirror in the cache, as a git URL would be.
+    grade = ["grade", instance_id, str(gold), "--dataset", str(dataset), "--repos", f"{repos}/{{owner_name}}"]
+    first = run_lancer(*grade, env=env, timeout=600)
+    assert first.returncode == 0 and json.loads(first.stdout)["resolved"], first.stdout + first.stderr
+    workspace = cache / "swebench"
+    assert [p.name for p in (workspace / "mirrors").iterdir()] == ["cpburnz__python-pathspec.git"]
+    assert len(list(workspace.glob(f"{instance_id}-*/.complete"))) == 1
+    size = sum(f.lstat().st_size for f in workspace.rglob("*") if f.is_file() or f.is_symlink())
+
+    pruned = run_lancer("sandbox", "prune", "--swebench", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    said = f"removed 1 SWE-bench task folder(s) and 1 repository mirror(s) from {workspace}: {size:,} bytes"
+    assert said in pruned.stdout, pruned.stdout
+    assert not workspace.exists()
+    assert (cache / "taskenvs").is_dir()  # the environments are --envs', not --swebench's
+
+    again = run_lancer(*grade, env=env, timeout=600)
+    assert again.returncode == 0 and json.loads(again.stdout)["resolved"], again.stdout + again.stderr
+    assert len(list(workspace.glob(f"{instance_id}-*/.complete"))) == 1
+    assert (workspace / "mirrors" / "cpburnz__python-pathspec.git").is_dir()
+    nothing = run_lancer("sandbox", "prune", "--swebench", env={"LANCER_CACHE_DIR": str(tmp_path / "empty")})
+    assert "removed 0 SWE-bench task folder(s) and 0 repository mirror(s)" in nothing.stdout, nothing.stdout

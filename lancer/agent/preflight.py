@@ -11,7 +11,12 @@ from lancer.core.tasks import Task
 def check_runnable(task: Task, sandbox: SandboxConfig) -> None:
     """Raise TaskError if ``task`` cannot run in ``sandbox``: its code is only in an image
     the local sandbox cannot use, or that image is not on this machine (and cannot be pulled)."""
-    if task.repo_dir is not None:  # its code travels with it; an image, if any, is only a runtime
+    if task.swebench is not None and sandbox.kind == "docker":
+        # Its own image when this machine has it, else (None) lancer's, its environment built there.
+        from lancer.sandbox.docker import resolve_image
+
+        image = resolve_image(task.sandbox_spec(for_agent=True, config=sandbox)).image
+    elif task.repo_dir is not None:  # its code travels with it; an image, if any, is only a runtime
         image = (sandbox.image or task.image) if sandbox.kind == "docker" else None
     elif task.image or task.dockerfile:
         if sandbox.kind == "local":
@@ -35,6 +40,4 @@ def check_runnable(task: Task, sandbox: SandboxConfig) -> None:
 def _how_to_get(task: Task, image: str) -> str | None:
     from lancer.formats.swelancer import IC_IMAGE, how_to_get_image
 
-    if task.swebench is not None:
-        return "lancer does not build SWE-bench images: build it with the SWE-bench harness, or use --sandbox local"
     return how_to_get_image(task.id) if image == IC_IMAGE.format(task_id=task.id) else None

@@ -25,7 +25,7 @@ from lancer.core.config import RunConfig, describe_validation_error
 from lancer.core.errors import ConfigError
 from lancer.core.secrets import redact
 from lancer.core.tasks import Task
-from lancer.core.text import truncate_middle
+from lancer.core.text import price_text, truncate_middle
 from lancer.core.trajectory import read_trajectory
 from lancer.models import Model, create_model
 
@@ -260,7 +260,7 @@ def _verdict(run_dir: Path) -> str:
         return "unknown (no result.json)"
     result = json.loads(path.read_text())
     resolved = "resolved" if result.get("resolved") else "not resolved"
-    return f"{resolved} (exit: {result.get('exit_status')}, earned ${result.get('earned', 0):,.2f})"
+    return f"{resolved} (exit: {result.get('exit_status')}, earned {price_text(result.get('earned'))})"
 
 
 def _indent(text: str) -> str:

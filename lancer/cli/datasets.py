@@ -23,7 +23,12 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def dataset_options(args: argparse.Namespace) -> DatasetOptions:
+def swebench_workspace() -> Path:
+    """Where SWE-bench instances' task folders and repository mirrors are made."""
     from lancer.sandbox.taskenv import cache_dir
 
-    return DatasetOptions(cache_dir() / "swebench", args.repos, args.price_from)
+    return cache_dir() / "swebench"
+
+
+def dataset_options(args: argparse.Namespace) -> DatasetOptions:
+    return DatasetOptions(swebench_workspace(), args.repos, args.price_from)

@@ -16,10 +16,11 @@ from lancer import __version__
 from lancer.agent.outdirs import check_run_dir, fresh_dir
 from lancer.cli import study as study_commands
 from lancer.cli.console import console
-from lancer.cli.datasets import add_dataset_args, dataset_options
+from lancer.cli.datasets import add_dataset_args, dataset_options, swebench_workspace
 from lancer.cli.eval import add_eval_command
 from lancer.cli.export import add_export_command
 from lancer.core.config import RunConfig, load_config
+from lancer.core.dollars import earned_of
 from lancer.core.errors import LancerError
 from lancer.core.secrets import redact
 from lancer.core.tasks import Task
@@ -116,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--images", action="store_true", help="also the images lancer built from task Dockerfiles")
     prune.add_argument(
         "--envs", action="store_true", help="also the cached task environments (rebuilt when next needed)"
+    )
+    prune.add_argument(
+        "--swebench",
+        action="store_true",
+        help="also the SWE-bench instances' task folders and repository mirrors (made again when next needed)",
     )
     prune.set_defaults(handler=_prune)
     return parser
@@ -276,6 +282,15 @@ def _prune(args: argparse.Namespace) -> int:
         from lancer.sandbox.envcache import envs_dir, prune_envs
 
         print(f"removed {prune_envs()} cached task environment(s) from {envs_dir()}")
+    if args.swebench:
+        from lancer.formats.swebench import prune_workspace
+
+        workspace = swebench_workspace()
+        pruned = prune_workspace(workspace)
+        print(
+            f"removed {pruned.task_folders} SWE-bench task folder(s) and {pruned.mirrors} repository mirror(s) "
+            f"from {workspace}: {pruned.bytes:,} bytes"
+        )
     try:
         removed = docker.prune(everything=args.all, images=args.images, envs=args.envs)
     except LancerError as e:  # no engine: there is nothing of docker's to prune either
@@ -306,7 +321,7 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     verdict = "[green]RESOLVED[/]" if result["resolved"] else "[red]NOT RESOLVED[/]"
     cost = "unknown" if result["cost_usd"] is None else f"${result['cost_usd']:.4f}"
     console.print(
-        f"{verdict}  earned {price_text(result['earned'])} of {price_text(result['price'])}  "
+        f"{verdict}  earned {earned_of(result['earned'], result['price'])}  "
         f"exit: {result['exit_status']}  steps: {result['steps']}  cost: {cost}  "
         f"tokens: {result['input_tokens']} in / {result['output_tokens']} out"
     )

@@ -56,13 +56,14 @@ class SandboxSpec:
     # Local: their result is cached (lancer.sandbox.envcache) and every sandbox starts from a copy.
     setup: list[str] = field(default_factory=list)
     setup_timeout_s: float = 1800
-    # Local: what defines the working tree for the environment cache's key, when not its
+    # What defines the working tree for the environment cache's key, when not its
     # content (e.g. a repository and commit); None: a hash of repo_dir's content.
     env_key_parts: list[str] | None = None
-    # Local: the cached entry holds only the venv the setup built (on the working tree of
-    # the first sandbox of its key); every sandbox keeps its own working tree and gets a
-    # copy of that venv. For tasks of different trees sharing one environment (SWE-bench
-    # instances of one repo and environment_setup_commit, env_key_parts naming it).
+    # The cached environment holds only what the setup installed (built on the working tree
+    # of the first sandbox of its key); every sandbox keeps its own working tree. Local: a
+    # copy of the venv; docker: an image whose working tree is replaced by the sandbox's.
+    # For tasks of different trees sharing one environment (SWE-bench instances of one
+    # repo and environment_setup_commit, env_key_parts naming it).
     env_venv_only: bool = False
     # Docker: limits, so a fork bomb or a memory hog harms only its own container.
     memory: str = "4g"
@@ -75,6 +76,8 @@ class SandboxSpec:
     # entrypoint instead of lancer's idle init, with the network on until that setup has
     # written ``ready_file``; then run ``prepare`` (as root), remove ``remove_paths`` (the
     # agent's sandbox: e.g. tests baked into the image) and make a fresh git baseline.
+    # ``setup_network`` also gives the container that runs ``setup`` for the cached
+    # environment image the network (lancer.sandbox.docker.envimage); later ones have none.
     image_command: bool = False
     ready_file: str | None = None
     ready_timeout_s: float = 3600
@@ -83,6 +86,10 @@ class SandboxSpec:
     remove_paths: list[str] = field(default_factory=list)
     # Docker: how long building ``dockerfile``'s image may take (None: no limit).
     build_timeout_s: float | None = None
+    # Docker: what runs instead when ``image`` is not on this machine (never pulled for
+    # it): a SWE-bench instance without its own image gets lancer's base image and an
+    # environment built there (lancer.sandbox.docker.engine.resolve_image).
+    without_image: SandboxSpec | None = None
 
 
 class Closeable(Protocol):

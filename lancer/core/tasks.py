@@ -150,8 +150,9 @@ class Task(StrictModel):
     difficulty: str | None = None
     category: str | None = None
     tags: list[str] = Field(default_factory=list)
-    # Tasks with the same key share one task environment (local sandbox): ``setup`` runs on
-    # the first one's working tree and every later sandbox gets a copy of the venv it built.
+    # Tasks with the same key share one task environment (local sandbox, and a SWE-bench
+    # instance in docker without its own image): ``setup`` runs on the first one's working
+    # tree and every later sandbox gets what it installed (a copy of the venv, an image).
     env_key: str | None = Field(None, pattern=r"^[A-Za-z0-9_.@+=-]+$")
     swebench: SWEBenchSpec | None = None
 
@@ -197,35 +198,48 @@ class Task(StrictModel):
         the task's image and dockerfile, its network (when set) the task's.
         """
         config = config or SandboxConfig()
+        if not self._in_swebench_image(config):
+            return self._spec(for_agent, config, in_image=False)
+        # A SWE-bench instance in docker runs on its own image's tree (/testbed), built and
+        # installed there, in its conda env, when this machine has that image; else on its
+        # repo/ in lancer's base image, with an environment built per repo and version.
+        spec = self._spec(for_agent, config, in_image=True)
+        spec.without_image = self._spec(for_agent, config, in_image=False)
+        return spec
+
+    def _spec(self, for_agent: bool, config: SandboxConfig, in_image: bool) -> SandboxSpec:
         container = self.container or ContainerSpec()
         hidden = [self.source] if for_agent and self.source is not None else []
         dockerfile = (self.folder / self.dockerfile) if self.dockerfile and self.folder else None
-        in_image = self._in_swebench_image(config)
-        # Tasks sharing an env_key share one cached environment (the venv alone: each keeps its
-        # own working tree); docker's cached images hold the tree, so they are keyed by it.
-        shared = self.env_key is not None and config.kind == "local"
+        # A SWE-bench instance in docker but not in its own image: lancer's user, and the
+        # network to install its dependencies while its environment image is built.
+        built_env = self.swebench is not None and config.kind == "docker" and not in_image
+        # Tasks sharing an env_key share one cached environment (the venv, or in docker an
+        # image, without the tree: each keeps its own working tree); docker's other cached
+        # images hold the tree, so they are keyed by it.
+        shared = self.env_key is not None and (config.kind == "local" or built_env)
         return SandboxSpec(
             repo_dir=None if in_image else self.repo_dir,
             hidden_paths=hidden,
             env={**self.env, **(SWEBENCH_IMAGE_ENV if in_image else {})},
-            image=config.image or self.image,
+            image=config.image or (None if built_env else self.image),
             dockerfile=None if config.image else dockerfile,
             workdir=container.workdir,
             network=self.network if config.network is None else config.network,
             isolation=config.isolation,
             python=self.python,
             label=self.id,
-            setup=self.setup_for(config),
+            setup=[] if in_image else list(self.setup),
             env_key_parts=[f"shared {self.env_key}"] if shared else None,
             env_venv_only=shared,
             memory=config.memory,
             cpus=config.cpus,
             pids_limit=config.pids_limit,
-            user=container.user or config.user,
+            user=config.user if built_env else container.user or config.user,
             image_command=container.image_command,
             ready_file=container.ready_file,
             ready_timeout_s=container.ready_timeout_s,
-            setup_network=container.setup_network,
+            setup_network=built_env or container.setup_network,
             prepare=list(container.prepare),
             remove_paths=list(container.hide) if for_agent else [],
             build_timeout_s=self.limits.build_timeout_s,
@@ -258,13 +272,8 @@ class Task(StrictModel):
         targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"
         return f"python3 -m pytest -q -p no:cacheprovider {targets}"
 
-    def setup_for(self, config: SandboxConfig) -> list[str]:
-        """The setup commands to run: none for a SWE-bench instance in its own image."""
-        return [] if self._in_swebench_image(config) else list(self.setup)
-
     def _in_swebench_image(self, config: SandboxConfig) -> bool:
-        # A SWE-bench instance in docker runs on its own image's tree (/testbed), built and
-        # installed there, in its conda env; elsewhere on its repo/ (docs/swebench.md).
+        # docs/swebench.md: in docker, the instance's own image (when this machine has it).
         return self.swebench is not None and config.kind == "docker" and not config.image
 
     def public_summary(self) -> dict[str, object]:

@@ -151,7 +151,7 @@ def error_row(job: AttemptJob, reason: str, seconds: float = 0.0, exit_status: s
         "set": job.task_set,
         "price": job.task.get("price"),
         "resolved": False,
-        "earned": 0.0,
+        "earned": None if job.task.get("price") is None else 0.0,
         "reward": None,
         "exit_status": exit_status,
         "grade_status": None,

@@ -30,10 +30,19 @@ class EnvBuild:
 
 def needs_env(task: Task, config: RunConfig) -> bool:
     """Whether the task's sandboxes start from a cached setup (an image's own setup, as
-    SWE-Lancer's run in docker, runs in every container instead)."""
-    return bool(task.setup_for(config.sandbox)) and not (
-        config.sandbox.kind == "docker" and task.container and task.container.image_command
-    )
+    SWE-Lancer's run in docker, runs in every container instead; a SWE-bench instance's
+    own image needs none)."""
+    spec = _spec(task, config)
+    return bool(spec.setup) and not (config.sandbox.kind == "docker" and spec.image_command)
+
+
+def _spec(task: Task, config: RunConfig) -> SandboxSpec:
+    spec = task.sandbox_spec(for_agent=True, config=config.sandbox)
+    if config.sandbox.kind == "docker" and spec.without_image is not None:
+        from lancer.sandbox.docker import resolve_image
+
+        return resolve_image(spec)
+    return spec
 
 
 class EnvBuilds:
@@ -54,7 +63,7 @@ class EnvBuilds:
         with self._slots:
             build, started = EnvBuild(task.id), time.monotonic()
             try:
-                build.outcome = _prepare(task.sandbox_spec(for_agent=True, config=self._config.sandbox), self._config)
+                build.outcome = _prepare(_spec(task, self._config), self._config)
             except SetupError as e:
                 build.error = f"task setup command {e.command!r} {e.why}: {_last_line(e.output)}"
             except Exception as e:  # a sandbox that cannot start, a full disk: the task's error, not the eval's end

@@ -5,7 +5,8 @@ or API fault) are counted apart and left out of pass rates and dollars; pass@k i
 al.'s unbiased estimator per task, averaged over tasks, and null for a k that some task has
 fewer than k graded attempts for (an estimate from fewer attempts would be a guess); ROI
 sets the expected dollars of one attempt per task against the expected cost of one attempt
-per task.
+per task. Dollars (and ROI) cover the priced tasks only and count the unpriced ones
+(lancer/core/dollars.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lancer.core.dollars import Prices
 from lancer.eval.attempt import TIME_PARTS, is_error
 
 
@@ -88,18 +90,19 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in graded:
         by_task[row["task_id"]].append(row)
-    # A task without a price (a SWE-bench instance) makes the group's dollars absent, never $0.
-    priced = all(t.get("price") is not None for t in tasks)
-    price = {t["id"]: float(t["price"] or 0.0) for t in tasks}
+    # Dollars cover the priced tasks only (lancer/core/dollars.py): an unpriced one claims none.
+    prices = Prices.of((t["id"], t.get("price")) for t in tasks)
     pass_at = _pass_at(by_task, k)
     short = {str(j): sum(len(runs) < j for runs in by_task.values()) for j in range(1, k + 1)}
-    earned = sum(price[t] * p[0] for t, p in pass_at.items())
-    earned_at_k = sum(price[t] * p[-1] for t, p in pass_at.items()) if not short[str(k)] else None
-    possible = sum(price[t] for t in pass_at)
+    earned = prices.total({t: p[0] for t, p in pass_at.items()})
+    earned_at_k = prices.total({t: p[-1] for t, p in pass_at.items()}) if not short[str(k)] else None
+    possible = prices.total(dict.fromkeys(pass_at, 1.0))
     resolved = sum(bool(r["resolved"]) for r in graded)
     costs = [r.get("cost_usd") for r in finished]
     cost = None if None in costs else sum(c for c in costs if c is not None)
-    one_pass_cost = _one_attempt_per_task_cost(finished) if cost is not None else None
+    # ROI sets what the priced tasks earned against what attempting them cost.
+    priced_rows = [r for r in finished if r["task_id"] in prices.priced]
+    one_pass_cost = _one_attempt_per_task_cost(priced_rows) if cost is not None else None
     rewards = [float(r["reward"]) for r in graded if r.get("reward") is not None]
     return {
         "tasks": len(tasks),
@@ -113,13 +116,14 @@ def summarize_group(rows: list[dict[str, Any]], tasks: Sequence[dict[str, Any]],
             for j in range(1, k + 1)
         },
         "pass_at_short": {j: n for j, n in short.items() if n},
-        "earned": _round(earned) if priced else None,
-        "earned_at_k": _round(earned_at_k) if priced else None,
-        "possible": _round(possible) if priced else None,
-        "earn_rate": _round(earned / possible) if possible and priced else None,
+        "earned": _round(earned),
+        "earned_at_k": _round(earned_at_k),
+        "possible": _round(possible),
+        "unpriced_tasks": prices.unpriced,
+        "earn_rate": _round(earned / possible) if possible and earned is not None else None,
         "cost_usd": _round(cost),
         "cost_per_resolved": _round(cost / resolved) if cost is not None and resolved else None,
-        "roi": _round(earned / one_pass_cost) if one_pass_cost and priced else None,
+        "roi": _round(earned / one_pass_cost) if one_pass_cost and earned is not None else None,
         "errors": len(errors),
         # Verdicts with no per-test outcomes behind them (README "Grading"): fewer is better.
         "exit_code_verdicts": sum(r.get("grade_basis") == "exit code" for r in finished),

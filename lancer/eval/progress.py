@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lancer.core.dollars import Prices, dollars_text
 from lancer.core.tables import Figures
 from lancer.core.text import money, pass_at, percent, price_text
 from lancer.eval.attempt import TIME_PARTS, AttemptJob, is_error
@@ -37,7 +38,8 @@ class Tally:
     earned: float = 0.0
     spent: float = 0.0
     errors: int = 0
-    priced: bool = True  # false once an attempt of a task without a price finished
+    # The tasks of the attempts done, with their prices: dollars cover the priced ones.
+    prices: dict[str, float | None] = field(default_factory=dict)
     by_node: Counter[str] = field(default_factory=Counter)  # attempts done per node
 
     def add(self, row: dict[str, Any]) -> None:
@@ -48,11 +50,12 @@ class Tally:
         self.by_node[str(row.get("node"))] += 1
         self.resolved += bool(row["resolved"])
         self.earned += row["earned"] or 0.0
-        self.priced = self.priced and (row["earned"] is not None or is_error(row))
+        self.prices[str(row["task_id"])] = row.get("price")
         self.errors += is_error(row)
 
     def fields(self) -> dict[str, Any]:
-        earned = price_text(self.earned if self.priced else None)
+        prices = Prices.of(self.prices.items())
+        earned = dollars_text(self.earned if prices.priced else None, prices.unpriced)
         return {"resolved": self.resolved, "earned": earned, "spent": self.spent, "errors": self.errors}
 
 
@@ -265,7 +268,7 @@ def summary_figures(summary: dict[str, Any]) -> Figures:
         *([(f"pass@{k}", lambda g: _pass_at(g, k))] if k != "1" else []),
         ("earned (one attempt)", lambda g: price_text(g["earned"])),
         *([(f"earned@{k}", _earned_at_k)] if k != "1" else []),
-        ("possible", lambda g: price_text(g["possible"])),
+        ("possible", lambda g: dollars_text(g["possible"], g.get("unpriced_tasks", 0))),
         ("earn rate", lambda g: percent(g["earn_rate"])),
         ("cost", lambda g: money(g["cost_usd"], 4)),
         ("cost per resolved", lambda g: "-" if g["cost_per_resolved"] is None else money(g["cost_per_resolved"], 4)),

@@ -107,7 +107,7 @@ def load_harbor_task(folder: Path) -> Task:
     fields = {
         "id": name,
         "variant": "ic_swe",
-        "price": spec.metadata.price or 0.0,
+        "price": spec.metadata.price,  # None: no dollars claimed, not $0
         "title": _title(instruction, name),
         "description": instruction,
         "image": env.docker_image,

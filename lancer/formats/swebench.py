@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,10 @@ from lancer.core.errors import TaskError
 from lancer.core.tasks import Task, load_task
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
-# The instance's own image (SWE-bench's naming), used by --sandbox docker: its tree at
-# /testbed, installed in its conda env, run as root as SWE-bench runs it.
+# The instance's own image (SWE-bench's naming), used by --sandbox docker when this machine
+# has it: its tree at /testbed, installed in its conda env, run as root as SWE-bench runs
+# it. Without it the instance's repo/ goes to /testbed of an environment image lancer
+# builds once per env_key (lancer.core.tasks.Task.sandbox_spec, docs/swebench.md).
 IMAGE = "swebench/sweb.eval.x86_64.{id}:latest"
 IMAGE_CONTAINER = {"workdir": "/testbed", "user": "root"}
 SETUP = ["if [ -f pyproject.toml ] || [ -f setup.py ]; then python3 -m pip install -q -e .; fi"]
@@ -183,6 +186,27 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
             "environment_setup_commit": instance.environment_setup_commit,
         },
     }
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What ``prune_workspace`` removed."""
+
+    task_folders: int
+    mirrors: int
+    bytes: int
+
+
+def prune_workspace(workspace: Path) -> Pruned:
+    """Remove ``workspace`` (the instances' task folders, the repository mirrors cloned from a
+    --repos URL, staging folders a killed lancer left): each is made again when next needed."""
+    if not workspace.is_dir():
+        return Pruned(0, 0, 0)
+    folders = sum((p / ".complete").exists() for p in workspace.iterdir())
+    mirrors = len(list((workspace / "mirrors").glob("*.git")))
+    size = sum(f.lstat().st_size for f in workspace.rglob("*") if not f.is_dir() or f.is_symlink())
+    shutil.rmtree(workspace)
+    return Pruned(folders, mirrors, size)
 
 
 def image_name(instance_id: str) -> str:

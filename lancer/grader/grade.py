@@ -138,8 +138,10 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
         last = Grade("error", False)
         for attempt in range(1, config.grader.attempts + 1):
             # Reports of an earlier attempt must not count; a runner may not make the report's folder.
-            sandbox.exec(["sh", "-c", 'rm -rf "$1" "$2" && mkdir -p "${1%/*}"', "clear", named, reports])
-            result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s, env=env)
+            # One exec: in docker each costs a round trip to the engine.
+            clear = 'rm -rf "$1" "$2"; mkdir -p "${1%/*}"; exec bash -c "$3"'
+            argv = ["sh", "-c", clear, "clear", named, reports, command]
+            result = sandbox.exec(argv, timeout=config.grader.timeout_s, env=env)
             run = _TestRun(None if result.timed_out else result.exit_code, result.text[-_TAIL_CHARS:])
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 run.named_report = sandbox.read_file(named)

@@ -13,8 +13,13 @@ def create_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
 
         return LocalSandbox(spec)  # the setup's result comes from its environment cache
     if kind == "docker":
-        from lancer.sandbox.docker import DockerSandbox, with_setup_image  # type: ignore[import-not-found,unused-ignore]
+        from lancer.sandbox.docker import (  # type: ignore[import-not-found,unused-ignore]
+            DockerSandbox,
+            resolve_image,
+            with_setup_image,
+        )
 
+        spec = resolve_image(spec)  # a SWE-bench instance's own image, or the environment built without it
         environment = None
         if spec.setup and not spec.image_command:  # the image's own setup runs in each container
             spec, environment = with_setup_image(spec)  # an image with the setup done, committed once

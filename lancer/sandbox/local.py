@@ -290,7 +290,10 @@ class LocalSandbox:
 
     def close(self) -> None:
         self._stop_processes()
-        shutil.rmtree(self._root, ignore_errors=True)
+        # Nothing runs in it any more, and no one waits on thousands of files going: a thread
+        # removes them. Not a daemon, so the process waits for it before it exits; a folder a
+        # killed process left is owned (owned_temp_dir), and the next run prunes it.
+        threading.Thread(target=shutil.rmtree, args=(self._root, True), name="sandbox-remove").start()
 
     def _stop_processes(self) -> None:
         self._stop_watch.set()

@@ -17,9 +17,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from lancer.core.dollars import Prices, dollars_text
 from lancer.core.records import read_run
 from lancer.core.tables import Figures, print_figures
-from lancer.core.text import money, percent
+from lancer.core.text import percent, price_text
 from lancer.study.tally import verdict
 
 
@@ -53,7 +54,7 @@ class TaskRuns:
     model: str
     task_id: str
     variant: str
-    price: float
+    price: float | None  # None: the task has no price, so it earns no dollars (not $0)
     passed: int = 0
     attempts: int = 0
     errors: int = 0  # attempts that ended in a harness or API error: not graded
@@ -70,8 +71,8 @@ class TaskRuns:
         return self.passed / self.graded if self.graded else None
 
     @property
-    def earned(self) -> float:
-        return self.price * (self.pass_rate or 0.0)
+    def earned(self) -> float | None:
+        return None if self.price is None else self.price * (self.pass_rate or 0.0)
 
 
 @dataclass
@@ -94,13 +95,17 @@ class Summary:
         return sum(rates) / len(rates) if rates else None
 
     @property
-    def earned(self) -> float:
-        return sum(t.earned for t in self.tasks)
+    def prices(self) -> Prices:
+        return Prices.of((t.task_id, t.price) for t in self.tasks)
 
     @property
-    def possible(self) -> float:
+    def earned(self) -> float | None:
+        return self.prices.total({t.task_id: t.pass_rate or 0.0 for t in self.tasks})
+
+    @property
+    def possible(self) -> float | None:
         """The prices of the graded tasks (an eval's ``possible``)."""
-        return sum(t.price for t in self.graded)
+        return self.prices.total({t.task_id: 1.0 for t in self.graded})
 
     @property
     def errors(self) -> int:
@@ -139,7 +144,7 @@ def collect(run_dirs: list[Path]) -> Comparison:
             continue
         model = str(result.get("model") or run.header.get("model", "?"))
         key = (model, result["task_id"])
-        price = float(result["price"] or 0.0)  # a task without a price (SWE-bench) adds no dollars
+        price = None if result["price"] is None else float(result["price"])
         row = by_key.setdefault(key, TaskRuns(model, result["task_id"], result["variant"], price))
         row.attempts += 1
         error = verdict({**result, "grade_status": (result.get("grade") or {}).get("status")}) == "error"
@@ -161,6 +166,12 @@ def print_comparison(run_dirs: list[Path]) -> int:
 
 def notes(comparison: Comparison) -> list[str]:
     lines = ["earned: each task's price times its pass rate, so repeated attempts never add up to more than its price"]
+    unpriced = sorted({t.task_id for t in comparison.tasks if t.price is None})
+    if unpriced:
+        lines.append(
+            f"{len(unpriced)} task(s) without a price left out of dollars (not counted as $0), "
+            "though not of pass rates: " + ", ".join(unpriced)
+        )
     errors = sum(t.errors for t in comparison.tasks)
     if errors:
         lines.append(
@@ -182,10 +193,10 @@ def _task_figures(tasks: list[TaskRuns]) -> Figures:
                 t.model,
                 t.task_id,
                 t.variant,
-                money(t.price, 0),
+                price_text(t.price, 0),
                 str(t.attempts),
                 f"{t.passed}/{t.graded} ({t.pass_rate:.0%})" if t.pass_rate is not None else "-",
-                money(t.earned),
+                price_text(t.earned),
                 str(t.cost),
                 str(t.errors),
                 ", ".join(f"{status} x{n}" if n > 1 else status for status, n in sorted(t.exits.items())),
@@ -205,9 +216,9 @@ def _summary_figures(comparison: Comparison) -> Figures:
                 str(len(row.tasks)),
                 str(sum(t.attempts for t in row.tasks)),
                 percent(row.pass_rate),
-                money(row.earned),
-                money(row.possible),
-                percent(row.earned / row.possible) if row.possible else "-",
+                price_text(row.earned),
+                dollars_text(row.possible, row.prices.unpriced),
+                percent(row.earned / row.possible) if row.possible and row.earned is not None else "-",
                 str(row.cost),
                 str(row.errors),
             ]

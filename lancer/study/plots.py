@@ -71,6 +71,8 @@ def roi_plot(evals: list[EvalRecord]) -> Any:
     points = []
     for ev in evals:
         money = tally.dollars(ev.rows)
+        if money["earned"] is None:
+            continue  # no task of it has a price: it earned no dollars to plot, not $0
         partly = " (some costs unknown)" if money["unknown_costs"] else ""
         ax.scatter([money["spent"]], [money["earned"]], s=60, label=label(ev) + partly, zorder=3)
         ax.annotate(f"  {_plain(ev.name)}", (money["spent"], money["earned"]))

@@ -13,10 +13,11 @@ from typing import Any
 
 from rich.console import Console
 
+from lancer.core.dollars import dollars_text
 from lancer.core.errors import LancerError
 from lancer.core.records import EvalRecord, is_eval_dir, read_eval
 from lancer.core.tables import Figures, print_figures
-from lancer.core.text import money, pass_at, percent
+from lancer.core.text import money, pass_at, percent, price_text
 from lancer.eval.metrics import BREAKDOWNS, mean_times, task_groups
 from lancer.eval.progress import seconds_triple
 from lancer.study import tally
@@ -24,8 +25,8 @@ from lancer.study.plots import PLOT_FILES, write_plots
 
 COLUMNS = (
     "eval", "model", "scope", "tasks", "attempts", "graded", "pass@1", "pass@k", "k", "short_of_k", "earned",
-    "earned_at_k", "possible", "earn_rate", "cost_usd", "cost_per_resolved", "roi", "earned_all_attempts", "errors",
-    "not_run", "setup_s", "agent_s", "grading_s", "exit_code_verdicts",
+    "earned_at_k", "possible", "unpriced_tasks", "earn_rate", "cost_usd", "cost_per_resolved", "roi",
+    "earned_all_attempts", "errors", "not_run", "setup_s", "agent_s", "grading_s", "exit_code_verdicts",
 )  # fmt: skip
 
 
@@ -65,6 +66,7 @@ def metric_rows(evals: list[EvalRecord]) -> list[dict[str, Any]]:
                     "earned": figures.get("earned"),
                     "earned_at_k": figures.get("earned_at_k"),
                     "possible": figures.get("possible"),
+                    "unpriced_tasks": figures.get("unpriced_tasks", 0),
                     "earn_rate": figures.get("earn_rate"),
                     "cost_usd": figures.get("cost_usd"),
                     "cost_per_resolved": figures.get("cost_per_resolved"),
@@ -111,12 +113,12 @@ def _cells(row: dict[str, Any]) -> list[str]:
         _int(row["graded"]),
         percent(row["pass@1"]),
         f"{pass_at(row['pass@k'], row['short_of_k'])} (k={row['k']})",
-        money(row["earned"]),
-        money(row["possible"]),
+        price_text(row["earned"]),
+        dollars_text(row["possible"], row["unpriced_tasks"]),
         percent(row["earn_rate"]),
         money(row["cost_usd"], 4),
         "-" if row["roi"] is None else f"{row['roi']:,.1f}x",
-        money(row["earned_all_attempts"]),
+        price_text(row["earned_all_attempts"]),
         _int(row["errors"]),
         _int(row["not_run"]),
         seconds_triple(row),

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lancer.core.dollars import earned_of
 from lancer.core.errors import LancerError
 from lancer.core.records import read_run
 from lancer.core.text import price_text
@@ -40,7 +41,8 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
                 f"waited {final['model_wait_s']:.1f}s on the model, {final['limiter_wait_s']:.1f}s on the rate limit"
             )
     if result is not None:
-        lines.append(f"resolved: {result['resolved']}  earned: ${result['earned']:,.2f}  cost: {_cost(result)}")
+        earned = earned_of(result["earned"], result.get("price"))
+        lines.append(f"resolved: {result['resolved']}  earned: {earned}  cost: {_cost(result)}")
     return "\n".join(lines)
 
 

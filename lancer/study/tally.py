@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from lancer.core.dollars import Prices
 from lancer.eval.attempt import is_error
 from lancer.eval.metrics import pass_at_k, summarize
 
@@ -45,16 +46,22 @@ def eval_summary(ev: EvalRecord) -> dict[str, Any]:
 
 
 def dollars(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """What the attempts really earned and cost, summed; roi None when a cost is unknown or 0."""
-    earned, spent, unknown = 0.0, 0.0, 0
+    """What the attempts really earned and cost, summed; roi None when a cost is unknown or 0.
+
+    Earned covers the priced tasks (lancer/core/dollars.py): None when none is priced."""
+    rows = list(rows)
+    prices = Prices.of((str(row["task_id"]), row.get("price")) for row in rows)
+    resolved: dict[str, float] = defaultdict(float)  # a task's price times its resolved attempts
+    spent, unknown = 0.0, 0
     for row in rows:
-        earned += float(row.get("earned") or 0.0) if verdict(row) == "resolved" else 0.0
+        resolved[str(row["task_id"])] += verdict(row) == "resolved"
         if row.get("cost_usd") is None:
             unknown += 1
         else:
             spent += float(row["cost_usd"])
-    roi = earned / spent if spent > 0 and not unknown else None
-    return {"earned": earned, "spent": spent, "unknown_costs": unknown, "roi": roi}
+    earned = prices.total(resolved)
+    roi = earned / spent if earned is not None and spent > 0 and not unknown else None
+    return {"earned": earned, "unpriced_tasks": prices.unpriced, "spent": spent, "unknown_costs": unknown, "roi": roi}
 
 
 def price_bucket(price: float) -> str:
@@ -71,7 +78,7 @@ def pass_rate_by_bucket(rows: list[dict[str, Any]]) -> list[tuple[str, int, floa
     """(bucket, tasks, pass rate) for each price bucket that has graded tasks, cheapest first.
 
     A task's pass rate is its pass@1 over its graded attempts; a bucket's is the mean over
-    its tasks, so a task tried more often does not weigh more.
+    its tasks, so a task tried more often does not weigh more. Unpriced tasks are left out.
     """
     graded: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -80,7 +87,9 @@ def pass_rate_by_bucket(rows: list[dict[str, Any]]) -> list[tuple[str, int, floa
     buckets: dict[str, list[float]] = defaultdict(list)
     cheapest: dict[str, float] = {}
     for runs in graded.values():
-        price = float(runs[0].get("price") or 0.0)
+        if runs[0].get("price") is None:
+            continue  # a task without a price is in no price bucket (not "< $250")
+        price = float(runs[0]["price"])
         label = price_bucket(price)
         buckets[label].append(pass_at_k(len(runs), sum(verdict(r) == "resolved" for r in runs), 1))
         cheapest[label] = min(cheapest.get(label, price), price)

@@ -25,6 +25,7 @@ from lancer.sandbox.docker.engine import (
     build_image,
     connect,
     require_image,
+    resolve_image,
 )
 from lancer.sandbox.docker.envimage import with_setup_image
 from lancer.sandbox.docker.prune import prune
@@ -39,5 +40,6 @@ __all__ = [
     "connect",
     "prune",
     "require_image",
+    "resolve_image",
     "with_setup_image",
 ]

@@ -23,7 +23,7 @@ import docker.errors
 
 from lancer.core.errors import SandboxError
 from lancer.core.sandbox import ExecResult, SandboxSpec
-from lancer.sandbox.docker.engine import MANAGED_LABEL, api_reason, slug
+from lancer.sandbox.docker.engine import ENV_IMAGE_LABEL, MANAGED_LABEL, api_reason, slug
 from lancer.sandbox.docker.streams import ExecStream, read_boot_line
 from lancer.sandbox.git import EXCLUDED, make_baseline
 
@@ -84,6 +84,7 @@ class ContainerSetup:
     _user: str
     _env: dict[str, str]
     _booted: str | None
+    _from_env_image: bool  # lancer's committed setup image: tree, owner and baseline are ready
     _spare: Future[ExecStream] | None
     _tmp: Path
 
@@ -118,11 +119,14 @@ class ContainerSetup:
             "lancer.host": socket.gethostname(),
         }
         base_env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **spec.env}
+        image_user, image_labels = self._image_config(image)
+        self._from_env_image = image_labels.get(MANAGED_LABEL) == ENV_IMAGE_LABEL
         boot = (
             own_init
             and spec.user == "auto"
-            and spec.repo_dir is not None  # else the image's tree needs a chown: _resolve_user does it
-            and self._image_user(image) in ("", "0", "root")
+            # else the image's tree needs a chown: _resolve_user does it
+            and (spec.repo_dir is not None or self._from_env_image)
+            and image_user in ("", "0", "root")
         )
         entrypoint = ["/bin/sh", "-c", _BOOT_SCRIPT if boot else _INIT_SCRIPT] if own_init else None
         room = self.workdir if spec.repo_dir is not None else ""
@@ -148,11 +152,13 @@ class ContainerSetup:
             raise SandboxError(f"the container for {image} failed to start: {api_reason(e)}") from None
         self._env = dict(base_env)
 
-    def _image_user(self, image: str) -> str:
+    def _image_config(self, image: str) -> tuple[str, dict[str, str]]:
+        """The image's user and labels."""
         try:
-            return str(self._client.images.get(image).attrs["Config"].get("User") or "")
+            config = self._client.images.get(image).attrs["Config"]
         except docker.errors.APIError:
-            return ""
+            return "", {}
+        return str(config.get("User") or ""), dict(config.get("Labels") or {})
 
     def _prepare(self, tree: Future[Path] | None, pool: ThreadPoolExecutor) -> None:
         spec = self._spec
@@ -160,7 +166,7 @@ class ContainerSetup:
             self._wait_ready(spec.ready_file, spec.ready_timeout_s)
         if spec.setup_network and not spec.network:
             self._cut_network()
-        if spec.repo_dir is None:
+        if spec.repo_dir is None and not self._from_env_image:
             self._ensure_workdir()
         self._user, home = self._booted_user() if self._booted is not None else self._resolve_user(spec.user)
         self._env["HOME"] = home
@@ -172,7 +178,9 @@ class ContainerSetup:
             self._root(["sh", "-c", command], f"prepare command {command!r}", timeout=1800)
         for path in spec.remove_paths:
             self._root(["rm", "-rf", "--", path], f"removing {path}")
-        if spec.repo_dir is None:
+        # A committed setup image's baseline holds the setup already, and nothing of the history
+        # can give a fix away; removed paths must be part of a baseline, never of the patch.
+        if spec.repo_dir is None and (not self._from_env_image or spec.remove_paths):
             self._baseline_in_place()
 
     def _ensure_workdir(self) -> None:
@@ -229,10 +237,15 @@ class ContainerSetup:
         if result.exit_code != 0 or len(fields) != 3:
             _warn_root(result.text.strip()[-200:])
             return "0:0", "/root"
+        user = f"{fields[0]}:{fields[1]}"
         if self._spec.repo_dir is None:  # the repo came with the image: hand it over
-            owner = f"{fields[0]}:{fields[1]}"
-            self._root(["chown", "-R", owner, "--", self.workdir], "chown of the working tree", timeout=1800)
-        return f"{fields[0]}:{fields[1]}", fields[2]
+            self._root(["chown", "-R", user, "--", self.workdir], "chown of the working tree", timeout=1800)
+        return user, fields[2]
+
+    def hand_over_tree(self) -> None:
+        """The working tree owned by the sandbox user again (after root's commands)."""
+        if self._user != "0:0":
+            self._root(["chown", "-R", self._user, "--", self.workdir], "chown of the working tree", timeout=1800)
 
     def _booted_user(self) -> tuple[str, str]:
         fields = (self._booted or "").split()

@@ -55,6 +55,7 @@ class DockerSandbox(ContainerSetup):
         self._user = "0:0"
         self._env: dict[str, str] = {}
         self._booted: str | None = None  # the boot script's line, when it made the user
+        self._from_env_image = False
         self._spare: Future[ExecStream] | None = None  # a shell opened while the repo was copied
         # The task's setup: "built KEY" or "reused KEY" (its image, lancer.sandbox.docker.envimage).
         self.environment: str | None = None

@@ -20,6 +20,7 @@ from lancer.core.sandbox import SandboxSpec
 # Every container lancer makes carries this label (value "1"); images it builds carry it
 # with the value "built" (and the base image from scripts/docker-up.sh "base").
 MANAGED_LABEL = "lancer.managed"
+ENV_IMAGE_LABEL = "env"  # MANAGED_LABEL's value on images holding a task's setup done (envimage)
 DEFAULT_BASE_IMAGE = "lancer-base:bookworm"
 
 _API_TIMEOUT_S = 120  # one Docker API call (not a command: those stream without a timeout)
@@ -52,6 +53,18 @@ def ensure_image(client: docker.DockerClient, spec: SandboxSpec) -> str:
     if not has_image(client, image):
         raise SandboxError(f"lancer's base image {image} is missing: build it with `bash scripts/docker-up.sh`")
     return image
+
+
+def resolve_image(spec: SandboxSpec) -> SandboxSpec:
+    """``spec``, or ``spec.without_image`` when ``spec.image`` is not on this machine: such an
+    image (a SWE-bench instance's, gigabytes) is used when present, never pulled."""
+    if spec.without_image is None or spec.image is None:
+        return spec
+    client = connect()
+    try:
+        return spec if has_image(client, spec.image) else spec.without_image
+    finally:
+        client.close()
 
 
 def require_image(image: str, how_to_get: str | None = None) -> None:

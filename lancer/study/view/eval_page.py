@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lancer.core.dollars import dollars_text
 from lancer.core.records import EvalRecord
-from lancer.core.text import money, pass_at, percent
+from lancer.core.text import money, pass_at, percent, price_text
 from lancer.eval.attempt import ERROR_EXIT_STATUSES
 from lancer.eval.metrics import BREAKDOWNS
 from lancer.study import tally
@@ -65,13 +66,13 @@ def _cards(summary: dict[str, Any], ev: EvalRecord) -> str:
         cards.append((f"pass@{k}", esc(pass_at(value, short.get(k, 0)))))
     real = tally.dollars(ev.rows)
     cards += [
-        ("earned (expected, 1 attempt)", money(summary.get("earned"))),
-        ("possible", money(summary.get("possible"))),
+        ("earned (expected, 1 attempt)", price_text(summary.get("earned"))),
+        ("possible", dollars_text(summary.get("possible"), summary.get("unpriced_tasks", 0))),
         ("earn rate", percent(summary.get("earn_rate"))),
         ("cost", money(summary.get("cost_usd"), 4)),
         ("cost per resolved", money(summary.get("cost_per_resolved"), 4)),
         ("ROI", "-" if summary.get("roi") is None else f"{summary['roi']:,.1f}&times;"),
-        ("earned, all attempts", money(real["earned"])),
+        ("earned, all attempts", dollars_text(real["earned"], real["unpriced_tasks"])),
         ("errors", str(summary.get("errors", 0))),
         ("not run", str(summary.get("not_run", 0))),
         ("graded attempts", str(summary.get("graded", "-"))),
@@ -93,7 +94,8 @@ def _variants(summary: dict[str, Any]) -> str:
         f"<tr><td>{esc(name)}</td><td class=num>{esc(g.get('tasks', '-'))}</td>"
         f"<td class=num>{esc(g.get('attempts', '-'))}</td>"
         f"<td class=num>{percent((g.get('pass_at') or {}).get('1'))}</td>"
-        f"<td class=num>{money(g.get('earned'))}</td><td class=num>{money(g.get('possible'))}</td>"
+        f"<td class=num>{price_text(g.get('earned'))}</td>"
+        f"<td class=num>{dollars_text(g.get('possible'), g.get('unpriced_tasks', 0))}</td>"
         f"<td class=num>{percent(g.get('earn_rate'))}</td><td class=num>{money(g.get('cost_usd'), 4)}</td>"
         f"<td class=num>{'-' if g.get('roi') is None else format(g['roi'], ',.1f') + '&times;'}</td>"
         f"<td class=num>{esc(g.get('errors', 0))}</td></tr>"
@@ -129,7 +131,7 @@ def _attempts_table(
         resolved = sum(1 for c in present if tally.verdict(c) == "resolved")
         graded = sum(1 for c in present if tally.is_graded(c))
         cost = sum(c.get("cost_usd") or 0.0 for c in present)
-        earned = sum(c.get("earned") or 0.0 for c in present if tally.verdict(c) == "resolved")
+        earned = tally.dollars(present)["earned"] if task.get("price") is not None else None
         title = task.get("title") or titles.get(task["id"], "")
         body.append(
             f'<tr id="task-{esc(task["id"])}" data-variant="{esc(task.get("variant") or "")}" '
@@ -138,9 +140,9 @@ def _attempts_table(
             f'data-text="{esc((task["id"] + " " + title).lower())}">'
             f'<td><b>{esc(task["id"])}</b><div class="muted">{esc(title)}</div></td>'
             f"<td>{esc(task.get('variant') or '-')}</td>"
-            f'<td class="num" data-sort="{task["price"]}">{money(task["price"], 0)}</td>'
+            f'<td class="num" data-sort="{task["price"] or -1}">{price_text(task["price"], 0)}</td>'
             f'<td class="num" data-sort="{resolved / graded if graded else -1}">{resolved}/{graded}</td>'
-            f'<td class="num" data-sort="{earned}">{money(earned, 0)}</td>'
+            f'<td class="num" data-sort="{-1 if earned is None else earned}">{price_text(earned, 0)}</td>'
             f'<td class="num" data-sort="{cost}">{money(cost, 4)}</td>'
             + "".join(_cell(c, run_href) for c in cells)
             + "</tr>"
@@ -183,7 +185,8 @@ def _cell(row: dict[str, Any] | None, run_href: Callable[[dict[str, Any]], str])
     rank = {"resolved": 4, "failed": 3, "running": 2, "interrupted": 1, "error": 0}[v]
     cost = row.get("cost_usd")
     facts = (
-        f"{money(row.get('earned') if v == 'resolved' else 0.0, 0)} · {money(cost, 4)} · "
+        f"{price_text(row.get('earned') if v == 'resolved' or row.get('price') is None else 0.0, 0)} · "
+        f"{money(cost, 4)} · "
         f"{esc(row.get('steps', '-'))} steps · {seconds(row.get('duration_s'))}"
     )
     detail = str(row.get("detail") or "")

@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from lancer.core.dollars import earned_of
 from lancer.core.errors import LancerError
 from lancer.core.records import RunRecord
-from lancer.core.text import money
+from lancer.core.text import money, price_text
 from lancer.study.tally import verdict
 from lancer.study.view.html import esc, folded, image_data_uri, page, seconds
 
@@ -32,7 +33,7 @@ def render_run_page(
     header = (
         f'<header class="top">{crumbs}<h1>{esc(title)}</h1>'
         f'<div class="muted">{esc(task.get("id", "?"))} · {esc(task.get("variant", "?"))} · '
-        f"{money(task.get('price'), 0)} · {esc(run.header.get('model', '?'))} · "
+        f"{price_text(task.get('price'), 0)} · {esc(run.header.get('model', '?'))} · "
         f"started {esc(run.header.get('started_at', '?'))}</div></header>"
     )
     nav = "".join(_nav_link(step) for step in run.steps)
@@ -95,7 +96,7 @@ def _outcome_section(run: RunRecord) -> str:
     v = verdict(result)
     facts = [
         ("verdict", f'<span class="badge v-{v}">{esc(v)}</span>'),
-        ("earned", f"{money(result.get('earned'))} of {money(result.get('price'))}"),
+        ("earned", earned_of(result.get("earned"), result.get("price"))),
         ("exit", esc(result.get("exit_status"))),
         ("why it ended", esc(result.get("detail", ""))),
         ("steps", esc(result.get("steps"))),
