@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import shutil
+import subprocess
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lancer.core.chromium import CHROMIUM_ARGS
 from lancer.core.errors import TaskError
 from lancer.formats import load_task_folder
 from lancer.formats.harbor import TaskToml
@@ -207,30 +211,115 @@ def test_a_failed_or_slow_build_a_missing_base_image_and_no_reward_are_errors_no
     assert "no-reward #1  ERROR" in proc.stdout + proc.stderr
 
 
-def test_every_bundled_example_but_the_web_ones_round_trips_with_the_same_verdicts(tmp_path: Path) -> None:
-    exported = tmp_path / "harbor"
-    web = run_lancer("export", str(EXAMPLES / "web-todo-delete"), "--format", "harbor", str(exported))
-    assert web.returncode == 2 and "its browser tests run on the host" in web.stderr
-    assert not exported.exists()  # refused before anything was written
+BUNDLED = sorted(p.name for p in EXAMPLES.iterdir() if (p / "task.yaml").is_file())
+WEB = ["web-notes-search", "web-todo-delete"]
 
-    names = ["invoice-discount", "manager-date-format", "slugify-uppercase", "humanize-fractional"]
-    proc = run_lancer("export", *(str(EXAMPLES / n) for n in names), "--format", "harbor", str(exported), timeout=600)
+
+@pytest.fixture(scope="session")
+def exported_examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every bundled example exported as Harbor tasks, once a session. The same export is
+    the same image tag (a hash of environment/), so the web ones' image (Chromium and
+    Playwright on lancer's base) is built once and reused by every test here."""
+    exported = tmp_path_factory.mktemp("harbor") / "exported"
+    proc = run_lancer("export", *(str(EXAMPLES / n) for n in BUNDLED), "--format", "harbor", str(exported), timeout=600)
     assert proc.returncode == 0, proc.stderr
-    for name in names:  # what `harbor run --agent oracle` reads
-        folder = exported / name
+    return exported
+
+
+def test_every_bundled_example_exports_as_a_harbor_task(exported_examples: Path) -> None:
+    assert len(BUNDLED) == 6 and set(WEB) < set(BUNDLED)
+    for name in BUNDLED:  # what `harbor run --agent oracle` reads
+        folder = exported_examples / name
         spec = TaskToml.model_validate(tomllib.loads((folder / "task.toml").read_text()))
         assert spec.metadata.price == load_task_folder(EXAMPLES / name).price
         assert (folder / "instruction.md").read_text().startswith("# ")
         assert (folder / "environment" / "Dockerfile").read_text().startswith("FROM lancer-base:bookworm\n")
         for script in ("solution/solve.sh", "tests/test.sh"):
             assert (folder / script).stat().st_mode & 0o111, script
+    # A web task carries its browser: Chromium and lancer's Playwright in the image, lancer's
+    # fixtures in tests/, and a test.sh that starts the app first.
+    for name in WEB:
+        folder = exported_examples / name
+        dockerfile = (folder / "environment" / "Dockerfile").read_text()
+        assert "apt-get install -y -q --no-install-recommends chromium" in dockerfile
+        assert f"pip install --no-cache-dir -q playwright=={version('playwright')}" in dockerfile
+        conftest = (folder / "tests" / "conftest.py").read_text()
+        assert f"CHROMIUM_ARGS = {json.dumps(CHROMIUM_ARGS)}" in conftest
+        assert "def page(context):" in conftest and "def app_url():" in conftest
+        app = load_task_folder(EXAMPLES / name).app
+        assert app is not None and shlex.quote(app.command) in (folder / "tests" / "test.sh").read_text()
 
-    # The same verdicts, in docker: the reference solution (or correct proposal) passes; the
-    # untouched code (or another proposal) fails. The real-upstream examples build their
-    # package with pip in the image (humanize's version comes from git: hatch-vcs).
-    for name in names:
-        verdicts = [check_verdicts(folder) for folder in (EXAMPLES / name, exported / name)]
-        assert verdicts[0] == verdicts[1] == {"right": "passed", "wrong": "failed"}, (name, verdicts)
+
+# The first web example's check builds the browser layer (about a minute alone, more on a
+# loaded machine); the other reuses it from Docker's build cache.
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_example_round_trips_with_the_same_verdicts(exported_examples: Path, name: str) -> None:
+    """The same verdicts, in docker: the reference solution (or correct proposal) passes; the
+    untouched code (or another proposal) fails. The real-upstream examples build their
+    package with pip in the image (humanize's version comes from git: hatch-vcs); the web
+    ones run their browser tests in it."""
+    verdicts = [check_verdicts(folder) for folder in (EXAMPLES / name, exported_examples / name)]
+    assert verdicts[0] == verdicts[1] == {"right": "passed", "wrong": "failed"}, verdicts
+
+
+def test_a_web_task_whose_tests_have_their_own_conftest_is_refused(tmp_path: Path) -> None:
+    task = tmp_path / "web-todo-delete"
+    shutil.copytree(EXAMPLES / "web-todo-delete", task)
+    (task / "tests" / "conftest.py").write_text("")
+    proc = run_lancer("export", str(task), "--format", "harbor", str(tmp_path / "harbor"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "lancer: error: task web-todo-delete cannot be exported as a Harbor task: its tests/ has a conftest.py "
+        "of its own, where the export puts the browser fixtures"
+    )
+    assert not (tmp_path / "harbor").exists()
+
+
+def grade_patch(task: Path, patch: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = run_lancer("grade", str(task), str(patch), "--sandbox", "docker", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout)["grade"])
+
+
+def test_a_web_export_fails_a_fix_that_kills_the_app_and_errs_without_its_browser_as_lancer_does(
+    exported_examples: Path, tmp_path: Path
+) -> None:
+    exported = exported_examples / "web-notes-search"
+    repo = tmp_path / "repo"  # the fix: a server.py that exits at once
+    shutil.copytree(EXAMPLES / "web-notes-search" / "repo", repo)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    server = repo / "server.py"
+    server.write_text('raise SystemExit("the server is broken")\n' + server.read_text())
+    broken = tmp_path / "broken.diff"
+    broken.write_text(subprocess.run(["git", "diff"], cwd=repo, capture_output=True, text=True, check=True).stdout)
+    # The patched app exits before it answers: a failed fix both ways, with the app's own words.
+    own, harbor = (grade_patch(task, broken) for task in (EXAMPLES / "web-notes-search", exported))
+    assert (own["status"], own["detail"]) == ("failed", "the app did not start"), own
+    assert (harbor["status"], harbor["reward"]) == ("failed", 0.0), harbor
+    for grade in (own, harbor):
+        assert "the app exited before it answered at http://127.0.0.1:" in grade["output_tail"], grade
+        assert "the server is broken" in grade["output_tail"], grade
+
+    # No Chromium where the tests run: the reference fix is not graded at all (an error, no
+    # reward), as lancer's own grading says when its Chromium is missing.
+    blind = tmp_path / "blind" / "web-notes-search"  # the same name and environment/: the same image
+    shutil.copytree(exported, blind)
+    conftest = blind / "tests" / "conftest.py"
+    conftest.write_text(
+        conftest.read_text().replace('CHROMIUM = "/usr/bin/chromium"', 'CHROMIUM = "/nowhere/chromium"')
+    )
+    fix = exported / "solution" / "solution.patch"
+    own = grade_patch(EXAMPLES / "web-notes-search", fix, env={"LANCER_CHROMIUM": "/nowhere/chromium"})
+    assert own["status"] == "error" and "cannot start Chromium" in own["output_tail"], own
+    grade = grade_patch(blind, fix)
+    assert grade["status"] == "error" and "cannot start Chromium" in grade["output_tail"], grade
+    assert grade["detail"] == (
+        "task web-notes-search: the test command (bash /tests/test.sh) wrote no reward "
+        "(/logs/verifier/reward.txt or reward.json)"
+    )
+    assert "the hidden tests could not run (exit 3): no reward" in grade["output_tail"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""How lancer starts Chromium: one place for the binary and its flags.
+"""How lancer starts Chromium: one place for the binary (its flags: lancer.core.chromium).
 
 Used by the ``browser`` tool and by the pytest fixtures the hidden browser tests run with,
 so the agent's browser and the grader's browser are the same program with the same flags.
@@ -16,20 +16,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from lancer.core.chromium import CHROMIUM_ARGS
 from lancer.core.sandbox import owned_temp_dir
-
-# Why each flag: headless (no display), no-sandbox (root, containers), no GPU, and no
-# background traffic (sync, updates, QUIC probes), which a closed network refuses noisily.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 CHROMIUM_TEMP_PREFIX = "lancer-cr-"
 _LONGEST_TEMP_DIR = 107 - len("/lancer-cr-XXXXXXXX/org.chromium.Chromium.XXXXXX/SingletonSocket")

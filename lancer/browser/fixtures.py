@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
 from lancer.browser.chromium import Chromium
+from lancer.core.chromium import TEST_VIEWPORT
 
 HARNESS_ERROR_EXIT = 3
 _flow_counter = 0
@@ -59,7 +60,7 @@ def browser(_lancer_chromium: Chromium) -> Browser:
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     global _flow_counter
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": TEST_VIEWPORT[0], "height": TEST_VIEWPORT[1]})
     trace_dir = os.environ.get("LANCER_TRACE_DIR")
     if trace_dir:
         context.tracing.start(screenshots=True, snapshots=True, sources=False)

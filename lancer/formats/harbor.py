@@ -19,6 +19,14 @@ from pydantic import Field, ValidationError
 from lancer.core.config import StrictModel, describe_validation_error
 from lancer.core.errors import TaskError
 from lancer.core.tasks import ContainerSpec, Task, TaskLimits
+from lancer.formats.harbor_web import (
+    CONFTEST,
+    browser_layer,
+    check_web_exportable,
+    conftest,
+    is_web_task,
+    web_test_body,
+)
 
 # Where Harbor puts things in the task's container.
 TESTS_AT = "/tests"
@@ -174,7 +182,8 @@ def write_harbor_task(task: Task, root: Path, base_image: str, solution: bytes |
 
     ``solution``: the fix as a git diff (solve.sh applies it); a manager task's solution is
     its correct proposal. The hidden tests become tests/test.sh, which writes reward 1 when
-    they pass, 0 when they fail, and nothing when they cannot run. TaskError (one line) for
+    they pass, 0 when they fail, and nothing when they cannot run (a web task's start its
+    app first and bring their browser: lancer.formats.harbor_web). TaskError (one line) for
     a task Harbor cannot express.
     """
     check_exportable(task)
@@ -207,6 +216,10 @@ def write_harbor_task(task: Task, root: Path, base_image: str, solution: bytes |
         _script(out / "solution" / SOLVE_SCRIPT, f"cd {shlex.quote(workdir)}\n{apply}")
     if task.tests_dir is not None:
         shutil.copytree(task.tests_dir, out / "tests", dirs_exist_ok=True, ignore=_IGNORED)
+    if task.app is not None and is_web_task(task):
+        (out / "tests" / CONFTEST).write_text(conftest())
+        _script(out / "tests" / TEST_SCRIPT, _reward_script(web_test_body(task.app, task.test_command), workdir))
+        return out
     copy_tests = 'mkdir -p tests && cp -R "$here"/. tests/ && rm -f tests/test.sh\n' if task.tests_dir else ""
     command = task.test_command or task.default_test_command()
     body = f"{copy_tests}export LANCER_TEST_REPORT=/tmp/lancer-test-report.xml\nbash -c {shlex.quote(command)}"
@@ -226,25 +239,27 @@ def check_exportable(task: Task) -> None:
     why = None
     if task.reward_dir is not None:
         why = "it is graded by a reward file already (a Harbor task): copy its folder instead"
-    elif task.app is not None:
-        why = "its browser tests run on the host against its app, and Harbor's tests run inside the container"
     elif task.container is not None and (task.container.image_command or task.container.prepare):
         why = "its image's own setup (container.image_command, prepare) has no Harbor equivalent"
     elif task.variant == "ic_swe" and task.tests_dir is None and task.test_command is None:
         why = "it has no hidden tests"
     if why:
         raise TaskError(f"task {task.id} cannot be exported as a Harbor task: {why}")
+    if is_web_task(task):
+        check_web_exportable(task)
 
 
 def _write_environment(task: Task, environment: Path, workdir: str, base_image: str) -> None:
-    """environment/Dockerfile: the task's image (or Dockerfile, or lancer's base), its repo
-    at the workdir, its env and setup commands baked in."""
+    """environment/Dockerfile: the task's image (or Dockerfile, or lancer's base), a web
+    task's browser, its repo at the workdir, its env and setup commands baked in."""
     lines = [f"FROM {task.image or base_image}"]
     if task.dockerfile and task.folder:
         source = task.folder / task.dockerfile
         shutil.copytree(source.parent, environment, ignore=_IGNORED)
         lines = [source.read_text().rstrip()]
     environment.mkdir(exist_ok=True)
+    if is_web_task(task):
+        lines.append(browser_layer())
     lines += [f"ENV {key}={json.dumps(value)}" for key, value in task.env.items()]
     lines.append(f"RUN mkdir -p {workdir}")
     if task.repo_dir is not None:
