@@ -139,16 +139,19 @@ def owned_temp_dir(prefix: str = TEMP_PREFIX, parent: str | None = None) -> Path
     return root
 
 
-def remove_abandoned(prefix: str = TEMP_PREFIX, everything: bool = False) -> int:
+def remove_abandoned(prefix: str = TEMP_PREFIX, everything: bool = False, ending: bool = False) -> int:
     """Remove the owned temp folders named ``prefix*`` whose process has ended (or all, with
-    ``everything``), in the temp dir and in /tmp (where Chromium's go when the temp dir's
-    path is too long for it); the number removed."""
+    ``everything``; this process's too, with ``ending``: it is about to end), in the temp
+    dir and in /tmp (where Chromium's go when the temp dir's path is too long for it); the
+    number removed."""
     removed = 0
+    me = str(os.getpid())
     for parent in {tempfile.gettempdir(), "/tmp"}:
         for root in Path(parent).glob(f"{prefix}*"):
             owner = root / OWNER_FILE
             with contextlib.suppress(OSError):  # gone meanwhile: removed by its owner
-                if owner.is_file() and (everything or not pid_alive(owner.read_text().strip())):
+                pid = owner.read_text().strip() if owner.is_file() else None
+                if pid is not None and (everything or (ending and pid == me) or not pid_alive(pid)):
                     shutil.rmtree(root, ignore_errors=True)
                     removed += 1
     return removed

@@ -118,7 +118,9 @@ def _become_worker(sock: socket.socket, fds: list[int], server: int, run_worker:
     try:
         sock.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        # The server may have inherited SIGINT blocked (a Ray worker blocks it, and a child
+        # keeps its parent's mask): a worker's interrupt must reach it whatever started the eval.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD, signal.SIGINT, signal.SIGTERM})
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)

@@ -102,6 +102,7 @@ class RayExecutor:
             return {**row, "node": e.ip}
         except ray.exceptions.RayError as e:  # its worker or node died, its objects were lost ...
             return self._lost(job, e)
+        self._nodes.pop((job.task_id, job.attempt), None)
         unpack(run_tar, Path(job.run_dir))
         row["run_dir"] = job.run_dir
         return dict(row)
@@ -109,13 +110,12 @@ class RayExecutor:
     def _lost(self, job: AttemptJob, error: ray.exceptions.RayError) -> dict[str, Any] | None:
         key = (job.task_id, job.attempt)
         self._ask_where(wait_s=_BOARD_TIMEOUT_S)
-        node = self._nodes.get(key, "its node")
+        node = self._nodes.pop(key, "its node")
         reason = f"{type(error).__name__}: {next(iter(str(error).strip().splitlines()), '')}"
         if isinstance(error, _LOST) and self._reruns[key] < MAX_RERUNS and not self._interrupted:
             self._reruns[key] += 1
             self._notices.append(f"{job.task_id} #{job.attempt} was lost with {node} ({reason}): running it again")
             self._board.forget.remote(key)
-            self._nodes.pop(key, None)
             self.submit(job)
             return None
         # After Ctrl-C a lost attempt is an interrupted one: a resumed eval runs it again.
@@ -133,8 +133,10 @@ class RayExecutor:
         if self._asking is None:
             self._asking = self._board.where.remote()
         if ray.wait([self._asking], timeout=wait_s)[0]:
+            # Added to what was heard before, not in its place: an attempt lost while the board
+            # is slow to answer (Ray is busy counting a node dead) is still known by its node.
             with contextlib.suppress(ray.exceptions.RayError):
-                self._nodes = ray.get(self._asking)
+                self._nodes.update(ray.get(self._asking))
             self._asking = None
 
     def notices(self) -> list[str]:

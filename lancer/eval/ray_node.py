@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -152,13 +151,7 @@ def _run_in_child(job: AttemptJob, board: Any) -> dict[str, Any]:
     died), the child gets SIGTERM, ends its run as ``interrupted`` and removes its sandbox.
     """
     attempt = LocalExecutor(workers=1, model=job.model)
-    # Ray blocks SIGINT in its workers, and a child inherits that: unblocked for the start,
-    # so that the interrupt below reaches the run.
-    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    try:
-        attempt.submit(job)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    attempt.submit(job)
     flag = board.wait_interrupt.remote()
     try:
         while not (rows := attempt.wait(timeout=0.2)):

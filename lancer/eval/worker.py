@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from lancer.core.sandbox import TEMP_PREFIX, remove_abandoned
 from lancer.eval.attempt import AttemptJob, error_row, run_attempt
 from lancer.eval.forks import die_with_parent, serve
 from lancer.eval.store import WORKER_PID_FILE
@@ -173,6 +174,10 @@ def main(parent: int) -> int:
         if line.strip():
             attempts.start(AttemptJob.from_dict(json.loads(line)))
     attempts.join()
+    # An attempt interrupted at a bad moment (inside Playwright's start, say) can leave a temp
+    # folder it owned; nobody else removes it while this process lives, and it may outlive
+    # the eval that would (the soak found one: a killed eval's worker ending after its resume).
+    remove_abandoned(TEMP_PREFIX, ending=True)
     return 0
 
 
