@@ -327,7 +327,9 @@ def leftovers(temp_roots: list[Path], engine: Engine, sampler: Sampler) -> dict[
         if not mine or time.monotonic() > deadline:
             break
         time.sleep(1)
-    temps = sorted(str(e) for tmp in temp_roots if tmp.is_dir() for e in tmp.iterdir())
+    # Each with what is in it (up to 5 names), to tell who left it.
+    temps = sorted(f"{e} {sorted(c.name for c in e.iterdir())[:5] if e.is_dir() else ''}".strip()
+                   for tmp in temp_roots if tmp.is_dir() for e in tmp.iterdir())  # fmt: skip
     containers = engine.containers(sampler.pids) if engine.mode != "none" or engine.up() else []
     return {
         "containers_left": len(containers),

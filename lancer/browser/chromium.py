@@ -17,7 +17,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from lancer.core.chromium import CHROMIUM_ARGS
-from lancer.core.sandbox import owned_temp_dir
+from lancer.core.sandbox import owned_temp_dir, remove_owned_dir
 
 CHROMIUM_TEMP_PREFIX = "lancer-cr-"
 _LONGEST_TEMP_DIR = 107 - len("/lancer-cr-XXXXXXXX/org.chromium.Chromium.XXXXXX/SingletonSocket")
@@ -73,11 +73,13 @@ class Chromium:
 
     def close(self) -> None:
         """Close the browser and stop the driver (best effort: either may be gone), then remove their files."""
-        if self._playwright is not None:
-            with contextlib.suppress(Exception):  # stopping the driver ends its browser too
-                self._playwright.stop()
-            self._playwright = None
-        shutil.rmtree(self.temp, ignore_errors=True)
+        try:
+            if self._playwright is not None:
+                with contextlib.suppress(Exception):  # stopping the driver ends its browser too
+                    self._playwright.stop()
+                self._playwright = None
+        finally:  # even if interrupted: Chromium may still write there as it ends (found by the soak)
+            remove_owned_dir(self.temp)
 
 
 @contextlib.contextmanager

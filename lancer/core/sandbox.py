@@ -12,6 +12,7 @@ import os
 import queue
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,38 @@ def owned_temp_dir(prefix: str = TEMP_PREFIX, parent: str | None = None) -> Path
     return root
 
 
+def remove_owned_dir(root: Path, tries: int = 10) -> None:
+    """Remove an owned temp folder, its owner file last. A process still writing in it (a
+    browser shutting down) can make the last ``rmdir`` fail; the folder then keeps its owner
+    file, so a later prune still finds it, and is tried again shortly."""
+    owner = root / OWNER_FILE
+    pid = owner.read_text() if owner.is_file() else str(os.getpid())
+    for _ in range(tries):
+        for entry in [e for e in _entries(root) if e.name != OWNER_FILE]:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+        try:
+            owner.unlink(missing_ok=True)
+            root.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:  # written to meanwhile: owned again, and another go
+            with contextlib.suppress(OSError):
+                owner.write_text(pid)
+            time.sleep(0.1)
+
+
+def _entries(root: Path) -> list[Path]:
+    try:
+        return list(root.iterdir())
+    except OSError:
+        return []
+
+
 def remove_abandoned(prefix: str = TEMP_PREFIX, everything: bool = False, ending: bool = False) -> int:
     """Remove the owned temp folders named ``prefix*`` whose process has ended (or all, with
     ``everything``; this process's too, with ``ending``: it is about to end), in the temp
@@ -152,7 +185,7 @@ def remove_abandoned(prefix: str = TEMP_PREFIX, everything: bool = False, ending
             with contextlib.suppress(OSError):  # gone meanwhile: removed by its owner
                 pid = owner.read_text().strip() if owner.is_file() else None
                 if pid is not None and (everything or (ending and pid == me) or not pid_alive(pid)):
-                    shutil.rmtree(root, ignore_errors=True)
+                    remove_owned_dir(root)
                     removed += 1
     return removed
 
