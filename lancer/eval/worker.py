@@ -175,8 +175,8 @@ def main(parent: int) -> int:
             attempts.start(AttemptJob.from_dict(json.loads(line)))
     attempts.join()
     # An attempt interrupted at a bad moment (inside Playwright's start, say) can leave a temp
-    # folder it owned; nobody else removes it while this process lives, and it may outlive
-    # the eval that would (the soak found one: a killed eval's worker ending after its resume).
+    # folder it owned; nobody else removes it while this process lives, and this process may
+    # outlive the eval that would (a killed eval's worker can end after the resumed eval).
     remove_abandoned(TEMP_PREFIX, ending=True)
     return 0
 
