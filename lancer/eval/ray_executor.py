@@ -109,7 +109,13 @@ class RayExecutor:
 
     def _lost(self, job: AttemptJob, error: ray.exceptions.RayError) -> dict[str, Any] | None:
         key = (job.task_id, job.attempt)
-        self._ask_where(wait_s=_BOARD_TIMEOUT_S)
+        # A question already pending may have been asked before this attempt said where it
+        # started: its answer lacks the attempt, so ask again until the board knows it.
+        deadline = time.monotonic() + _BOARD_TIMEOUT_S
+        while key not in self._nodes and (left := deadline - time.monotonic()) > 0:
+            self._ask_where(wait_s=left)
+            if key not in self._nodes and self._asking is None:
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))  # answered without it
         node = self._nodes.pop(key, "its node")
         reason = f"{type(error).__name__}: {next(iter(str(error).strip().splitlines()), '')}"
         if isinstance(error, _LOST) and self._reruns[key] < MAX_RERUNS and not self._interrupted:
