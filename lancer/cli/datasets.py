@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lancer.core.cachedir import cache_dir
+from lancer.formats.catalog import NAMES
 from lancer.formats.datasets import DatasetOptions
 
 
 def add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dataset", type=Path, help="a SWE-Lancer tasks CSV, or SWE-bench instances (.jsonl, .json, .parquet)"
+        "--dataset",
+        type=Path,
+        metavar="FILE|NAME",
+        help="a SWE-Lancer tasks CSV, SWE-bench instances (.jsonl, .json, .parquet), or a dataset's name: "
+        + ", ".join(NAMES),
     )
     parser.add_argument(
         "--repos", help="SWE-bench: a folder of owner__name git repositories, or a git URL with {repo} in it"
@@ -25,8 +31,6 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
 
 def swebench_workspace() -> Path:
     """Where SWE-bench instances' task folders and repository mirrors are made."""
-    from lancer.sandbox.taskenv import cache_dir
-
     return cache_dir() / "swebench"
 
 

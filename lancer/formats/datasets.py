@@ -1,7 +1,9 @@
 """A ``--dataset`` file, whatever its format: the one place that tells them apart.
 
-``.jsonl``, ``.json`` and ``.parquet`` files hold SWE-bench instances (lancer.formats.swebench);
-anything else is a SWE-Lancer task CSV (lancer.formats.swelancer).
+``--dataset`` is a file or a dataset's name (lancer.formats.catalog: ``swelancer-lite``,
+``swelancer``, ``swe-bench-verified``, ...), resolved to a file first. ``.jsonl``, ``.json``
+and ``.parquet`` files hold SWE-bench instances (lancer.formats.swebench); anything else is
+a SWE-Lancer task CSV (lancer.formats.swelancer).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from lancer.core.errors import TaskError
 from lancer.core.tasks import Task
 from lancer.formats import swebench, swelancer
+from lancer.formats.catalog import dataset_file
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,9 @@ def select_dataset_tasks(
     set_name: str | None = None,
     ids: Iterable[str] | None = None,
 ) -> list[Task]:
-    """The tasks of ``path`` matching the filters; TaskError (one line) when none can be."""
+    """The tasks of ``path`` (a file or a dataset's name) matching the filters; TaskError
+    (one line) when none can be."""
+    path = dataset_file(path)
     if not swebench.is_instances_file(path):
         return swelancer.select_tasks(path, variant, set_name, ids)
     if variant not in (None, "ic_swe") or set_name is not None:
@@ -40,7 +45,8 @@ def select_dataset_tasks(
 
 
 def dataset_task(task_id: str, path: Path, options: DatasetOptions) -> Task:
-    """One task of ``path`` by its id."""
+    """One task of ``path`` (a file or a dataset's name) by its id."""
+    path = dataset_file(path)
     if not swebench.is_instances_file(path):
         return swelancer.load_swelancer_task(task_id, path)
     return select_dataset_tasks(path, options, ids=[task_id])[0]

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lancer.core.cachedir import cache_dir as cache_dir  # re-exported: the sandbox code and scripts name it here
 from lancer.core.errors import SandboxError
 
 # What every base environment holds, and the build backends kept as wheels for offline installs.
@@ -56,14 +57,6 @@ class BaseEnv:
     @property
     def wheelhouse(self) -> Path:
         return self.root / "wheels"
-
-
-def cache_dir() -> Path:
-    """``$LANCER_CACHE_DIR``, else ``$XDG_CACHE_HOME/lancer``, else ``~/.cache/lancer``."""
-    if os.environ.get("LANCER_CACHE_DIR"):
-        return Path(os.environ["LANCER_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "lancer"
 
 
 @functools.cache  # asked at every sandbox start; asking uv alone takes ~13 ms (errors are not cached)
