@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lancer.formats.catalog import dataset_file
 from lancer.sandbox import Sandbox, SandboxSpec, create_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,19 +21,8 @@ EXAMPLES = ROOT / "examples" / "tasks"
 collect_ignore_glob = ["fixtures/*"]
 
 
-def _shared_dir() -> Path:
-    """The project's shared data folder: beside the checkout (CI: ../shared), or, from a git
-    worktree, beside the main checkout."""
-    common = subprocess.run(
-        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=ROOT, capture_output=True, text=True
-    )
-    main_checkout = Path(common.stdout.strip()).parent if common.returncode == 0 else ROOT
-    return next(
-        (d for d in (ROOT.parent / "shared", main_checkout.parent / "shared") if d.is_dir()), ROOT.parent / "shared"
-    )
-
-
-SWELANCER_LITE_CSV = _shared_dir() / "swelancer" / "swelancer_tasks_lite.csv"
+# The SWE-Lancer lite CSV as users get it: the copy shipped in lancer, by its dataset name.
+SWELANCER_LITE_CSV = dataset_file("swelancer-lite")
 BACKENDS = ["local", "docker"]
 
 

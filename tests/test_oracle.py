@@ -16,14 +16,8 @@ from lancer.core.tasks import load_task
 from lancer.core.trajectory import read_trajectory
 from lancer.formats.swelancer import load_swelancer_task, read_rows
 from lancer.models import create_model
-from tests.conftest import EXAMPLES, run_lancer
+from tests.conftest import EXAMPLES, SWELANCER_LITE_CSV, run_lancer
 
-# shared/ sits beside the clone (CI) or higher up (a worktree inside the project's folder).
-LITE_CSV = next(
-    csv
-    for csv in (p / "shared" / "swelancer" / "swelancer_tasks_lite.csv" for p in Path(__file__).resolve().parents)
-    if csv.is_file()
-)
 IC_TASK = EXAMPLES / "invoice-discount"
 THE_FIX = (
     "    taxed = subtotal(items) * (1 + tax_rate)\n    return round(taxed - discount, 2)\n",
@@ -41,19 +35,23 @@ def test_the_oracle_resolves_every_bundled_task(task: str, tmp_path: Path) -> No
 
 
 def test_the_oracle_earns_the_full_price_of_every_swelancer_manager_task(tmp_path: Path) -> None:
-    ids = [row["question_id"] for row in read_rows(LITE_CSV) if row["variant"] == "swe_manager"]
+    ids = [row["question_id"] for row in read_rows(SWELANCER_LITE_CSV) if row["variant"] == "swe_manager"]
     assert len(ids) == 113
     config = load_config(None, {})
     earned = possible = 0.0
     for task_id in ids:
-        task = load_swelancer_task(task_id, LITE_CSV)
+        task = load_swelancer_task(task_id, SWELANCER_LITE_CSV)
         result = run_task(task, create_model("oracle", config.model, task), config, tmp_path / task_id)
         assert result["resolved"], (task_id, result["grade"])
         earned, possible = earned + result["earned"], possible + task.price
     assert earned == possible == 202_000  # DESIGN.md: 113 manager tasks worth $202,000
-    # And as a user runs one:
-    proc = run_lancer("run", ids[0], "--dataset", str(LITE_CSV), "--model", "oracle", "--out", str(tmp_path / "cli"))
+    # And as a user runs one, the CSV named as users name it:
+    proc = run_lancer("run", ids[0], "--dataset", "swelancer-lite", "--model", "oracle", "--out", str(tmp_path / "cli"))
     assert proc.returncode == 0 and "RESOLVED" in proc.stderr, proc.stderr
+    assert (
+        json.loads((tmp_path / "cli" / "result.json").read_text())["earned"]
+        == load_swelancer_task(ids[0], SWELANCER_LITE_CSV).price
+    )
 
 
 def patch_task(tmp_path: Path) -> tuple[Path, bytes]:

@@ -1,4 +1,4 @@
-"""SWE-Lancer task CSVs: the lite one (a real copy in ../shared) and the current release's
+"""SWE-Lancer task CSVs: the lite one (the real copy lancer ships) and the current release's
 format (tests/data/all_swelancer_tasks_sample.csv: rows written for these tests, in the
 columns and encoding of all_swelancer_tasks.csv), read whole or filtered."""
 
