@@ -1,7 +1,8 @@
 """What a new user installs: lancer's wheel in a fresh virtualenv, nothing of the checkout.
 
 Slow (a wheel build and a fresh virtualenv, about 40 s with pip's cache each, then `lancer
-check` of every bundled task, about 2 minutes): the one test of the installed package.
+check` of every bundled task, about 2 minutes, and a SWE-Lancer task of the lite CSV the
+wheel ships): the one test of the installed package.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def test_the_wheel_installs_one_top_level_name(wheel: Path) -> None:
     top = {p.split("/")[0] for p in paths if ".dist-info/" not in p}
     assert top == {"lancer"}
     assert "lancer/prompts/system.j2" in paths and "lancer/study/view/static/view.js" in paths
+    # The SWE-Lancer lite CSV ships with its license (--dataset swelancer-lite).
+    assert {"lancer/formats/data/swelancer_tasks_lite.csv", "lancer/formats/data/LICENSE"} <= set(paths)
     assert wheel.name.startswith("lancer_bench-")
 
 
@@ -91,6 +94,20 @@ def test_the_wheel_without_extras_checks_every_bundled_task(wheel: Path, tmp_pat
     assert "    failed   tests.test_slugify.TestSlugify::test_pre_translation" in lines
     assert "  reference solution (solution.patch): passed (the hidden tests passed: 82 of 82)" in lines
     assert lines[-1] == "all tasks valid"
+    # A SWE-Lancer task by its id in the lite CSV lancer ships, named as users name it.
+    lite = ["run", "15193-manager-0", "--dataset", "swelancer-lite", "--model", "oracle", "--out", "lite"]
+    run = subprocess.run(
+        [str(venv / "bin" / "lancer"), *lite],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads((tmp_path / "lite" / "result.json").read_text())
+    assert (result["task_id"], result["resolved"], result["earned"]) == ("15193-manager-0", True, 4000.0), result
+    assert "RESOLVED  earned $4,000.00 of $4,000.00" in run.stderr
 
 
 @pytest.mark.timeout(900)
