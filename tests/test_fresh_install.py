@@ -58,6 +58,13 @@ def _venv(where: Path, *install: str) -> tuple[Path, dict[str, str]]:
     return venv, env
 
 
+def _lancer(venv: Path, env: dict[str, str], cwd: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """The installed ``lancer`` command, as a user runs it."""
+    return subprocess.run(
+        [str(venv / "bin" / "lancer"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_the_wheel_installs_one_top_level_name(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
@@ -75,14 +82,7 @@ def test_the_wheel_without_extras_checks_every_bundled_task(wheel: Path, tmp_pat
     venv, env = _venv(tmp_path, str(wheel))
     listed = subprocess.run([str(venv / "bin" / "pip"), "list"], capture_output=True, text=True).stdout
     assert "ruff" not in listed and "mypy" not in listed  # the dev tools stay in [dev]
-    proc = subprocess.run(
-        [str(venv / "bin" / "lancer"), "check", str(EXAMPLES), "--attempts", "1"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=800,
-    )
+    proc = _lancer(venv, env, tmp_path, "check", str(EXAMPLES), "--attempts", "1", timeout=800)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     for task in sorted(p.name for p in EXAMPLES.iterdir() if (p / "task.yaml").is_file()):
@@ -96,14 +96,7 @@ def test_the_wheel_without_extras_checks_every_bundled_task(wheel: Path, tmp_pat
     assert lines[-1] == "all tasks valid"
     # A SWE-Lancer task by its id in the lite CSV lancer ships, named as users name it.
     lite = ["run", "15193-manager-0", "--dataset", "swelancer-lite", "--model", "oracle", "--out", "lite"]
-    run = subprocess.run(
-        [str(venv / "bin" / "lancer"), *lite],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = _lancer(venv, env, tmp_path, *lite, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads((tmp_path / "lite" / "result.json").read_text())
     assert (result["task_id"], result["resolved"], result["earned"]) == ("15193-manager-0", True, 4000.0), result
