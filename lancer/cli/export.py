@@ -35,7 +35,11 @@ def add_export_command(commands: Any) -> None:
         help=f"the format ({', '.join(sorted(EXPORTERS))}) and where to write it "
         "(harbor: a folder of task folders; swebench: a .jsonl file, its repositories beside it in repos/)",
     )
-    ex.add_argument("--dataset", type=Path, help="a SWE-Lancer tasks CSV: its rows matching the filters too")
+    ex.add_argument(
+        "--dataset",
+        type=Path,
+        help="a SWE-Lancer tasks CSV (or swelancer-lite, swelancer): its rows matching the filters too",
+    )
     ex.add_argument("--variant", choices=["ic_swe", "swe_manager"], help="--dataset: only this variant")
     ex.add_argument("--set", dest="set_name", metavar="NAME", help="--dataset: only this set")
     ex.add_argument("--ids", help="--dataset: only these task ids, comma-separated")
