@@ -42,9 +42,9 @@ def read_atif_run(path: Path) -> RunRecord:
         if step.source != "agent" and not steps:
             prompt.append({"role": step.source, "content": _text(step.message)})
         elif step.source != "agent":
-            steps.append(_message_step(step, len(steps) + 1))
+            steps.append(_message_step(step))
         else:
-            steps.append(_agent_step(step, len(steps) + 1, folder))
+            steps.append(_agent_step(step, folder))
     agent = trajectory.agent
     header: dict[str, Any] = dict(saved.get("header") or {})
     header.setdefault("model", agent.model_name or agent.name)
@@ -73,8 +73,10 @@ def read_atif_run(path: Path) -> RunRecord:
     )
 
 
-def _agent_step(step: Step, number: int, folder: Path) -> dict[str, Any]:
+def _agent_step(step: Step, folder: Path) -> dict[str, Any]:
     saved: dict[str, Any] = step.extra or {}
+    # Numbered as lancer numbered it (an export of a lancer run), else as the file does.
+    number = saved.get("lancer_step") if isinstance(saved.get("lancer_step"), int) else step.step_id
     events: list[dict[str, Any]] = []
     if step.reasoning_content:
         events.append({"type": "thinking", "text": step.reasoning_content})
@@ -105,7 +107,7 @@ def _agent_step(step: Step, number: int, folder: Path) -> dict[str, Any]:
         if metrics
         else {},
         "events": events,
-        "duration_s": saved.get("duration_s", 0.0),
+        "duration_s": saved.get("duration_s"),  # None: the file does not say
     }
     record.update({k: saved[k] for k in ("model_duration_s", "limiter_wait_s", "stuck") if k in saved})
     if step.timestamp:
@@ -135,16 +137,16 @@ def _observation(result: ObservationResult | None, call: dict[str, Any], folder:
     }
 
 
-def _message_step(step: Step, number: int) -> dict[str, Any]:
+def _message_step(step: Step) -> dict[str, Any]:
     return {
         "type": "step",
-        "step": number,
+        "step": step.step_id,
         "content": _text(step.message),
         "tool_calls": [],
         "observations": [],
         "usage": {},
         "events": [{"type": step.source, "detail": f"a {step.source} message, not the agent's"}],
-        "duration_s": 0.0,
+        "duration_s": None,
     }
 
 

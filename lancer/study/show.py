@@ -91,7 +91,7 @@ def _step(record: dict[str, Any], limit: int | None) -> list[str]:
 def _step_facts(record: dict[str, Any]) -> str:
     usage = record.get("usage", {})
     facts = [
-        f"{record.get('duration_s', 0):.1f}s",
+        "time not recorded" if record.get("duration_s") is None else f"{record['duration_s']:.1f}s",
         f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out",
     ]
     if record.get("limiter_wait_s"):
