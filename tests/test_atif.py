@@ -67,7 +67,9 @@ def check_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def test_an_eval_of_the_bundled_tasks_exports_one_valid_atif_file_per_attempt(oracle_eval: Path, tmp_path: Path) -> None:
+def test_an_eval_of_the_bundled_tasks_exports_one_valid_atif_file_per_attempt(
+    oracle_eval: Path, tmp_path: Path
+) -> None:
     out = export(oracle_eval, "atif", tmp_path / "atif")
     rows = read_eval(oracle_eval).rows
     assert out.strip() == f"wrote {len(rows)} ATIF trajectories under {tmp_path / 'atif'}"
@@ -168,7 +170,9 @@ def test_the_sft_file_loads_with_datasets_one_row_per_attempt(
                 assert message["role"] == "tool" and message["tool_call_id"] == pending.pop(0)
         names = {t["function"]["name"] for t in example["tools"]}
         assert {"bash", "editor", "submit"} <= names
-        assert all(t["type"] == "function" and t["function"]["parameters"]["type"] == "object" for t in example["tools"])
+        assert all(
+            t["type"] == "function" and t["function"]["parameters"]["type"] == "object" for t in example["tools"]
+        )
 
 
 def test_secrets_are_redacted_from_atif_and_sft(tmp_path: Path) -> None:
