@@ -49,7 +49,7 @@ def model_eval(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def export(source: Path, fmt: str, dest: Path, *extra: str) -> str:
     proc = run_lancer("export", str(source), "--format", fmt, str(dest), *extra)
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return proc.stderr  # what lancer says goes to stderr
 
 
 def check_file(path: Path) -> dict[str, Any]:
@@ -132,7 +132,9 @@ def test_an_atif_export_reads_back_as_the_run_it_was(
         for section in ("task", "outcome", "patch", "grade"):
             pick = re.compile(rf'<section id="{section}">.*?</section>', re.S)
             assert pick.findall(after) == pick.findall(before)
-        shown = render_run(tmp_path / "atif" / task / "1" / "trajectory.json").splitlines()
+        # The images sent to the model are shown by path: the copies beside the export.
+        exported, recorded = str(tmp_path / "atif" / task / "1"), str(source / "runs" / task / "1")
+        shown = render_run(Path(exported) / "trajectory.json").replace(exported, recorded).splitlines()
         assert shown[1] == f"an ATIF-v1.8 trajectory by lancer 0.1.0 (session {source.name}/{task}/1)"
         assert [shown[0], *shown[2:]] == render_run(source / "runs" / task / "1").splitlines()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from lancer.core.dollars import earned_of
 from lancer.core.errors import LancerError
+from lancer.core.records import run_file_tail
 from lancer.core.text import price_text
 from lancer.study.runs import open_run
 
@@ -81,7 +82,13 @@ def _step(record: dict[str, Any], limit: int | None) -> list[str]:
         lines.append(f"$ {call['name']} {_clip(arguments, limit, record['step'])}")
         lines.append(_indent(_clip(seen.get("output", ""), limit, record["step"])))
         lines += [f"  [image: {path}]" for path in seen.get("images", [])]
-        lines += [f"  [image, not sent to the model: {path}]" for path in seen.get("saved_images", [])]
+        # Screenshots the model was not sent, unless the output names them already (lancer's tools do).
+        named = seen.get("output", "")
+        lines += [
+            f"  [image, not sent to the model: {path}]"
+            for path in seen.get("saved_images", [])
+            if str(run_file_tail(path) or path) not in named
+        ]
     for event in record.get("events", []):
         details = ", ".join(f"{k}: {v}" for k, v in event.items() if k != "type")
         lines.append(f"  ! {event.get('type', 'event')}: {details}")
