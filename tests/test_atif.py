@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,19 @@ def test_a_harbor_claude_code_trajectory_opens_in_show(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith(f"{bad} is not a valid ATIF trajectory: steps: List should have at least 1 "
                                         "item after validation, not 0 (1 problem(s))")  # fmt: skip
+
+
+def test_a_harbor_trial_folder_shows_its_verifiers_reward(tmp_path: Path) -> None:
+    trial = tmp_path / "fix-endpoint__a3b10ba"  # a trial folder as Harbor lays it out
+    (trial / "agent").mkdir(parents=True)
+    (trial / "verifier").mkdir()
+    shutil.copy(FOREIGN, trial / "agent" / "trajectory.json")
+    (trial / "verifier" / "reward.txt").write_text("1\n")
+    proc = run_lancer("show", str(trial))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[2] == "reward: 1 (the Harbor trial's verifier)"
+    assert run_lancer("view", str(trial)).returncode == 0
+    assert "<th>reward</th><td>1 (the Harbor trial&#x27;s verifier)</td>" in (trial / "view.html").read_text()
 
 
 def test_a_harbor_claude_code_trajectory_opens_in_view(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ def read_atif_run(path: Path) -> RunRecord:
         "agent": f"{agent.name} {agent.version}",
         "session_id": trajectory.session_id,
         "file": str(path),
+        "reward": _harbor_reward(folder),
     }
     return RunRecord(
         dir=folder,
@@ -71,6 +72,18 @@ def read_atif_run(path: Path) -> RunRecord:
         result=saved.get("result"),
         patch=str(saved.get("patch") or ""),
     )
+
+
+def _harbor_reward(folder: Path) -> float | None:
+    """The verifier's reward of a Harbor trial (``TRIAL/agent/trajectory.json`` beside
+    ``TRIAL/verifier/reward.txt``), or None when the file is not in one."""
+    reward = folder.parent / "verifier" / "reward.txt"
+    if folder.name != "agent" or not reward.is_file():
+        return None
+    try:
+        return float(reward.read_text().strip())
+    except ValueError:
+        return None
 
 
 def _agent_step(step: Step, folder: Path) -> dict[str, Any]:

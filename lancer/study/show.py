@@ -23,6 +23,8 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
     if "atif" in header:
         atif = header["atif"]
         lines.append(f"an {atif['schema_version']} trajectory by {atif['agent']} (session {atif['session_id']})")
+        if atif.get("reward") is not None:
+            lines.append(f"reward: {atif['reward']:g} (the Harbor trial's verifier)")
     if step is not None:
         chosen = [s for s in steps if s.get("step") == step]
         if not chosen:

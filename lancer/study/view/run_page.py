@@ -114,7 +114,9 @@ def _atif_outcome(run: RunRecord) -> str:
     facts = [
         ("trajectory", f"{esc(atif['schema_version'])} by {esc(atif['agent'])}"),
         ("session", esc(atif.get("session_id"))),
-        ("verdict", '<span class="muted">not recorded (no lancer result)</span>'),
+        ("verdict", '<span class="muted">not recorded (no lancer result)</span>')
+        if atif.get("reward") is None
+        else ("reward", esc(f"{atif['reward']:g} (the Harbor trial's verifier)")),
         ("steps", esc(final.get("steps"))),
         ("cost", money(final.get("cost_usd"), 4)),
         ("tokens", f"{final.get('input_tokens') or 0:,} in / {final.get('output_tokens') or 0:,} out"
