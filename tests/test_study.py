@@ -40,5 +40,6 @@ def test_show_of_a_folder_without_a_run_is_one_clear_line(tmp_path: Path) -> Non
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()
-        == f"lancer: error: {tmp_path} holds no trajectory.jsonl (give a run directory written by lancer run)"
+        == f"lancer: error: {tmp_path} holds no run: give a run directory written by lancer run,"
+        " or an ATIF trajectory.json"
     )

@@ -226,6 +226,7 @@ def test_view_of_a_folder_that_holds_no_run_is_one_clear_line(tmp_path: Path) ->
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         f"lancer: error: {tmp_path} is neither a run directory (trajectory.jsonl) nor an eval directory (eval.json)"
+        " nor an ATIF trajectory (trajectory.json)"
     )
 
 

@@ -1,6 +1,7 @@
 """``lancer export``: lancer tasks (folders, SWE-Lancer CSV rows) written in another
 benchmark's format: ``--format harbor DIR`` (docs/harbor.md) or ``--format swebench
-FILE.jsonl`` (docs/swebench.md).
+FILE.jsonl`` (docs/swebench.md); and recorded runs and evals as ATIF trajectories
+(``--format atif DIR``) or chat fine-tuning data (``--format sft FILE.jsonl``, docs/study.md).
 
 ``swebench`` writes the instances file and each task's repository (one commit: the base)
 to the file's folder/repos, read back with ``lancer eval --dataset FILE --repos DIR
@@ -25,16 +26,25 @@ from lancer.core.tasks import Task
 
 def add_export_command(commands: Any) -> None:
     """Register ``lancer export`` on the CLI's subcommands."""
-    ex = commands.add_parser("export", help="write lancer tasks as Harbor task folders or SWE-bench instances")
-    ex.add_argument("tasks", nargs="*", metavar="TASK", help="a task folder, or a folder of task folders")
+    ex = commands.add_parser(
+        "export", help="write tasks as Harbor folders or SWE-bench instances; runs as ATIF or fine-tuning data"
+    )
+    ex.add_argument(
+        "tasks",
+        nargs="*",
+        metavar="TASK|RUN",
+        help="a task folder, or a folder of task folders; atif and sft: a run or eval directory",
+    )
     ex.add_argument(
         "--format",
         nargs=2,
         required=True,
         metavar=("FORMAT", "DEST"),
-        help=f"the format ({', '.join(sorted(EXPORTERS))}) and where to write it "
-        "(harbor: a folder of task folders; swebench: a .jsonl file, its repositories beside it in repos/)",
+        help=f"the format ({', '.join(sorted([*EXPORTERS, *RUN_FORMATS]))}) and where to write it "
+        "(harbor: a folder of task folders; swebench: a .jsonl file, its repositories beside it in repos/; "
+        "atif: a folder of trajectory.json files; sft: a .jsonl file)",
     )
+    ex.add_argument("--resolved-only", action="store_true", help="atif, sft: only the resolved attempts")
     ex.add_argument(
         "--dataset",
         type=Path,
@@ -51,13 +61,32 @@ def _export(args: argparse.Namespace) -> int:
     from lancer.eval.taskset import load_task_set
 
     name, dest = args.format
+    if name in RUN_FORMATS:
+        return _export_runs(name, [Path(p) for p in args.tasks], Path(dest), args.resolved_only)
     if name not in EXPORTERS:
-        raise ConfigError(f"--format {name}: lancer exports {', '.join(sorted(EXPORTERS))}")
+        raise ConfigError(f"--format {name}: lancer exports {', '.join(sorted([*EXPORTERS, *RUN_FORMATS]))}")
     ids = [i for i in args.ids.split(",") if i] if args.ids else None
     tasks = [item.task for item in load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids)]
     config = load_config(args.config, {"sandbox.kind": "local"})
     for folder in EXPORTERS[name](tasks, Path(dest), config):
         console.print(f"wrote {folder}", markup=False)
+    return 0
+
+
+RUN_FORMATS = ("atif", "sft")
+
+
+def _export_runs(name: str, sources: list[Path], dest: Path, resolved_only: bool) -> int:
+    from lancer.study.export_runs import export_atif, export_sft
+
+    if not sources:
+        raise ConfigError(f"--format {name}: give the run or eval directories to export")
+    written = (export_atif if name == "atif" else export_sft)(sources, dest, resolved_only)
+    if name == "sft":
+        lines = sum(1 for _ in dest.open(encoding="utf-8"))
+        console.print(f"wrote {dest}: {lines} attempt(s)", markup=False)
+    else:
+        console.print(f"wrote {len(written)} ATIF trajectories under {dest}", markup=False)
     return 0
 
 

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check)
 
     show = commands.add_parser("show", help="print a recorded run step by step")
-    show.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl)")
+    show.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl), or an ATIF trajectory.json")
     show.add_argument("--max-chars", type=int, default=800, help="cut each text and output to this length")
     show.add_argument("--step", type=int, help="show only this step, in full")
     show.set_defaults(handler=lambda args: _print(render_run(args.run, args.max_chars, args.step)))
@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_compare)
 
     replay = commands.add_parser("replay", help="replay a run's tool calls; report whether it reproduces")
-    replay.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl)")
+    replay.add_argument("run", type=Path, help="a run directory (or its trajectory.jsonl), or an ATIF trajectory.json")
     replay.add_argument("--task", help="the task, if not where the run says (a folder, or an id with --dataset)")
     _common(replay)
     replay.add_argument("--out", type=Path, help="replay's run directory (default: RUN-replay-<time> beside RUN)")

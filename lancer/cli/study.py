@@ -11,8 +11,10 @@ from typing import Any
 def register(commands: Any) -> None:
     """Adds the study subcommands to the CLI's subparsers."""
     view = commands.add_parser("view", help="a run or an eval as an HTML page (screenshots, steps, table)")
-    view.add_argument("path", type=Path, help="a run directory or an eval directory")
-    view.add_argument("-o", "--out", type=Path, help="the HTML file to write (default: PATH/view.html)")
+    view.add_argument("path", type=Path, help="a run directory, an eval directory, or an ATIF trajectory.json")
+    view.add_argument(
+        "-o", "--out", type=Path, help="the HTML file to write (default: PATH/view.html; for a .json file, beside it)"
+    )
     view.add_argument("--serve", action="store_true", help="serve it on 127.0.0.1 and refresh while the eval runs")
     view.add_argument("--port", type=int, default=0, help="--serve: the port (default: any free one)")
     view.set_defaults(handler=_view)

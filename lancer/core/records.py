@@ -9,6 +9,7 @@ still running: a torn last line is dropped and attempts without a result are "ru
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from lancer.core.errors import LancerError
 from lancer.core.trajectory import read_trajectory
 
 RESULTS_FILE = "results.jsonl"  # an eval's record of finished attempts (lancer.eval.store writes it)
+# Screenshots a tool saved and named in its output (e.g. for a model that takes no images).
+_PNG_PATH = re.compile(r"(/[^\s'\"]+\.png)\b")
+# The folders of a run directory its tools write images into (lancer/tools/browser.py, user_tool.py).
+IMAGE_FOLDERS = ("screenshots", "user_tool")
 
 
 @dataclass
@@ -167,6 +172,34 @@ def row_from_run(run: RunRecord, attempt: int = 0) -> dict[str, Any]:
             "model": result.get("model", run.header.get("model")),
         }
     )
+
+
+def saved_pngs(output: str) -> list[str]:
+    """The PNG paths a tool named in its output."""
+    return list(_PNG_PATH.findall(output))
+
+
+def run_file_tail(raw: str) -> Path | None:
+    """A run's image path from the run directory on (``screenshots/shot-001.png``), or None."""
+    parts = Path(raw).parts
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i] in IMAGE_FOLDERS:
+            return Path(*parts[i:])
+    return None
+
+
+def locate_run_file(run_dir: Path, raw: str) -> Path | None:
+    """A file the run wrote, where it is now: the run directory may have moved (an eval's
+    attempt run on another node comes back to the driver's directory)."""
+    path = Path(raw)
+    if path.is_file():
+        return path
+    parts = path.parts
+    for i in range(len(parts) - 1, 0, -1):  # the longest tail of the path found in run_dir
+        candidate = run_dir.joinpath(*parts[i:])
+        if candidate.is_file() and parts[i] in IMAGE_FOLDERS:
+            return candidate
+    return None
 
 
 def _running_attempts(record: EvalRecord) -> list[dict[str, Any]]:

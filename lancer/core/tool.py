@@ -82,6 +82,14 @@ class Toolbox:
             tool.close()
 
 
+def function_schema(tool: type[Tool] | Tool) -> dict[str, Any]:
+    """A tool as OpenAI's function-calling schema (what ATIF and fine-tuning files list)."""
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description, "parameters": _schema(tool.Args)},
+    }
+
+
 def _schema(args: type[ToolArgs]) -> dict[str, Any]:
     schema = args.model_json_schema()
     schema.pop("title", None)

@@ -8,17 +8,23 @@ from typing import Any
 
 from lancer.core.dollars import earned_of
 from lancer.core.errors import LancerError
-from lancer.core.records import read_run
+from lancer.core.records import run_file_tail
 from lancer.core.text import price_text
+from lancer.study.runs import open_run
 
 
 def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> str:
     """The task and every step (texts cut to ``max_chars``), or one ``step`` in full."""
-    run = read_run(run_dir)
+    run = open_run(run_dir)
     header, steps, result = run.header, run.steps, run.result
     task = run.task
     price = price_text(task.get("price"), 0)
     lines = [f"{task.get('id', '?')} ({task.get('variant', '?')}, {price}) with {header.get('model', '?')}"]
+    if "atif" in header:
+        atif = header["atif"]
+        lines.append(f"an {atif['schema_version']} trajectory by {atif['agent']} (session {atif['session_id']})")
+        if atif.get("reward") is not None:
+            lines.append(f"reward: {atif['reward']:g} (the Harbor trial's verifier)")
     if step is not None:
         chosen = [s for s in steps if s.get("step") == step]
         if not chosen:
@@ -36,6 +42,9 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
         lines.append(
             f"\nexit: {final.get('exit_status')}" + (f"  ({detail})" if detail != final.get("exit_status") else "")
         )
+        totals = [f"{final[k]} {label}" for k, label in _TOTALS if final.get(k) is not None]
+        if result is None and totals:  # an ATIF trajectory's final metrics: no lancer result to say them
+            lines.append("totals: " + ", ".join(totals))
         if "model_wait_s" in final:
             lines.append(
                 f"waited {final['model_wait_s']:.1f}s on the model, {final['limiter_wait_s']:.1f}s on the rate limit"
@@ -44,6 +53,10 @@ def render_run(run_dir: Path, max_chars: int = 800, step: int | None = None) -> 
         earned = earned_of(result["earned"], result.get("price"))
         lines.append(f"resolved: {result['resolved']}  earned: {earned}  cost: {_cost(result)}")
     return "\n".join(lines)
+
+
+_TOTALS = (("steps", "steps"), ("input_tokens", "prompt tokens"), ("output_tokens", "completion tokens"),
+           ("cache_read_tokens", "cached tokens"), ("cost_usd", "USD"))  # fmt: skip
 
 
 def _task_text(task: dict[str, Any], prompt: list[dict[str, Any]]) -> list[str]:
@@ -71,6 +84,13 @@ def _step(record: dict[str, Any], limit: int | None) -> list[str]:
         lines.append(f"$ {call['name']} {_clip(arguments, limit, record['step'])}")
         lines.append(_indent(_clip(seen.get("output", ""), limit, record["step"])))
         lines += [f"  [image: {path}]" for path in seen.get("images", [])]
+        # Screenshots the model was not sent, unless the output names them already (lancer's tools do).
+        named = seen.get("output", "")
+        lines += [
+            f"  [image, not sent to the model: {path}]"
+            for path in seen.get("saved_images", [])
+            if str(run_file_tail(path) or path) not in named
+        ]
     for event in record.get("events", []):
         details = ", ".join(f"{k}: {v}" for k, v in event.items() if k != "type")
         lines.append(f"  ! {event.get('type', 'event')}: {details}")
@@ -80,7 +100,7 @@ def _step(record: dict[str, Any], limit: int | None) -> list[str]:
 def _step_facts(record: dict[str, Any]) -> str:
     usage = record.get("usage", {})
     facts = [
-        f"{record.get('duration_s', 0):.1f}s",
+        "time not recorded" if record.get("duration_s") is None else f"{record['duration_s']:.1f}s",
         f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out",
     ]
     if record.get("limiter_wait_s"):

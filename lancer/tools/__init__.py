@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lancer.core.config import RunConfig
 from lancer.core.sandbox import Sandbox
 from lancer.core.tasks import Task
-from lancer.core.tool import Tool, ToolArgs, Toolbox, ToolError, ToolResult
+from lancer.core.tool import Tool, ToolArgs, Toolbox, ToolError, ToolResult, function_schema
 from lancer.tools.bash import BashTool
 from lancer.tools.editor import EditorTool
 from lancer.tools.submit import ManagerSubmitTool, SubmitTool
 
-__all__ = ["Tool", "ToolArgs", "ToolError", "ToolResult", "Toolbox", "build_toolbox"]
+__all__ = ["Tool", "ToolArgs", "ToolError", "ToolResult", "Toolbox", "build_toolbox", "tool_schemas"]
 
 
 def build_toolbox(
@@ -52,3 +53,14 @@ def _web_tools(task: Task, sandbox: Sandbox, config: RunConfig, out_dir: Path, s
             UserTool(app, task.tests_dir, out_dir, supports_images, config.browser, max_output, task.test_command)
         )
     return tools
+
+
+def tool_schemas(names: set[str], manager: bool) -> list[dict[str, Any]]:
+    """The function schemas of the tools named (a recorded run's), in the toolbox's order;
+    ``manager``: a manager task's submit, which takes a proposal id."""
+    from lancer.tools.browser import BrowserTool
+    from lancer.tools.user_tool import UserTool
+
+    tools: list[type[Tool]] = [BashTool, EditorTool, BrowserTool, UserTool]
+    tools.append(ManagerSubmitTool if manager else SubmitTool)
+    return [function_schema(tool) for tool in tools if tool.name in names]

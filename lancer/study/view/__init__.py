@@ -17,6 +17,7 @@ from typing import Any
 
 from lancer.core.errors import LancerError
 from lancer.core.records import EvalRecord, is_eval_dir, is_run_dir, read_eval, read_header, read_run
+from lancer.study.runs import atif_file, open_run
 from lancer.study.view.eval_page import render_eval_page
 from lancer.study.view.run_page import render_run_page
 
@@ -24,7 +25,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def default_output(path: Path) -> Path:
-    return path / "view.html"
+    return path.with_suffix(".html") if path.is_file() else path / "view.html"
 
 
 @dataclass
@@ -44,11 +45,14 @@ class ViewBuilder:
     _plots_drawn: tuple[tuple[Any, ...], list[tuple[str, str]]] | None = None
 
     def __post_init__(self) -> None:
-        if not self.source.is_dir():
+        if self.source.is_file() and atif_file(self.source) is None:
+            raise LancerError(f"{self.source} is no ATIF trajectory (give a run directory or an eval directory)")
+        if not self.source.exists():
             raise LancerError(f"{self.source} is not a directory (give a run directory or an eval directory)")
-        if not (is_eval_dir(self.source) or is_run_dir(self.source)):
+        if not (is_eval_dir(self.source) or is_run_dir(self.source) or atif_file(self.source) is not None):
             raise LancerError(
                 f"{self.source} is neither a run directory (trajectory.jsonl) nor an eval directory (eval.json)"
+                " nor an ATIF trajectory (trajectory.json)"
             )
         if self.out.is_dir():
             raise LancerError(f"-o {self.out} is a directory: give the HTML file to write, e.g. {self.out}/view.html")
@@ -64,9 +68,9 @@ class ViewBuilder:
         if self.is_eval:
             self._build_eval()
         else:
-            self._write_if_changed(
-                self.out, _signature(self.source), lambda stamp: render_run_page(read_run(self.source), stamp=stamp)
-            )
+            found = None if is_run_dir(self.source) else atif_file(self.source)
+            inputs = _signature(self.source) if found is None else _signature(found.parent, (found.name,))
+            self._write_if_changed(self.out, inputs, lambda stamp: render_run_page(open_run(self.source), stamp=stamp))
         return self.out
 
     def _build_eval(self) -> None:

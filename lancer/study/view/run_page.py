@@ -4,19 +4,15 @@ time, retries), the final patch as a diff, and the grade. Steps are anchored ``#
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from lancer.core.dollars import earned_of
 from lancer.core.errors import LancerError
-from lancer.core.records import RunRecord
+from lancer.core.records import RunRecord, locate_run_file, run_file_tail, saved_pngs
 from lancer.core.text import money, price_text
 from lancer.study.tally import verdict
 from lancer.study.view.html import esc, folded, image_data_uri, page, seconds
-
-# Screenshots a tool saved and named in its output (e.g. for a model that takes no images).
-_PNG_PATH = re.compile(r"(/[^\s'\"]+\.png)\b")
 
 
 def render_run_page(
@@ -62,7 +58,7 @@ def _nav_link(step: dict[str, Any]) -> str:
         c
         for c, on in (
             ("err", any(o.get("is_error") for o in observations)),
-            ("shot", any(o.get("images") for o in observations)),
+            ("shot", any(o.get("images") or o.get("saved_images") for o in observations)),
         )
         if on
     )
@@ -89,6 +85,8 @@ def _task_section(task: dict[str, Any], result: dict[str, Any]) -> str:
 
 def _outcome_section(run: RunRecord) -> str:
     result = run.result
+    if result is None and "atif" in run.header:
+        return _atif_outcome(run)
     if result is None:
         state = "running (or ended without writing result.json)"
         badge = f'<span class="badge v-running">{esc(state)}</span>'
@@ -108,6 +106,24 @@ def _outcome_section(run: RunRecord) -> str:
     final_events = (run.final or {}).get("events") or []
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     return f'<section id="outcome"><h2>Outcome</h2><table>{rows}</table>{_events(final_events)}</section>'
+
+
+def _atif_outcome(run: RunRecord) -> str:
+    """Another agent's ATIF trajectory: who wrote it and its final metrics; no lancer verdict."""
+    atif, final = run.header["atif"], run.final or {}
+    facts = [
+        ("trajectory", f"{esc(atif['schema_version'])} by {esc(atif['agent'])}"),
+        ("session", esc(atif.get("session_id"))),
+        ("verdict", '<span class="muted">not recorded (no lancer result)</span>')
+        if atif.get("reward") is None
+        else ("reward", esc(f"{atif['reward']:g} (the Harbor trial's verifier)")),
+        ("steps", esc(final.get("steps"))),
+        ("cost", money(final.get("cost_usd"), 4)),
+        ("tokens", f"{final.get('input_tokens') or 0:,} in / {final.get('output_tokens') or 0:,} out"
+         f" ({final.get('cache_read_tokens') or 0:,} cached)"),
+    ]  # fmt: skip
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
+    return f'<section id="outcome"><h2>Outcome</h2><table>{rows}</table></section>'
 
 
 def _step(run_dir: Path, step: dict[str, Any]) -> str:
@@ -156,36 +172,27 @@ def _call(run_dir: Path, call: dict[str, Any], seen: dict[str, Any]) -> str:
 
 
 def _images(run_dir: Path, seen: dict[str, Any]) -> str:
-    shown = []
+    shown, done = [], set()
     attached = [str(p) for p in seen.get("images") or []]
-    named = [p for p in _PNG_PATH.findall(seen.get("output", "")) if p not in attached]
+    # Named in the output, or (a trajectory read from ATIF) listed apart as not sent to the model.
+    named = [p for p in [*saved_pngs(seen.get("output", "")), *seen.get("saved_images", [])] if p not in attached]
     for raw, note in [(p, "") for p in attached] + [
         (p, " (saved by the tool; not attached to the model)") for p in named
     ]:
-        path = _locate(run_dir, raw)
+        path = locate_run_file(run_dir, raw)
         if path is None:
             if not note:
                 shown.append(f'<p class="muted">screenshot {esc(raw)} is missing</p>')
             continue
+        tail = run_file_tail(str(path)) or path
+        if tail in done:  # one file named twice (its old path in the output, its copy beside an export)
+            continue
+        done.add(tail)
         shown.append(
             f'<figure><img class="shot" loading="lazy" alt="screenshot {esc(path.name)}" '
             f'src="{image_data_uri(path)}"><figcaption class="muted">{esc(path.name)}{esc(note)}</figcaption></figure>'
         )
     return "".join(shown)
-
-
-def _locate(run_dir: Path, raw: str) -> Path | None:
-    """A file the run wrote, where it is now: the run directory may have moved (an eval's
-    attempt run on another node comes back to the driver's directory)."""
-    path = Path(raw)
-    if path.is_file():
-        return path
-    parts = path.parts
-    for i in range(len(parts) - 1, 0, -1):  # the longest tail of the path found in run_dir
-        candidate = run_dir.joinpath(*parts[i:])
-        if candidate.is_file() and parts[i] in ("screenshots", "user_tool"):
-            return candidate
-    return None
 
 
 def _events(events: list[dict[str, Any]]) -> str:
