@@ -10,7 +10,12 @@ from lancer.formats.datasets import DatasetOptions
 
 def add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dataset", type=Path, help="a SWE-Lancer tasks CSV, or SWE-bench instances (.jsonl, .json, .parquet)"
+        "--dataset",
+        type=Path,
+        help="a SWE-Lancer tasks CSV, SWE-bench instances (.jsonl, .json, .parquet), or with --registry NAME@VERSION",
+    )
+    parser.add_argument(
+        "--registry", type=Path, help="a Harbor registry file (registry.json): --dataset names one of its datasets"
     )
     parser.add_argument(
         "--repos", help="SWE-bench: a folder of owner__name git repositories, or a git URL with {repo} in it"
@@ -31,4 +36,7 @@ def swebench_workspace() -> Path:
 
 
 def dataset_options(args: argparse.Namespace) -> DatasetOptions:
-    return DatasetOptions(swebench_workspace(), args.repos, args.price_from)
+    from lancer.sandbox.taskenv import cache_dir
+
+    registry = getattr(args, "registry", None)
+    return DatasetOptions(swebench_workspace(), args.repos, args.price_from, registry, cache_dir() / "harbor-registry")

@@ -1,7 +1,8 @@
 """A ``--dataset`` file, whatever its format: the one place that tells them apart.
 
 ``.jsonl``, ``.json`` and ``.parquet`` files hold SWE-bench instances (lancer.formats.swebench);
-anything else is a SWE-Lancer task CSV (lancer.formats.swelancer).
+anything else is a SWE-Lancer task CSV (lancer.formats.swelancer); with ``--registry``, the
+dataset is a Harbor registry's NAME@VERSION (lancer.formats.harbor_registry).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class DatasetOptions:
     workspace: Path  # where instance task folders are made
     repos: str | None = None  # --repos: a folder of owner__name repositories, or a URL with {repo}
     price_from: str = "none"  # --price-from: a column, a flat price, or none
+    # --registry: a Harbor registry file; --dataset then names one of its datasets (NAME@VERSION).
+    registry: Path | None = None
+    registry_cache: Path | None = None  # where its repositories are cloned
 
 
 def select_dataset_tasks(
@@ -32,6 +36,13 @@ def select_dataset_tasks(
     ids: Iterable[str] | None = None,
 ) -> list[Task]:
     """The tasks of ``path`` matching the filters; TaskError (one line) when none can be."""
+    if options.registry is not None:
+        from lancer.formats.harbor_registry import select_registry_tasks
+
+        if variant is not None or set_name is not None:
+            raise TaskError("--registry datasets are Harbor tasks: --variant and --set do not apply (use --ids)")
+        cache = options.registry_cache or options.workspace.parent / "harbor-registry"
+        return select_registry_tasks(str(path), options.registry, ids, cache)
     if not swebench.is_instances_file(path):
         return swelancer.select_tasks(path, variant, set_name, ids)
     if variant not in (None, "ic_swe") or set_name is not None:
@@ -41,6 +52,6 @@ def select_dataset_tasks(
 
 def dataset_task(task_id: str, path: Path, options: DatasetOptions) -> Task:
     """One task of ``path`` by its id."""
-    if not swebench.is_instances_file(path):
+    if options.registry is None and not swebench.is_instances_file(path):
         return swelancer.load_swelancer_task(task_id, path)
     return select_dataset_tasks(path, options, ids=[task_id])[0]
