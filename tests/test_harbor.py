@@ -164,9 +164,9 @@ def test_an_unknown_task_toml_key_is_one_warning_and_a_wrong_value_one_line_nami
     proc = run_lancer("run", str(task), "--sandbox", "docker", "--model", "oracle", "--out", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
-    assert warnings == [
-        "lancer: warning: task colourful: task.toml agent.mood, sidecar: not a Harbor key, ignored"
-    ], proc.stderr
+    assert warnings == ["lancer: warning: task colourful: task.toml agent.mood, sidecar: not a Harbor key, ignored"], (
+        proc.stderr
+    )
     assert json.loads((tmp_path / "run" / "result.json").read_text())["resolved"] is True
     for command, where in (("run", task), ("eval", tmp_path)):
         (task / "task.toml").write_text('[metadata]\ntags = "not-a-list"\n')

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from lancer.core.config import StrictModel, describe_validation_error
 from lancer.core.errors import TaskError
@@ -132,11 +132,12 @@ class TaskToml(StrictModel):
     def _version_renamed(cls, data: Any) -> Any:
         return _renamed(data)
 
-    @model_validator(mode="after")
-    def _known_schema(self) -> TaskToml:
-        if self.schema_version not in SCHEMA_VERSIONS:
-            raise ValueError(f"schema_version {self.schema_version!r}: lancer reads {', '.join(SCHEMA_VERSIONS)}")
-        return self
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, version: str) -> str:
+        if version not in SCHEMA_VERSIONS:
+            raise ValueError(f"{version!r} is not a schema lancer reads ({', '.join(SCHEMA_VERSIONS)})")
+        return version
 
     def network(self, phase: str) -> NetworkMode:
         """The network the agent's or the verifier's phase has: its own mode, else the environment's."""
