@@ -223,13 +223,18 @@ def test_a_registry_dataset_is_cloned_once_at_its_pinned_commit_and_run_from_the
     assert [c.name for c in clones] == [pinned]  # one clone for both tasks, at the pinned commit
     assert _git("rev-parse", "HEAD", cwd=clones[0]) == pinned
 
-    # From the cache: the repository is gone, the dataset still loads (and checks).
+    # From the cache: the repository is gone, the dataset still loads (and checks); a clone
+    # a killed lancer left (its owner's process gone) is removed on the way.
     shutil.rmtree(upstream)
+    abandoned = clones[0].parent / ".clone-killed"
+    (abandoned / "repo").mkdir(parents=True)
+    (abandoned / "lancer.pid").write_text("999999999")
     proc = run_lancer(
         "check", "--dataset", "terminal-bench@2.0", "--registry", str(registry), "--ids", "regex-log",
         "--sandbox", "docker", env=env, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0 and "regex-log: valid" in proc.stdout, proc.stdout + proc.stderr
+    assert not abandoned.exists()
 
     proc = run_lancer("check", "--dataset", "terminal-bench@9", "--registry", str(registry), env=env)
     assert proc.returncode == 2

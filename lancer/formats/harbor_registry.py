@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,9 +22,11 @@ from pydantic import Field, ValidationError
 
 from lancer.core.config import StrictModel, describe_validation_error
 from lancer.core.errors import TaskError
+from lancer.core.sandbox import OWNER_FILE, owned_temp_dir, pid_alive, remove_owned_dir
 from lancer.core.tasks import Task, is_harbor_folder
 
 _GIT_TIMEOUT_S = 600
+_CLONE_PREFIX = ".clone-"
 
 
 class RegistryTask(StrictModel):
@@ -96,21 +96,31 @@ def _checkout(entry: RegistryTask, cache: Path) -> Path:
     """The repository of ``entry`` at its commit, cloned once (the cache folder appears whole or not at all)."""
     key = hashlib.sha256(entry.git_url.encode()).hexdigest()[:16]
     target = cache / key / (entry.git_commit_id or "default-branch")
+    _remove_abandoned_clones(target.parent)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".clone-", dir=target.parent))
+    # Owned (lancer.pid in it): a clone a killed lancer left is removed by the next checkout here.
+    scratch = owned_temp_dir(_CLONE_PREFIX, str(target.parent))
     try:
-        _git(["clone", "-q", "--no-checkout", entry.git_url, str(scratch)], entry)
-        _git(["-C", str(scratch), "checkout", "-q", "--detach", entry.git_commit_id or "HEAD"], entry)
+        clone = scratch / "repo"
+        _git(["clone", "-q", "--no-checkout", entry.git_url, str(clone)], entry)
+        _git(["-C", str(clone), "checkout", "-q", "--detach", entry.git_commit_id or "HEAD"], entry)
         try:
-            os.rename(scratch, target)
+            os.rename(clone, target)
         except OSError:  # another eval cloned it first: theirs is the same commit
             if not target.is_dir():
                 raise
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_owned_dir(scratch)
     return target
+
+
+def _remove_abandoned_clones(folder: Path) -> None:
+    for scratch in folder.glob(f"{_CLONE_PREFIX}*"):
+        owner = scratch / OWNER_FILE
+        if owner.is_file() and not pid_alive(owner.read_text().strip()):
+            remove_owned_dir(scratch)
 
 
 def _git(args: list[str], entry: RegistryTask) -> None:
