@@ -242,7 +242,7 @@ def test_every_bundled_example_exports_as_a_harbor_task(exported_examples: Path)
     for name in BUNDLED:  # what `harbor run --agent oracle` reads
         folder = exported_examples / name
         spec = TaskToml.model_validate(tomllib.loads((folder / "task.toml").read_text()))
-        assert spec.metadata.price == load_task_folder(EXAMPLES / name).price
+        assert spec.lancer_metadata().price == load_task_folder(EXAMPLES / name).price
         assert (folder / "instruction.md").read_text().startswith("# ")
         assert (folder / "environment" / "Dockerfile").read_text().startswith("FROM lancer-base:bookworm\n")
         for script in ("solution/solve.sh", "tests/test.sh"):
