@@ -6,6 +6,7 @@ Harbor's log folders, registry datasets, and the export's schema. Never skipped.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tomllib
@@ -133,7 +134,8 @@ def test_task_toml_is_read_as_harbor_reads_it(tmp_path: Path) -> None:
         'authors = [{ name = "A. Author" }]\n\n[metadata]\ndifficulty = "easy"\nfree_form = { any = 1 }\n\n'
         '[agent]\ntimeout_sec = 60\nuser = "agent"\nenv = { MODE = "agent" }\n\n'
         '[verifier]\ntimeout_sec = 30\nuser = 0\nenv = { STRICT = "1" }\nnetwork_mode = "no-network"\n\n'
-        "[environment]\ncpus = 2\nmemory_mb = 1024\nbuild_timeout_sec = 90\n\n"
+        "[environment]\ncpus = 2\nmemory_mb = 1024\nbuild_timeout_sec = 90\n"
+        'env = { GREETING = "${LANCER_NO_SUCH_VAR:-hi}", HOME_IS = "${HOME}" }\n\n'
         '[solution]\nenv = { HINT = "x y" }\n'
     )
     loaded = load_task_folder(task)
@@ -143,6 +145,7 @@ def test_task_toml_is_read_as_harbor_reads_it(tmp_path: Path) -> None:
         "0",
     )
     assert (loaded.agent_env, loaded.solution_env) == ({"MODE": "agent"}, {"HINT": "x y"})
+    assert loaded.env == {"GREETING": "hi", "HOME_IS": os.environ["HOME"]}  # filled from this machine's
     assert loaded.test_command == "export STRICT=1; bash /tests/test.sh"
     limits = loaded.limits
     assert (limits.time_limit_s, limits.grader_timeout_s, limits.build_timeout_s) == (60, 30, 90)
@@ -161,6 +164,10 @@ def test_task_toml_is_read_as_harbor_reads_it(tmp_path: Path) -> None:
         ('[task]\nname = "no-slash"\n', "task.toml task.name: String should match pattern"),
         ('schema_version = "2.0"\n', "schema_version: Value error, '2.0' is not a schema lancer reads (1.0, 1.1,"),
         ('[environment]\nmemory = "lots"\n', "environment.memory 'lots': expected a size like '2G'"),
+        (
+            '[environment]\nenv = { TOKEN = "${LANCER_NO_SUCH_VAR}" }\n',
+            "task.toml environment.env.TOKEN needs $LANCER_NO_SUCH_VAR, which is not set here",
+        ),
         ('[agent]\nnetwork_mode = "public"\nallowed_hosts = ["pypi.org"]\n', "allowed_hosts is only valid when"),
     ):
         (task / "task.toml").write_text(toml)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from lancer.core.config import RunConfig, describe_validation_error
 from lancer.core.errors import TaskError
 from lancer.core.tasks import ContainerSpec, Task, TaskLimits
-from lancer.formats.harbor_toml import WRITTEN_SCHEMA, Metadata, NetworkMode, TaskToml, read_task_toml
+from lancer.formats.harbor_toml import WRITTEN_SCHEMA, Metadata, NetworkMode, TaskToml, host_env, read_task_toml
 from lancer.formats.harbor_web import (
     CONFTEST,
     browser_layer,
@@ -76,6 +76,7 @@ def load_harbor_task(folder: Path) -> Task:
         "dockerfile": None if image else DOCKERFILE,
         "network": public["agent"],
         "grader_network": public["verifier"],
+        "env": host_env(env.env, name),
         "agent_env": spec.agent.env,
         "solution_env": spec.solution.env,
         "test_command": f"{exports}bash {TESTS_AT}/{TEST_SCRIPT}",

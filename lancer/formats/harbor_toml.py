@@ -9,6 +9,7 @@ about.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tomllib
@@ -174,6 +175,27 @@ def read_task_toml(path: Path, name: str) -> TaskToml:
                 f"in its {phase} phase, which lancer does not enforce: use 'public' or 'no-network'"
             )
     return spec
+
+
+_TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def host_env(env: dict[str, str], name: str) -> dict[str, str]:
+    """[environment] env with its ``${VAR}`` and ``${VAR:-default}`` filled from this
+    machine's environment, as Harbor fills them; TaskError naming a variable that is unset."""
+
+    def fill(key: str, value: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            var, default = match.group(1), match.group(2)
+            if var in os.environ:
+                return os.environ[var]
+            if default is not None:
+                return default
+            raise TaskError(f"task {name}: task.toml environment.env.{key} needs ${var}, which is not set here")
+
+        return _TEMPLATE.sub(one, value)
+
+    return {key: fill(key, value) for key, value in env.items()}
 
 
 def _renamed(data: Any) -> Any:
