@@ -99,7 +99,10 @@ def test_a_no_network_verifier_cannot_reach_pypi_a_public_one_can_and_sandbox_ne
     # The same task, its verifier's phase without the network (the agent's keeps it).
     task = copy_task(COOKBOOK / "simple-task", tmp_path / "tasks")
     toml = (task / "task.toml").read_text().replace("[verifier]", '[verifier]\nnetwork_mode = "no-network"')
-    (task / "task.toml").write_text(toml)
+    # And the reference solution's and the agent's env reach solve.sh (the oracle is the agent here).
+    toml = toml.replace("[agent]", '[agent]\nenv = { WHO = "the agent" }')
+    (task / "task.toml").write_text(toml + '\n[solution]\nenv = { GREETING = "Hello, world!" }\n')
+    (task / "solution" / "solve.sh").write_text('#!/bin/bash\necho "$GREETING" > hello.txt\necho "$WHO" > who.txt\n')
     offline = tmp_path / "offline"
     proc = run_lancer("run", str(task), "--model", "oracle", "--sandbox", "docker", "--out", str(offline), timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -109,6 +112,8 @@ def test_a_no_network_verifier_cannot_reach_pypi_a_public_one_can_and_sandbox_ne
     stdout = (offline / "logs" / "verifier" / "test-stdout.txt").read_text()
     assert "Installed" not in stdout and "pip install" not in stdout
     assert any(word in stdout for word in ("Temporary failure in name resolution", "Failed to establish")), stdout
+    patch = (offline / "patch.diff").read_text()
+    assert "+Hello, world!\n" in patch and "+the agent\n" in patch, patch
 
     # sandbox.network: false forces both phases off, and the header and result.json say so.
     config = tmp_path / "offline.yaml"
