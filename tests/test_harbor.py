@@ -153,18 +153,29 @@ def test_a_harbor_task_is_refused_by_the_local_sandbox_before_the_run(tmp_path: 
     assert not (tmp_path / "run").exists()
 
 
-def test_an_unknown_task_toml_key_is_one_line_naming_the_task_and_the_key(tmp_path: Path) -> None:
+def test_an_unknown_task_toml_key_is_one_warning_and_a_wrong_value_one_line_naming_the_task_and_the_key(
+    tmp_path: Path,
+) -> None:
     task = copy_task("word-stats", tmp_path, "colourful")
-    (task / "task.toml").write_text(
-        (task / "task.toml").read_text().replace("[metadata]", '[metadata]\ncolour = "red"')
+    toml = (task / "task.toml").read_text()
+    # Harbor's [metadata] is free-form; a key no section of Harbor's has is ignored, as Harbor ignores it.
+    toml = toml.replace("[metadata]", '[metadata]\ncolour = "red"').replace("[agent]", "[agent]\nmood = 3")
+    (task / "task.toml").write_text(toml + '\n[sidecar]\nname = "x"\n')
+    proc = run_lancer("run", str(task), "--sandbox", "docker", "--model", "oracle", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warnings == ["lancer: warning: task colourful: task.toml agent.mood, sidecar: not a Harbor key, ignored"], (
+        proc.stderr
     )
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["resolved"] is True
     for command, where in (("run", task), ("eval", tmp_path)):
+        (task / "task.toml").write_text('[metadata]\ntags = "not-a-list"\n')
         proc = run_lancer(
             command, str(where), "--sandbox", "docker", "--model", "oracle", "--out", str(tmp_path / command)
         )
         assert proc.returncode == 2
         assert proc.stderr.strip().splitlines() == [
-            "lancer: error: task colourful: task.toml metadata.colour: Extra inputs are not permitted"
+            "lancer: error: task colourful: task.toml metadata.tags: Input should be a valid list"
         ]
     (task / "task.toml").write_text("[agent]\ntimeout_sec = -1\n")
     with pytest.raises(TaskError, match=r"^task colourful: task.toml agent.timeout_sec: Input should be greater"):
@@ -231,7 +242,7 @@ def test_every_bundled_example_exports_as_a_harbor_task(exported_examples: Path)
     for name in BUNDLED:  # what `harbor run --agent oracle` reads
         folder = exported_examples / name
         spec = TaskToml.model_validate(tomllib.loads((folder / "task.toml").read_text()))
-        assert spec.metadata.price == load_task_folder(EXAMPLES / name).price
+        assert spec.lancer_metadata().price == load_task_folder(EXAMPLES / name).price
         assert (folder / "instruction.md").read_text().startswith("# ")
         assert (folder / "environment" / "Dockerfile").read_text().startswith("FROM lancer-base:bookworm\n")
         for script in ("solution/solve.sh", "tests/test.sh"):

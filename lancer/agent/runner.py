@@ -26,6 +26,7 @@ from lancer.core.secrets import redact
 from lancer.core.tasks import Task
 from lancer.core.trajectory import TrajectoryWriter
 from lancer.grader import Grade, grade
+from lancer.grader.harbor_logs import HARBOR_LOGS, copy_logs
 from lancer.sandbox import Sandbox, create_sandbox
 from lancer.sandbox.git import diff
 from lancer.tools import Toolbox, build_toolbox
@@ -70,6 +71,8 @@ def _run_task(
             # Which prices its costs were counted with ("config", "genai-prices 0.2.3 (...)"); null: unknown.
             "price_source": getattr(model, "price_source", None),
             "config": config.model_dump(mode="json"),
+            # Each phase's network, and whether sandbox.network overrode what the task asks.
+            "network": task.network_summary(config.sandbox),
             "started_at": started_at,
             "prompts": prompts.describe(),
             **header_fields(task, model, out_dir),
@@ -83,6 +86,8 @@ def _run_task(
     try:
         with timing.measure("setup_s"):  # the sandbox with the task's setup done (or copied from its cache)
             sandbox = create_sandbox(config.sandbox.kind, task.sandbox_spec(for_agent=True, config=config.sandbox))
+        if task.reward_dir is not None:  # Harbor's log folders, there before the agent starts
+            sandbox.exec(["mkdir", "-p", *(f"/logs/{name}" for name in HARBOR_LOGS)])
         isolation = getattr(sandbox, "summary", None)  # the local sandbox: isolation and limits applied
         timing.environment = getattr(sandbox, "environment", None)
         with timing.measure("agent_s"):
@@ -95,6 +100,8 @@ def _run_task(
             )
             outcome = Agent(model, toolbox, config.limits, trajectory, on_step).run(messages)
             patch = diff(sandbox)
+            if task.reward_dir is not None:
+                copy_logs(sandbox, "/logs", ("agent", "artifacts"), out_dir / "logs")
     except KeyboardInterrupt:
         outcome.exit_status, outcome.detail = "interrupted", "interrupted by the user"
     except Exception as e:  # the run ends, but its outputs are still written below
@@ -112,7 +119,7 @@ def _run_task(
     if outcome.exit_status not in ("interrupted", "error", "model_error"):
         try:
             with timing.measure("grading_s"):
-                verdict = grade(task, patch, config, outcome.answer)
+                verdict = grade(task, patch, config, outcome.answer, out_dir / "logs")
         except KeyboardInterrupt:
             outcome.exit_status, outcome.detail = "interrupted", "interrupted while grading"
         except Exception as e:  # the grader's sandbox broke (its Docker engine restarted ...): not a failed fix
@@ -199,6 +206,7 @@ def build_result(
         "cache_write_tokens": usage.cache_write_tokens,
         "model": model.name,
         "sandbox": config.sandbox.kind,
+        "network": task.network_summary(config.sandbox),
         "answer": outcome.answer,
         "grade": verdict.to_dict() if verdict else None,
         "duration_s": round(seconds, 2),

@@ -15,8 +15,12 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         type=Path,
         metavar="FILE|NAME",
-        help="a SWE-Lancer tasks CSV, SWE-bench instances (.jsonl, .json, .parquet), or a dataset's name: "
-        + ", ".join(NAMES),
+        help="a SWE-Lancer tasks CSV, SWE-bench instances (.jsonl, .json, .parquet), a dataset's name ("
+        + ", ".join(NAMES)
+        + "), or with --registry NAME@VERSION",
+    )
+    parser.add_argument(
+        "--registry", type=Path, help="a Harbor registry file (registry.json): --dataset names one of its datasets"
     )
     parser.add_argument(
         "--repos", help="SWE-bench: a folder of owner__name git repositories, or a git URL with {repo} in it"
@@ -35,4 +39,7 @@ def swebench_workspace() -> Path:
 
 
 def dataset_options(args: argparse.Namespace) -> DatasetOptions:
-    return DatasetOptions(swebench_workspace(), args.repos, args.price_from)
+    from lancer.sandbox.taskenv import cache_dir
+
+    registry = getattr(args, "registry", None)
+    return DatasetOptions(swebench_workspace(), args.repos, args.price_from, registry, cache_dir() / "harbor-registry")

@@ -45,6 +45,8 @@ class ContainerSpec(StrictModel):
     # Wait until the image's setup has written this file, at most ready_timeout_s.
     ready_file: str | None = None
     ready_timeout_s: float = Field(3600, gt=0)
+    # The grader's user where it differs from the agent's (Harbor's [verifier] user).
+    grader_user: str | None = None
     # Network while the image's own setup runs; cut before the agent starts.
     setup_network: bool = False
     # Run as root after that setup, before the baseline (agent's and grader's sandbox).
@@ -134,7 +136,14 @@ class Task(StrictModel):
     # Never shown to the agent: only the grader reads it.
     correct_proposal: int | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    # Only the agent's sandbox has these (Harbor's [agent] env), only the reference
+    # solution's run these (its [solution] env).
+    agent_env: dict[str, str] = Field(default_factory=dict)
+    solution_env: dict[str, str] = Field(default_factory=dict)
+    # The agent's network; the grader's is ``grader_network`` when set (Harbor states the
+    # network per phase), else the same.
     network: bool = False
+    grader_network: bool | None = None
     # The Python the task's environment is made from in the local sandbox ("3.11"); None:
     # the system's python3. Docker uses the image's.
     python: str | None = Field(None, pattern=r"^3\.[0-9]+$")
@@ -221,11 +230,11 @@ class Task(StrictModel):
         return SandboxSpec(
             repo_dir=None if in_image else self.repo_dir,
             hidden_paths=hidden,
-            env={**self.env, **(SWEBENCH_IMAGE_ENV if in_image else {})},
+            env={**self.env, **(self.agent_env if for_agent else {}), **(SWEBENCH_IMAGE_ENV if in_image else {})},
             image=config.image or (None if built_env else self.image),
             dockerfile=None if config.image else dockerfile,
             workdir=container.workdir,
-            network=self.network if config.network is None else config.network,
+            network=self.phase_network(for_agent, config),
             isolation=config.isolation,
             python=self.python,
             label=self.id,
@@ -235,7 +244,7 @@ class Task(StrictModel):
             memory=config.memory,
             cpus=config.cpus,
             pids_limit=config.pids_limit,
-            user=config.user if built_env else container.user or config.user,
+            user=config.user if built_env else self._user(for_agent, container) or config.user,
             image_command=container.image_command,
             ready_file=container.ready_file,
             ready_timeout_s=container.ready_timeout_s,
@@ -244,6 +253,26 @@ class Task(StrictModel):
             remove_paths=list(container.hide) if for_agent else [],
             build_timeout_s=self.limits.build_timeout_s,
         )
+
+    def phase_network(self, for_agent: bool, config: SandboxConfig) -> bool:
+        """The agent's (or the grader's) network: the task's, unless the run's sandbox.network overrides it."""
+        if config.network is not None:
+            return config.network
+        return self.network if for_agent or self.grader_network is None else self.grader_network
+
+    def network_summary(self, config: SandboxConfig) -> dict[str, object]:
+        """What a run's header and result.json say of the network: each phase's, and what decided it."""
+        asked = {"agent": self.network, "grader": self.network if self.grader_network is None else self.grader_network}
+        given = {"agent": self.phase_network(True, config), "grader": self.phase_network(False, config)}
+        summary: dict[str, object] = {phase: "on" if on else "off" for phase, on in given.items()}
+        if given != asked:
+            summary["forced_by"] = f"sandbox.network: {str(config.network).lower()}"
+            summary["task_asks"] = {phase: "on" if on else "off" for phase, on in asked.items()}
+        return summary
+
+    @staticmethod
+    def _user(for_agent: bool, container: ContainerSpec) -> str | None:
+        return container.user if for_agent or container.grader_user is None else container.grader_user
 
     def limited(self, config: RunConfig) -> RunConfig:
         """``config`` with the task's own limits in place of the run's."""

@@ -3,7 +3,8 @@
 ``--dataset`` is a file or a dataset's name (lancer.formats.catalog: ``swelancer-lite``,
 ``swelancer``, ``swe-bench-verified``, ...), resolved to a file first. ``.jsonl``, ``.json``
 and ``.parquet`` files hold SWE-bench instances (lancer.formats.swebench); anything else is
-a SWE-Lancer task CSV (lancer.formats.swelancer).
+a SWE-Lancer task CSV (lancer.formats.swelancer); with ``--registry``, the dataset is a
+Harbor registry's NAME@VERSION (lancer.formats.harbor_registry).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class DatasetOptions:
     workspace: Path  # where instance task folders are made
     repos: str | None = None  # --repos: a folder of owner__name repositories, or a URL with {repo}
     price_from: str = "none"  # --price-from: a column, a flat price, or none
+    # --registry: a Harbor registry file; --dataset then names one of its datasets (NAME@VERSION).
+    registry: Path | None = None
+    registry_cache: Path | None = None  # where its repositories are cloned
 
 
 def select_dataset_tasks(
@@ -36,6 +40,13 @@ def select_dataset_tasks(
 ) -> list[Task]:
     """The tasks of ``path`` (a file or a dataset's name) matching the filters; TaskError
     (one line) when none can be."""
+    if options.registry is not None:
+        from lancer.formats.harbor_registry import select_registry_tasks
+
+        if variant is not None or set_name is not None:
+            raise TaskError("--registry datasets are Harbor tasks: --variant and --set do not apply (use --ids)")
+        cache = options.registry_cache or options.workspace.parent / "harbor-registry"
+        return select_registry_tasks(str(path), options.registry, ids, cache)
     path = dataset_file(path)
     if not swebench.is_instances_file(path):
         return swelancer.select_tasks(path, variant, set_name, ids)
@@ -46,7 +57,8 @@ def select_dataset_tasks(
 
 def dataset_task(task_id: str, path: Path, options: DatasetOptions) -> Task:
     """One task of ``path`` (a file or a dataset's name) by its id."""
-    path = dataset_file(path)
-    if not swebench.is_instances_file(path):
+    if options.registry is None:
+        path = dataset_file(path)
+    if options.registry is None and not swebench.is_instances_file(path):
         return swelancer.load_swelancer_task(task_id, path)
     return select_dataset_tasks(path, options, ids=[task_id])[0]

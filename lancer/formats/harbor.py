@@ -8,17 +8,18 @@ task.toml fields are read, and how the export maps a lancer task: docs/harbor.md
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import shutil
-import tomllib
 from pathlib import Path, PurePosixPath
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from lancer.core.config import StrictModel, describe_validation_error
+from lancer.core.config import RunConfig, describe_validation_error
 from lancer.core.errors import TaskError
 from lancer.core.tasks import ContainerSpec, Task, TaskLimits
+from lancer.formats.harbor_toml import WRITTEN_SCHEMA, Metadata, NetworkMode, TaskToml, host_env, read_task_toml
 from lancer.formats.harbor_web import (
     CONFTEST,
     browser_layer,
@@ -41,55 +42,11 @@ DEFAULT_WORKDIR = "/app"
 ANSWER_FILE = "proposal.txt"
 
 
-class _Metadata(StrictModel):
-    author_name: str | None = None
-    author_email: str | None = None
-    difficulty: str | None = None
-    category: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    expert_time_estimate_min: float | None = None
-    junior_time_estimate_min: float | None = None
-    # Not Harbor's: the dollars a lancer export carries over, so a round trip keeps them.
-    price: float | None = Field(None, ge=0)
-
-
-class _Verifier(StrictModel):
-    timeout_sec: float | None = Field(None, gt=0)
-    env: dict[str, str] = Field(default_factory=dict)
-
-
-class _Agent(StrictModel):
-    timeout_sec: float | None = Field(None, gt=0)
-
-
-class _Environment(StrictModel):
-    build_timeout_sec: float | None = Field(None, gt=0)
-    docker_image: str | None = None
-    cpus: float | None = Field(None, gt=0)
-    memory_mb: int | None = Field(None, gt=0)
-    storage_mb: int | None = Field(None, gt=0)  # accepted, not enforced (docs/harbor.md)
-    gpus: int | None = Field(None, ge=0)
-    allow_internet: bool | None = None
-
-
-class _Solution(StrictModel):
-    env: dict[str, str] = Field(default_factory=dict)
-
-
-class TaskToml(StrictModel):
-    version: str = "1.0"
-    metadata: _Metadata = Field(default_factory=_Metadata)
-    verifier: _Verifier = Field(default_factory=_Verifier)
-    agent: _Agent = Field(default_factory=_Agent)
-    environment: _Environment = Field(default_factory=_Environment)
-    solution: _Solution = Field(default_factory=_Solution)
-
-
 def load_harbor_task(folder: Path) -> Task:
     """The lancer task of a Harbor task folder; TaskError (one line) naming the task and the field."""
     folder = Path(folder).resolve()
     name = folder.name
-    spec = _read_toml(folder / "task.toml", name)
+    spec = read_task_toml(folder / "task.toml", name)
     instruction = (folder / "instruction.md").read_text(errors="replace")
     if not instruction.strip():
         raise TaskError(f"task {name}: instruction.md is empty (it is what the agent is asked to do)")
@@ -99,28 +56,39 @@ def load_harbor_task(folder: Path) -> Task:
     if env.gpus:
         raise TaskError(f"task {name}: task.toml environment.gpus = {env.gpus}: lancer's sandboxes have no GPUs")
     dockerfile = folder / DOCKERFILE
-    if env.docker_image is None and not dockerfile.is_file():
+    # A prebuilt docker_image is its Dockerfile's build: with the Dockerfile beside it,
+    # lancer builds that (no registry to pull from); without one, the image must be here.
+    image = None if dockerfile.is_file() else env.docker_image
+    if image is None and not dockerfile.is_file():
         compose = " (a docker-compose file is not supported)" if any(folder.glob("environment/*compose*")) else ""
         raise TaskError(f"task {name}: no {DOCKERFILE} and no environment.docker_image in task.toml{compose}")
     dockerfile_text = dockerfile.read_text(errors="replace") if dockerfile.is_file() else ""
     exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in spec.verifier.env.items())
+    metadata = _metadata(spec, name)
+    public = {phase: spec.network(phase) == NetworkMode.PUBLIC for phase in ("agent", "verifier")}
     fields = {
         "id": name,
         "variant": "ic_swe",
-        "price": spec.metadata.price,  # None: no dollars claimed, not $0
+        "price": metadata.price,  # None: no dollars claimed, not $0
         "title": _title(instruction, name),
         "description": instruction,
-        "image": env.docker_image,
-        "dockerfile": None if env.docker_image else DOCKERFILE,
-        "network": bool(env.allow_internet),
+        "image": image,
+        "dockerfile": None if image else DOCKERFILE,
+        "network": public["agent"],
+        "grader_network": public["verifier"],
+        "env": host_env(env.env, name),
+        "agent_env": spec.agent.env,
+        "solution_env": spec.solution.env,
         "test_command": f"{exports}bash {TESTS_AT}/{TEST_SCRIPT}",
         "tests_at": TESTS_AT,
         "reward_dir": VERIFIER_DIR,
-        # Harbor's agent and verifier are root in the container; an ENTRYPOINT or CMD
-        # (a service the tests query) runs as the image says.
+        # Harbor's agent and verifier are root in the container unless [agent] / [verifier]
+        # user say otherwise; an ENTRYPOINT or CMD (a service the tests query) runs as the
+        # image says.
         "container": ContainerSpec(
             workdir=_workdir(dockerfile_text, name),
-            user="root",
+            user=_user(spec.agent.user),
+            grader_user=None if spec.verifier.user is None else str(spec.verifier.user),
             image_command=bool(_instruction("ENTRYPOINT|CMD").search(dockerfile_text)),
         ),
         "limits": TaskLimits(
@@ -128,11 +96,11 @@ def load_harbor_task(folder: Path) -> Task:
             grader_timeout_s=spec.verifier.timeout_sec,
             build_timeout_s=env.build_timeout_sec,
             cpus=env.cpus,
-            memory=f"{env.memory_mb}m" if env.memory_mb else None,
+            memory=f"{env.memory_mb}m",
         ),
-        "difficulty": spec.metadata.difficulty,
-        "category": spec.metadata.category,
-        "tags": spec.metadata.tags,
+        "difficulty": metadata.difficulty,
+        "category": metadata.category,
+        "tags": metadata.tags,
     }
     try:
         task = Task.model_validate(fields)
@@ -142,15 +110,15 @@ def load_harbor_task(folder: Path) -> Task:
     return task
 
 
-def _read_toml(path: Path, name: str) -> TaskToml:
+def _metadata(spec: TaskToml, name: str) -> Metadata:
     try:
-        data = tomllib.loads(path.read_text(errors="replace"))
-    except tomllib.TOMLDecodeError as e:
-        raise TaskError(f"task {name}: task.toml is not valid TOML: {e}") from None
-    try:
-        return TaskToml.model_validate(data)
+        return spec.lancer_metadata()
     except ValidationError as e:
-        raise TaskError(f"task {name}: task.toml {describe_validation_error(e)}") from None
+        raise TaskError(f"task {name}: task.toml metadata.{describe_validation_error(e)}") from None
+
+
+def _user(user: str | int | None) -> str:
+    return "root" if user is None else str(user)
 
 
 def _title(instruction: str, name: str) -> str:
@@ -275,19 +243,22 @@ def _write_environment(task: Task, environment: Path, workdir: str, base_image: 
 
 
 def _task_toml(task: Task) -> str:
-    limits = task.limits
+    """Schema 1.x, every limit and the network written out: Harbor's defaults are not
+    lancer's (cpus 1, memory_mb 2048, the network public), so nothing is left to them."""
+    limits, defaults = task.limits, RunConfig()
     sections: dict[str, dict[str, object]] = {
         "metadata": {"difficulty": task.difficulty, "category": task.category, "tags": task.tags, "price": task.price},
-        "verifier": {"timeout_sec": limits.grader_timeout_s},
+        "verifier": {"timeout_sec": limits.grader_timeout_s or defaults.grader.timeout_s},
         "agent": {"timeout_sec": limits.time_limit_s},
         "environment": {
             "build_timeout_sec": limits.build_timeout_s,
-            "cpus": limits.cpus,
-            "memory_mb": _megabytes(limits.memory) if limits.memory else None,
-            "allow_internet": task.network or None,
+            # Harbor's cpus are whole.
+            "cpus": math.ceil(limits.cpus or defaults.sandbox.cpus),
+            "memory_mb": _megabytes(limits.memory or defaults.sandbox.memory),
+            "network_mode": (NetworkMode.PUBLIC if task.network else NetworkMode.NO_NETWORK).value,
         },
     }
-    text = f'# Written by lancer export from task {task.id}.\nversion = "1.0"\n'
+    text = f'# Written by lancer export from task {task.id}.\nschema_version = "{WRITTEN_SCHEMA}"\n'
     for name, fields in sections.items():
         given = {k: v for k, v in fields.items() if v not in (None, [])}
         if given:

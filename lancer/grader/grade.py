@@ -17,6 +17,7 @@ import contextlib
 import posixpath
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lancer.core.config import RunConfig
@@ -24,6 +25,8 @@ from lancer.core.errors import SetupError
 from lancer.core.sandbox import close_even_if_interrupted, owned_temp_dir
 from lancer.core.tasks import REPORT_ENV, Task
 from lancer.grader import pytest_reports
+from lancer.grader.ctrf import CTRF_JSON, parse_ctrf
+from lancer.grader.harbor_logs import keep_harbor_logs
 from lancer.grader.report import (
     Basis,
     ReportError,
@@ -61,9 +64,14 @@ class Grade:
     # A reward-file verdict's reward (1: resolved; less: a partial score) and its metrics.
     reward: float | None = None
     reward_metrics: dict[str, float] = field(default_factory=dict)
+    reward_source: str | None = None  # which reward file (and metric) the verdict rests on
 
     def to_dict(self) -> dict[str, Any]:
-        rewarded = {"reward": self.reward, "reward_metrics": self.reward_metrics} if self.reward is not None else {}
+        rewarded = (
+            {"reward": self.reward, "reward_metrics": self.reward_metrics, "reward_source": self.reward_source}
+            if self.reward is not None
+            else {}
+        )
         return {
             "status": self.status,
             "attempts": self.attempts,
@@ -88,11 +96,15 @@ class _TestRun:
     stdout: str = ""
 
 
-def grade(task: Task, patch: bytes, config: RunConfig, answer: dict[str, Any] | None = None) -> Grade:
+def grade(
+    task: Task, patch: bytes, config: RunConfig, answer: dict[str, Any] | None = None, logs_dir: Path | None = None
+) -> Grade:
+    """The verdict on ``patch``. A task graded by a reward file leaves what its verifier
+    wrote (Harbor's /logs/verifier and /logs/artifacts) in ``logs_dir`` when given."""
     config = task.limited(config)
     if task.variant == "swe_manager":
         return _grade_manager(task, answer)
-    return _grade_ic(task, patch, config)
+    return _grade_ic(task, patch, config, logs_dir)
 
 
 def _grade_manager(task: Task, answer: dict[str, Any] | None) -> Grade:
@@ -103,7 +115,7 @@ def _grade_manager(task: Task, answer: dict[str, Any] | None) -> Grade:
     return Grade("passed" if resolved else "failed", resolved, detail=f"chose proposal {chosen}", basis="proposal")
 
 
-def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
+def _grade_ic(task: Task, patch: bytes, config: RunConfig, logs_dir: Path | None) -> Grade:
     # SWE-Lancer's images carry their tests; the agent's container had them removed (container.hide).
     tests_in_image = task.test_command is not None and task.container is not None and bool(task.container.hide)
     if task.tests_dir is None and not tests_in_image and task.swebench is None:
@@ -130,7 +142,10 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
                 return Grade("error", False, detail=f"the test patch of {task.id} does not apply: {e}")
         command = task.test_command or task.default_test_command()
         if task.reward_dir is not None:
-            return _grade_by_reward(task, sandbox, command, task.reward_dir, config)
+            verdict, output = _grade_by_reward(task, sandbox, command, task.reward_dir, config)
+            if logs_dir is not None:
+                keep_harbor_logs(sandbox, task.reward_dir, output, logs_dir)
+            return verdict
         pytest_reports.install_in_sandbox(sandbox)
         named = posixpath.join(sandbox.workdir, task.test_report or _REPORT_NAME)
         reports = f"{sandbox.workdir}/{_PYTEST_REPORTS}"
@@ -155,24 +170,29 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig) -> Grade:
         close_even_if_interrupted(sandbox)
 
 
-def _grade_by_reward(task: Task, sandbox: Sandbox, command: str, reward_dir: str, config: RunConfig) -> Grade:
-    """Run the test command; the verdict is the reward it wrote (the best of the attempts)."""
-    best = Grade("error", False)
+def _grade_by_reward(
+    task: Task, sandbox: Sandbox, command: str, reward_dir: str, config: RunConfig
+) -> tuple[Grade, str]:
+    """Run the test command; the verdict is the reward it wrote (the best of the attempts),
+    with the last attempt's whole output."""
+    best, output = Grade("error", False), ""
     for attempt in range(1, config.grader.attempts + 1):
-        # A reward left by an earlier attempt must not count.
-        sandbox.exec(["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1"', "reset", reward_dir])
+        # A reward left by an earlier attempt must not count; Harbor's other log folders are there too.
+        reset = 'rm -rf -- "$1" && mkdir -p -- "$1" "$(dirname "$1")/agent" "$(dirname "$1")/artifacts"'
+        sandbox.exec(["sh", "-c", reset, "reset", reward_dir])
         result = sandbox.exec(["bash", "-c", command], timeout=config.grader.timeout_s)
-        tail = result.text[-_TAIL_CHARS:]
+        output = result.text
+        tail = output[-_TAIL_CHARS:]
         if result.timed_out:
             why = f"task {task.id}: the test command ({command}) timed out after {config.grader.timeout_s:g} s"
             verdict = Grade("error", False, attempt, why, tail)
         else:
             verdict = _reward_verdict(task, sandbox, command, reward_dir, attempt, tail)
         if verdict.resolved:
-            return verdict
+            return verdict, output
         if best.reward is None or (verdict.reward is not None and verdict.reward >= best.reward):
             best = verdict
-    return best
+    return best, output
 
 
 def _reward_verdict(task: Task, sandbox: Sandbox, command: str, reward_dir: str, attempt: int, tail: str) -> Grade:
@@ -186,11 +206,20 @@ def _reward_verdict(task: Task, sandbox: Sandbox, command: str, reward_dir: str,
         except RewardError as e:
             return Grade("error", False, attempt, f"task {task.id}: {reward_dir}/{e}", tail)
         status: Status = "passed" if reward.resolved else "failed"
-        return Grade(
-            status, reward.resolved, attempt, reward.describe(), tail, [], "reward file", reward.value, reward.metrics
-        )
+        verdict = Grade(status, reward.resolved, attempt, reward.describe(), tail, [], "reward file")
+        verdict.reward, verdict.reward_metrics, verdict.reward_source = reward.value, reward.metrics, reward.source
+        verdict.tests = _ctrf_tests(sandbox, reward_dir)
+        return verdict
     why = f"task {task.id}: the test command ({command}) wrote no reward ({reward_dir}/{REWARD_TXT} or {REWARD_JSON})"
     return Grade("error", False, attempt, why, tail)
+
+
+def _ctrf_tests(sandbox: Sandbox, reward_dir: str) -> list[TestOutcome]:
+    """The per-test outcomes of the verifier's CTRF report, if it wrote one (they inform; the reward decides)."""
+    try:
+        return parse_ctrf(sandbox.read_file(f"{reward_dir}/{CTRF_JSON}"))
+    except (FileNotFoundError, IsADirectoryError, ReportError):
+        return []
 
 
 def apply_test_patch(sandbox: Sandbox, task: Task) -> None:

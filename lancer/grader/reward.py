@@ -1,8 +1,9 @@
 """Verdicts from a reward file, as Harbor's verifiers write them: ``reward.txt`` holds a
 number, ``reward.json`` an object of numbers (``{"reward": 0.5}``, or one per metric).
 
-The reward is ``reward`` when the object has it, else the mean of its metrics; 1 (or
-more) resolves the task, anything less is a failed fix whose reward is recorded. No
+The reward is ``reward`` when the object has it, its one metric when it has one, else the
+mean of its metrics (``Reward.source`` names which); every metric is kept. 1 (or more)
+resolves the task, anything less is a failed fix whose reward is recorded. No
 reward at all is a harness fault: the verifier never said anything about the fix.
 """
 
@@ -25,6 +26,9 @@ class Reward:
     value: float
     # reward.json's metrics besides "reward" (without one, the reward is their mean).
     metrics: dict[str, float] = field(default_factory=dict)
+    # What the verdict rests on: "reward.txt", "reward.json's reward", "reward.json's
+    # accuracy" (its one metric), "the mean of reward.json's correctness, performance".
+    source: str = REWARD_TXT
 
     @property
     def resolved(self) -> bool:
@@ -45,13 +49,16 @@ def parse_reward(name: str, data: bytes) -> Reward:
     except json.JSONDecodeError as e:
         raise RewardError(f"{name} is not JSON ({e.msg})") from None
     if isinstance(loaded, int | float) and not isinstance(loaded, bool):
-        return Reward(_number(loaded, name))
+        return Reward(_number(loaded, name), source=name)
     if not isinstance(loaded, dict) or not loaded:
         raise RewardError(f'{name} must be an object of numbers, e.g. {{"reward": 1}}')
     metrics = {str(key): _number(value, f"{name}'s {key}") for key, value in loaded.items()}
     if "reward" in metrics:
-        return Reward(metrics.pop("reward"), metrics)
-    return Reward(sum(metrics.values()) / len(metrics), metrics)
+        return Reward(metrics.pop("reward"), metrics, f"{name}'s reward")
+    if len(metrics) == 1:
+        ((only, value),) = metrics.items()
+        return Reward(value, metrics, f"{name}'s {only}")
+    return Reward(sum(metrics.values()) / len(metrics), metrics, f"the mean of {name}'s {', '.join(metrics)}")
 
 
 def _number(value: object, where: str) -> float:

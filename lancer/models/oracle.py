@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shlex
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,7 +70,7 @@ def solution_turns(task: Task) -> list[ScriptedTurn]:
     if folder is not None and (folder / SOLUTION_PATCH).is_file():
         return _patch_turns(folder / SOLUTION_PATCH)
     if folder is not None and (folder / SOLVE_SCRIPT).is_file():
-        return _solve_script_turns(folder / SOLVE_SCRIPT)
+        return _solve_script_turns(folder / SOLVE_SCRIPT, task.solution_env)
     if task.variant == "swe_manager" and task.correct_proposal is not None:
         submit = ScriptedCall(name="submit", arguments={"proposal_id": task.correct_proposal})
         return [ScriptedTurn(content=f"Proposal {task.correct_proposal} is the correct one.", tool_calls=[submit])]
@@ -97,16 +98,17 @@ def _patch_turns(path: Path) -> list[ScriptedTurn]:
     ]
 
 
-def _solve_script_turns(script: Path) -> list[ScriptedTurn]:
+def _solve_script_turns(script: Path, env: dict[str, str]) -> list[ScriptedTurn]:
     folder = script.parent
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(str(folder), arcname=".")
     encoded = base64.b64encode(buffer.getvalue()).decode()
-    # Run from the working tree, as Harbor runs it from the image's WORKDIR.
+    # Run from the working tree, as Harbor runs it from the image's WORKDIR, with its [solution] env.
+    exports = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
     command = (
         f"rm -rf /solution && mkdir -p /solution && printf %s {encoded} | base64 -d | tar -xzf - -C /solution "
-        f"&& bash /solution/{script.name} && echo '{APPLIED}'"
+        f"&& {exports}bash /solution/{script.name} && echo '{APPLIED}'"
     )
     return [
         ScriptedTurn(
