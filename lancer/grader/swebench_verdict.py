@@ -66,9 +66,12 @@ def parser_for(repo: str, log_parser: str = "") -> Callable[..., dict[str, str]]
 
 def mapped_parser(repo: str) -> Callable[..., dict[str, str]] | None:
     """The parser swebench maps `repo` to (across its per-language maps), if any."""
-    from swebench.harness.log_parsers import python
+    from swebench.harness.log_parsers import c, go, java, javascript, php, python, ruby, rust
 
-    return python.MAP_REPO_TO_PARSER_PY.get(repo)  # type: ignore[no-any-return]
+    maps = (python.MAP_REPO_TO_PARSER_PY, javascript.MAP_REPO_TO_PARSER_JS, c.MAP_REPO_TO_PARSER_C,
+            go.MAP_REPO_TO_PARSER_GO, java.MAP_REPO_TO_PARSER_JAVA, php.MAP_REPO_TO_PARSER_PHP,
+            ruby.MAP_REPO_TO_PARSER_RUBY, rust.MAP_REPO_TO_PARSER_RUST)
+    return next((m[repo] for m in maps if repo in m), None)  # type: ignore[no-any-return]
 
 
 def swebench_verdict(
