@@ -71,7 +71,7 @@ def mapped_parser(repo: str) -> Callable[..., dict[str, str]] | None:
     maps = (python.MAP_REPO_TO_PARSER_PY, javascript.MAP_REPO_TO_PARSER_JS, c.MAP_REPO_TO_PARSER_C,
             go.MAP_REPO_TO_PARSER_GO, java.MAP_REPO_TO_PARSER_JAVA, php.MAP_REPO_TO_PARSER_PHP,
             ruby.MAP_REPO_TO_PARSER_RUBY, rust.MAP_REPO_TO_PARSER_RUST)
-    return next((m[repo] for m in maps if repo in m), None)  # type: ignore[no-any-return]
+    return next((m[repo] for m in maps if repo in m), None)
 
 
 def swebench_verdict(
