@@ -91,6 +91,9 @@ class SandboxSpec:
     # it): a SWE-bench instance without its own image gets lancer's base image and an
     # environment built there (lancer.sandbox.docker.engine.resolve_image).
     without_image: SandboxSpec | None = None
+    # Docker, a tree that came with the image: keep its git history instead of a fresh
+    # baseline (the grader of a SWE-bench instance whose eval_script checks out base_commit).
+    keep_history: bool = False
 
 
 class Closeable(Protocol):

@@ -36,6 +36,8 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 IMAGE = "swebench/sweb.eval.x86_64.{id}:latest"
 IMAGE_CONTAINER = {"workdir": "/testbed", "user": "root"}
 SETUP = ["if [ -f pyproject.toml ] || [ -f setup.py ]; then python3 -m pip install -q -e .; fi"]
+# An instance's eval_script, in its task folder.
+EVAL_SCRIPT = "eval.sh"
 # `lancer export --format swebench`: each task's repository is lancer/<task id>.
 EXPORT_OWNER = "lancer"
 
@@ -53,6 +55,12 @@ class Instance(StrictModel, extra="ignore"):
     PASS_TO_PASS: list[str]
     version: str | None = None
     environment_setup_commit: str | None = None
+    # The current datasets' (swebench 5.x): with both, the instance runs as the official
+    # harness runs it (docker only, in ``image``: lancer.grader.swebench_eval).
+    image: str | None = None
+    eval_script: str | None = None
+    log_parser: str | None = None
+    eval_type: str | None = None
 
     @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
     @classmethod
@@ -63,6 +71,11 @@ class Instance(StrictModel, extra="ignore"):
     @property
     def owner_name(self) -> str:
         return self.repo.replace("/", "__")
+
+    @property
+    def current(self) -> bool:
+        """Whether it carries its image and eval_script: its tree is the image's, no --repos."""
+        return bool(self.image and self.eval_script)
 
 
 def is_instances_file(path: Path) -> bool:
@@ -118,7 +131,11 @@ def select_instances(
     if not rows:
         raise TaskError(f"{path} holds no instances")
     instances = [(parse_instance(row, path), row) for row in rows]  # every row checked before any work
-    if repos is None:
+    for instance, _ in instances:
+        if instance.current and not (instance.log_parser and instance.eval_type):
+            why = "an eval_script needs its log_parser and eval_type"
+            raise TaskError(f"{path} instance {instance.instance_id}: {why}")
+    if repos is None and not all(instance.current for instance, _ in instances):
         raise TaskError("SWE-bench instances need their repositories: give --repos DIR (owner__name git repositories)")
     return [_task(instance, row, repos, price_from, workspace) for instance, row in instances]
 
@@ -139,7 +156,7 @@ def _price(row: dict[str, Any], price_from: str, instance_id: str) -> float | No
     )
 
 
-def _task(instance: Instance, row: dict[str, Any], repos: str, price_from: str, workspace: Path) -> Task:
+def _task(instance: Instance, row: dict[str, Any], repos: str | None, price_from: str, workspace: Path) -> Task:
     price = _price(row, price_from, instance.instance_id)
     fields = task_fields(instance, price)
     # Made again when the instance or what lancer makes of it changes.
@@ -150,7 +167,11 @@ def _task(instance: Instance, row: dict[str, Any], repos: str, price_from: str, 
         staging = folder.with_name(folder.name + ".making")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        _checkout(instance, _mirror(instance, repos, workspace), staging / "repo")
+        if instance.current:  # its tree is the image's
+            (staging / EVAL_SCRIPT).write_text(instance.eval_script or "")
+        else:
+            assert repos is not None
+            _checkout(instance, _mirror(instance, repos, workspace), staging / "repo")
         (staging / "test.patch").write_text(instance.test_patch)
         (staging / "solution.patch").write_text(instance.patch)
         (staging / "task.yaml").write_text(yaml.safe_dump(fields, sort_keys=False))
@@ -165,6 +186,11 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
     statement = instance.problem_statement.strip()
     title = statement.splitlines()[0][:120] if statement else instance.instance_id
     env_of = instance.environment_setup_commit or instance.version or instance.base_commit
+    current = (
+        {"eval_script": EVAL_SCRIPT, "log_parser": instance.log_parser, "eval_type": instance.eval_type}
+        if instance.current
+        else {}
+    )
     return {
         "id": instance.instance_id,
         "variant": "ic_swe",
@@ -172,7 +198,7 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
         "title": title,
         "description": statement,
         "set": instance.repo,
-        "image": image_name(instance.instance_id),
+        "image": instance.image if instance.current else image_name(instance.instance_id),
         "container": dict(IMAGE_CONTAINER),
         "setup": list(SETUP),
         "env_key": f"swebench-{instance.owner_name}-{env_of}"[:120],
@@ -184,6 +210,7 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
             "pass_to_pass": instance.PASS_TO_PASS,
             "version": instance.version,
             "environment_setup_commit": instance.environment_setup_commit,
+            **current,
         },
     }
 

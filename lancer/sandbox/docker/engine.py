@@ -80,18 +80,21 @@ def require_image(image: str, how_to_get: str | None = None) -> None:
 def _present_or_pulled(client: docker.DockerClient, image: str, how_to_get: str | None = None) -> str:
     if has_image(client, image):
         return image
+    how_to_get = how_to_get or (
+        f"build it (`docker build -t {image} DIR`), pull or load it (`docker pull {image}`, `docker load -i FILE`)"
+    )
+    pull_image(client, image, f"; {how_to_get}, or name another with --image")
+    return image
+
+
+def pull_image(client: docker.DockerClient, image: str, how_to_get: str = "") -> None:
+    """Pull ``image``, saying so; SandboxError (one line) if it cannot be."""
     print(f"lancer: image {image} is not here; pulling it", file=sys.stderr)
     try:
         client.images.pull(image)
     except docker.errors.APIError as e:
-        how_to_get = how_to_get or (
-            f"build it (`docker build -t {image} DIR`), pull or load it (`docker pull {image}`, `docker load -i FILE`)"
-        )
-        raise SandboxError(
-            f"image {image} is not on this machine and could not be pulled ({api_reason(e)}); "
-            f"{how_to_get}, or name another with --image"
-        ) from None
-    return image
+        why = f"image {image} is not on this machine and could not be pulled ({api_reason(e)})"
+        raise SandboxError(why + how_to_get) from None
 
 
 def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeout_s: float | None = None) -> str:
