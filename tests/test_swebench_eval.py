@@ -53,6 +53,7 @@ COPY testbed /testbed
 RUN python3 -m pip install -q --break-system-packages 'jsonpointer>=1.9'
 WORKDIR /testbed
 """
+CONTEXT = "image context"  # the fixture's key for the image's build context (not a column)
 # A wrong fix: the invalid index raises, but not the error the test expects.
 WRONG_FIX = """--- a/jsonpatch.py
 +++ b/jsonpatch.py
@@ -107,14 +108,14 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     built = subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(context)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     try:
-        yield row
+        yield {**row, CONTEXT: context}
     finally:
         subprocess.run(["docker", "rmi", "-f", IMAGE], capture_output=True)
 
 
 def _dataset(tmp_path: Path, *rows: dict[str, Any]) -> Path:
     path = tmp_path / "instances.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != CONTEXT}) + "\n" for r in rows))
     return path
 
 
@@ -179,7 +180,8 @@ def test_per_test_statuses_equal_the_official_harness_on_the_same_instance(
         assert harness.returncode == 0, harness.stdout + harness.stderr
         logs = tmp_path / "logs" / "run_evaluation" / f"parity-{name}" / name / INSTANCE_ID
         report = json.loads((logs / "report.json").read_text())[INSTANCE_ID]
-        status_map, found = get_logs_eval(make_test_spec(instance), str(logs / "test_output.txt"))
+        row = {k: v for k, v in instance.items() if k != CONTEXT}
+        status_map, found = get_logs_eval(make_test_spec(row), str(logs / "test_output.txt"))
         assert found
         verdict = _grade(tmp_path, instance, patch)
         assert verdict["resolved"] is report["resolved"] is (name == "gold"), (verdict, report)
@@ -207,3 +209,48 @@ def test_a_missing_image_is_one_line_naming_the_pull_and_the_local_sandbox_refus
         done = run_lancer("grade", instance_id, str(empty), "--dataset", str(dataset), "--sandbox", sandbox)
         lines = (done.stdout + done.stderr).strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and said in lines[0], lines
+
+
+def test_a_swebench_task_repo_builds_its_image_once_and_prune_envs_removes_it(
+    tmp_path: Path, instance: dict[str, Any]
+) -> None:
+    """swebench 5's task repo layout (sweb.yaml, tasks/<instance_id>/...), checked by
+    swebench's own checker; lancer builds the image from the task's Dockerfile (its folder
+    the context, as swebench builds it), once."""
+    import docker
+    from swebench.task.checks import check_task_repo, errors, expected_image
+
+    repo = tmp_path / "tasks-repo"
+    task = repo / "tasks" / INSTANCE_ID
+    shutil.copytree(instance[CONTEXT], task)  # Dockerfile and testbed/, which it COPYs
+    (repo / "sweb.yaml").write_text("datasets: [lancer/json-patch]\nsplits: [test]\n")
+    meta = {key: instance[key] for key in ("instance_id", "repo", "version", "base_commit", "log_parser", "eval_type")}
+    meta.update(split="test", datasets=["lancer/json-patch"], image=expected_image(INSTANCE_ID))
+    (task / "task.yaml").write_text(json.dumps(meta))
+    (task / "tests.json").write_text(json.dumps({"FAIL_TO_PASS": F2P, "PASS_TO_PASS": P2P}))
+    for name, column in (("gold.patch", "patch"), ("test.patch", "test_patch"), ("eval.sh", "eval_script"),
+                         ("problem_statement.md", "problem_statement")):  # fmt: skip
+        (task / name).write_text(instance[column])
+    assert not errors(check_task_repo(repo)), check_task_repo(repo)
+
+    client = docker.from_env()
+
+    def built() -> list[str]:
+        images = client.images.list(filters={"label": "lancer.managed=env-built"})
+        return [tag for image in images for tag in image.tags if INSTANCE_ID in tag]
+
+    assert built() == []
+    for run in ("first", "again"):
+        out = tmp_path / run
+        done = run_lancer(
+            "eval", "--dataset", str(repo), "--sandbox", "docker", "--model", "oracle", "--out", str(out), timeout=900
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        assert row["resolved"] and row["grade_status"] == "passed", row
+        assert ("lancer: building" in done.stderr) is (run == "first"), done.stderr
+        (tag,) = built()
+        assert tag.startswith(f"lancer-env-{INSTANCE_ID}:"), tag
+    pruned = run_lancer("sandbox", "prune", "--envs")
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert built() == []

@@ -49,19 +49,25 @@ def _how_to_get(task: Task, image: str) -> str | None:
 def _check_instance_image(task: Task, sandbox: SandboxConfig) -> None:
     """A SWE-bench instance with its eval_script runs in its own image, in docker only; the
     image is pulled with --pull (sandbox.pull), never silently."""
-    assert task.image is not None
+    image = task.image or f"built from {task.dockerfile}"
     if sandbox.kind == "local":
         raise TaskError(
-            f"task {task.id} runs its eval_script in its image {task.image}, "
+            f"task {task.id} runs its eval_script in its image {image}, "
             "which the local sandbox cannot use: run it with --sandbox docker"
         )
     if sandbox.image:
-        raise TaskError(f"task {task.id} runs in its own image {task.image}: drop --image (sandbox.image)")
+        raise TaskError(f"task {task.id} runs in its own image {image}: drop --image (sandbox.image)")
     from lancer.sandbox.docker import connect
-    from lancer.sandbox.docker.engine import has_image, pull_image
+    from lancer.sandbox.docker.engine import ensure_image, has_image, pull_image
 
     client = connect()
     try:
+        if task.image is None:  # a task repo's: built from its Dockerfile once, before any attempt
+            try:
+                ensure_image(client, task.sandbox_spec(for_agent=True, config=sandbox))
+            except SandboxError as e:
+                raise TaskError(f"task {task.id}: {e}") from None
+            return
         if has_image(client, task.image):
             return
         if not sandbox.pull:

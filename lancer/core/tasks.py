@@ -255,6 +255,7 @@ class Task(StrictModel):
             prepare=list(container.prepare),
             remove_paths=list(container.hide) if for_agent else [],
             build_timeout_s=self.limits.build_timeout_s,
+            dockerfile_env=self.runs_eval_script,
         )
 
     def limited(self, config: RunConfig) -> RunConfig:
@@ -275,7 +276,8 @@ class Task(StrictModel):
     @property
     def runs_eval_script(self) -> bool:
         """A SWE-bench instance of the current datasets: its eval_script runs in its image."""
-        return self.swebench is not None and self.swebench.eval_script is not None and self.image is not None
+        in_image = self.image is not None or self.dockerfile is not None
+        return self.swebench is not None and self.swebench.eval_script is not None and in_image
 
     def default_test_command(self) -> str:
         """pytest on the hidden test files alone (not on tests the repo itself carries); its

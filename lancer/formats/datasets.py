@@ -1,6 +1,7 @@
 """A ``--dataset`` file, whatever its format: the one place that tells them apart.
 
-``.jsonl``, ``.json`` and ``.parquet`` files hold SWE-bench instances (lancer.formats.swebench);
+``.jsonl``, ``.json`` and ``.parquet`` files and swebench task repos (a folder with ``tasks/``)
+hold SWE-bench instances (lancer.formats.swebench);
 anything else is a SWE-Lancer task CSV (lancer.formats.swelancer).
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from lancer.core.errors import TaskError
 from lancer.core.tasks import Task
 from lancer.formats import swebench, swelancer
+from lancer.formats.swebench_tasks import is_task_repo
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ def select_dataset_tasks(
     ids: Iterable[str] | None = None,
 ) -> list[Task]:
     """The tasks of ``path`` matching the filters; TaskError (one line) when none can be."""
-    if not swebench.is_instances_file(path):
+    if not swebench.is_instances_file(path) and not is_task_repo(path):
         return swelancer.select_tasks(path, variant, set_name, ids)
     if variant not in (None, "ic_swe") or set_name is not None:
         raise TaskError(f"{path} holds SWE-bench instances: --variant and --set do not apply (use --ids)")
@@ -41,6 +43,6 @@ def select_dataset_tasks(
 
 def dataset_task(task_id: str, path: Path, options: DatasetOptions) -> Task:
     """One task of ``path`` by its id."""
-    if not swebench.is_instances_file(path):
+    if not swebench.is_instances_file(path) and not is_task_repo(path):
         return swelancer.load_swelancer_task(task_id, path)
     return select_dataset_tasks(path, options, ids=[task_id])[0]

@@ -36,8 +36,9 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 IMAGE = "swebench/sweb.eval.x86_64.{id}:latest"
 IMAGE_CONTAINER = {"workdir": "/testbed", "user": "root"}
 SETUP = ["if [ -f pyproject.toml ] || [ -f setup.py ]; then python3 -m pip install -q -e .; fi"]
-# An instance's eval_script, in its task folder.
+# An instance's eval_script, in its task folder; a task repo's task folder, its image's build context.
 EVAL_SCRIPT = "eval.sh"
+IMAGE_CONTEXT = "image"
 # `lancer export --format swebench`: each task's repository is lancer/<task id>.
 EXPORT_OWNER = "lancer"
 
@@ -61,6 +62,8 @@ class Instance(StrictModel, extra="ignore"):
     eval_script: str | None = None
     log_parser: str | None = None
     eval_type: str | None = None
+    # A task repo's: the folder whose Dockerfile builds its image (not a dataset column).
+    dockerfile: Path | None = Field(None, exclude=True)
 
     @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
     @classmethod
@@ -75,7 +78,7 @@ class Instance(StrictModel, extra="ignore"):
     @property
     def current(self) -> bool:
         """Whether it carries its image and eval_script: its tree is the image's, no --repos."""
-        return bool(self.image and self.eval_script)
+        return bool((self.image or self.dockerfile) and self.eval_script)
 
 
 def is_instances_file(path: Path) -> bool:
@@ -120,7 +123,15 @@ def select_instances(
 ) -> list[Task]:
     """The tasks of ``path``'s instances (those named by ``ids``, else all), their folders
     made in ``workspace`` (kept: a folder is made once per instance). Raises TaskError."""
-    rows = read_rows(path)
+    from lancer.formats.swebench_tasks import is_task_repo, read_task_repo
+
+    contexts: dict[str, Path] = {}
+    if is_task_repo(path):  # each instance's image comes from its folder's Dockerfile
+        read = read_task_repo(path)
+        rows = [{**row, "image": None} for row, _ in read]
+        contexts = {str(row["instance_id"]): folder for row, folder in read}
+    else:
+        rows = read_rows(path)
     wanted = list(dict.fromkeys(ids)) if ids is not None else None
     if wanted is not None:
         known = {r.get("instance_id") for r in rows}
@@ -132,6 +143,7 @@ def select_instances(
         raise TaskError(f"{path} holds no instances")
     instances = [(parse_instance(row, path), row) for row in rows]  # every row checked before any work
     for instance, _ in instances:
+        instance.dockerfile = contexts.get(instance.instance_id)
         if instance.current and not (instance.log_parser and instance.eval_type):
             why = "an eval_script needs its log_parser and eval_type"
             raise TaskError(f"{path} instance {instance.instance_id}: {why}")
@@ -160,7 +172,7 @@ def _task(instance: Instance, row: dict[str, Any], repos: str | None, price_from
     price = _price(row, price_from, instance.instance_id)
     fields = task_fields(instance, price)
     # Made again when the instance or what lancer makes of it changes.
-    made_of = [instance.model_dump(), fields]
+    made_of = [instance.model_dump(), fields, _context_digest(instance.dockerfile)]
     digest = hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:12]
     folder = workspace / f"{instance.instance_id}-{digest}"
     if not (folder / ".complete").exists():
@@ -169,6 +181,8 @@ def _task(instance: Instance, row: dict[str, Any], repos: str | None, price_from
         staging.mkdir(parents=True)
         if instance.current:  # its tree is the image's
             (staging / EVAL_SCRIPT).write_text(instance.eval_script or "")
+            if instance.dockerfile is not None:  # the build context, as swebench builds it
+                shutil.copytree(instance.dockerfile, staging / IMAGE_CONTEXT, symlinks=True)
         else:
             assert repos is not None
             _checkout(instance, _mirror(instance, repos, workspace), staging / "repo")
@@ -179,6 +193,16 @@ def _task(instance: Instance, row: dict[str, Any], repos: str | None, price_from
         staging.rename(folder)
         (folder / ".complete").touch()
     return load_task(folder)
+
+
+def _context_digest(folder: Path | None) -> str:
+    """What a task repo's folder holds, so a changed Dockerfile or file beside it makes the task anew."""
+    if folder is None:
+        return ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
@@ -199,6 +223,7 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
         "description": statement,
         "set": instance.repo,
         "image": instance.image if instance.current else image_name(instance.instance_id),
+        **({"image": None, "dockerfile": f"{IMAGE_CONTEXT}/Dockerfile"} if instance.dockerfile else {}),
         "container": dict(IMAGE_CONTAINER),
         "setup": list(SETUP),
         "env_key": f"swebench-{instance.owner_name}-{env_of}"[:120],
