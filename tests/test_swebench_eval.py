@@ -254,3 +254,32 @@ def test_a_swebench_task_repo_builds_its_image_once_and_prune_envs_removes_it(
     pruned = run_lancer("sandbox", "prune", "--envs")
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
     assert built() == []
+
+
+def test_an_export_with_its_image_is_resolved_by_the_official_harness_and_by_lancer(tmp_path: Path) -> None:
+    task = Path(__file__).parent.parent / "examples" / "tasks" / "invoice-discount"
+    out = tmp_path / "out" / "instances.jsonl"
+    exported = run_lancer("export", str(task), "--format", "swebench", str(out), "--images", timeout=600)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    row = json.loads(out.read_text())
+    assert row["image"].startswith("lancer-env-swebench-invoice-discount:"), row
+    assert row["log_parser"] == "parse_log_pytest" and row["eval_type"] == "pass_and_fail"
+    assert ": '>>>>> Start Test Output'" in row["eval_script"]
+    try:
+        harness = subprocess.run(
+            [sys.executable, "-m", "swebench.harness.run_evaluation", "-d", str(out), "-p", "gold", "-id", "export",
+             "--max_workers", "1", "--report_dir", str(tmp_path)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert harness.returncode == 0, harness.stdout + harness.stderr
+        report = json.loads((tmp_path / "logs/run_evaluation/export/gold/invoice-discount/report.json").read_text())
+        assert report["invoice-discount"]["resolved"] is True, report
+        evaluated = run_lancer(
+            "eval", "--dataset", str(out), "--sandbox", "docker", "--model", "oracle", "--price-from", "price",
+            "--out", str(tmp_path / "eval"), timeout=900,
+        )  # fmt: skip
+        assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+        (result,) = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+        assert result["resolved"] is True and result["earned"] == 250.0, result
+    finally:
+        subprocess.run(["docker", "rmi", "-f", row["image"]], capture_output=True)

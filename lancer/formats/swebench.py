@@ -27,6 +27,7 @@ from pydantic import Field, ValidationError, field_validator
 from lancer.core.config import StrictModel, describe_validation_error
 from lancer.core.errors import TaskError
 from lancer.core.tasks import Task, load_task
+from lancer.formats import swebench_export
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 # The instance's own image (SWE-bench's naming), used by --sandbox docker when this machine
@@ -320,6 +321,7 @@ def export_row(task: Task, repos: Path, patch: str, fail_to_pass: list[str], pas
     _checked_git(repo, "add", "-A")
     test_patch = _checked_git(repo, "diff", "--cached", "--binary")
     _checked_git(repo, "reset", "-q", "--hard")
+    test_files = sorted(f"tests/{p.relative_to(task.tests_dir).as_posix()}" for p in task.tests_dir.rglob("test_*.py"))
     return {
         "instance_id": task.id,
         "repo": f"{EXPORT_OWNER}/{task.id}",
@@ -333,6 +335,9 @@ def export_row(task: Task, repos: Path, patch: str, fail_to_pass: list[str], pas
         "version": "1",
         "environment_setup_commit": base,
         "price": task.price,
+        "eval_script": swebench_export.eval_script(base, test_patch, test_files),
+        "log_parser": swebench_export.LOG_PARSER,
+        "eval_type": swebench_export.EVAL_TYPE,
     }
 
 
