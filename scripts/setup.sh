@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import lancer, playwright, pytest, ruff, pandas, matplotlib, ray' 2>/dev/null \
+if ! .venv/bin/python -c 'import lancer, playwright, pytest, ruff, pandas, matplotlib, ray, swebench' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.lancer-installed ]; then
   log "installing lancer and its Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
