@@ -11,6 +11,9 @@ from lancer.core.tasks import Task
 def check_runnable(task: Task, sandbox: SandboxConfig) -> None:
     """Raise TaskError if ``task`` cannot run in ``sandbox``: its code is only in an image
     the local sandbox cannot use, or that image is not on this machine (and cannot be pulled)."""
+    if task.runs_eval_script:
+        _check_instance_image(task, sandbox)
+        return
     if task.swebench is not None and sandbox.kind == "docker":
         # Its own image when this machine has it, else (None) lancer's, its environment built there.
         from lancer.sandbox.docker import resolve_image
@@ -41,3 +44,44 @@ def _how_to_get(task: Task, image: str) -> str | None:
     from lancer.formats.swelancer import IC_IMAGE, how_to_get_image
 
     return how_to_get_image(task.id) if image == IC_IMAGE.format(task_id=task.id) else None
+
+
+def _check_instance_image(task: Task, sandbox: SandboxConfig) -> None:
+    """A SWE-bench instance with its eval_script runs in its own image, in docker only; the
+    image is pulled with --pull (sandbox.pull), never silently."""
+    image = task.image or f"built from {task.dockerfile}"
+    if sandbox.kind == "local":
+        raise TaskError(
+            f"task {task.id} runs its eval_script in its image {image}, "
+            "which the local sandbox cannot use: run it with --sandbox docker"
+        )
+    if sandbox.image:
+        raise TaskError(f"task {task.id} runs in its own image {image}: drop --image (sandbox.image)")
+    try:
+        import swebench  # noqa: F401  (its parsers and rules grade it)
+    except ImportError:
+        raise TaskError(f"task {task.id} is graded by swebench: pip install 'lancer-bench[swebench]'") from None
+    from lancer.sandbox.docker import connect
+    from lancer.sandbox.docker.engine import ensure_image, has_image, pull_image
+
+    client = connect()
+    try:
+        if task.image is None:  # a task repo's: built from its Dockerfile once, before any attempt
+            try:
+                ensure_image(client, task.sandbox_spec(for_agent=True, config=sandbox))
+            except SandboxError as e:
+                raise TaskError(f"task {task.id}: {e}") from None
+            return
+        if has_image(client, task.image):
+            return
+        if not sandbox.pull:
+            raise TaskError(
+                f"task {task.id}: its image {task.image} is not on this machine: "
+                f"`docker pull {task.image}`, or give --pull"
+            )
+        try:
+            pull_image(client, task.image)
+        except SandboxError as e:
+            raise TaskError(f"task {task.id}: {e}") from None
+    finally:
+        client.close()

@@ -26,6 +26,9 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
         "--repos", help="SWE-bench: a folder of owner__name git repositories, or a git URL with {repo} in it"
     )
     parser.add_argument(
+        "--pull", action="store_true", help="docker: pull a SWE-bench instance's image when it is not here"
+    )
+    parser.add_argument(
         "--price-from",
         default="none",
         metavar="COLUMN|USD|none",

@@ -82,6 +82,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
                 "limits.time_limit_s": args.time_limit,
                 "model.base_url": args.base_url,
                 "model.max_connections": args.max_connections,
+                "sandbox.pull": True if args.pull else None,
             },
         )
         # The budget's refusals come first, an unknown price (which decides whether a budget can

@@ -12,6 +12,7 @@ and the reference solution, as ``lancer check`` does.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 from collections.abc import Callable
@@ -54,6 +55,11 @@ def add_export_command(commands: Any) -> None:
     ex.add_argument("--set", dest="set_name", metavar="NAME", help="--dataset: only this set")
     ex.add_argument("--ids", help="--dataset: only these task ids, comma-separated")
     ex.add_argument("--config", type=Path, help="YAML run configuration, for playing a solution.yaml")
+    ex.add_argument(
+        "--images",
+        action="store_true",
+        help="swebench: also build each instance's image (docker; its repository at /testbed) and name it in `image`",
+    )
     ex.set_defaults(handler=_export)
 
 
@@ -68,7 +74,10 @@ def _export(args: argparse.Namespace) -> int:
     ids = [i for i in args.ids.split(",") if i] if args.ids else None
     tasks = [item.task for item in load_task_set(args.tasks, args.dataset, args.variant, args.set_name, ids)]
     config = load_config(args.config, {"sandbox.kind": "local"})
-    for folder in EXPORTERS[name](tasks, Path(dest), config):
+    if args.images and name != "swebench":
+        raise ConfigError("--images is for --format swebench")
+    exporter = functools.partial(_to_swebench, images=True) if args.images else EXPORTERS[name]
+    for folder in exporter(tasks, Path(dest), config):
         console.print(f"wrote {folder}", markup=False)
     return 0
 
@@ -100,7 +109,7 @@ def _to_harbor(tasks: list[Task], dest: Path, config: RunConfig) -> list[Path]:
     return [write_harbor_task(task, dest, base_image(), solution_patch(task, config)) for task in tasks]
 
 
-def _to_swebench(tasks: list[Task], dest: Path, config: RunConfig) -> list[Path]:
+def _to_swebench(tasks: list[Task], dest: Path, config: RunConfig, images: bool = False) -> list[Path]:
     from lancer.formats.swebench import export_row
 
     repos = dest.parent / "repos"
@@ -108,11 +117,32 @@ def _to_swebench(tasks: list[Task], dest: Path, config: RunConfig) -> list[Path]
     rows = []
     for task in tasks:
         patch, f2p, p2p = _graded_tests(task, config)
-        rows.append(export_row(task, repos, patch, f2p, p2p))
+        row = export_row(task, repos, patch, f2p, p2p)
+        if images:
+            row["image"] = _build_image(task, repos / f"lancer__{task.id}")
+        rows.append(row)
         console.print(f"{task.id}: {len(f2p)} FAIL_TO_PASS, {len(p2p)} PASS_TO_PASS", markup=False)
     dest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     console.print(f"read them back with lancer eval --dataset {dest} --repos {repos} --price-from price", markup=False)
     return [dest]
+
+
+def _build_image(task: Task, repo: Path) -> str:
+    """The instance's image, for the official harness: the exported repository (with its
+    history, the base commit) at /testbed of lancer's base image, the task's setup run."""
+    import shutil
+
+    from lancer.formats.swebench_export import dockerfile
+    from lancer.sandbox.docker import base_image, build_image, connect
+
+    with tempfile.TemporaryDirectory(prefix="lancer-export-image-") as context:
+        shutil.copytree(repo, Path(context) / "testbed", symlinks=True)
+        (Path(context) / "Dockerfile").write_text(dockerfile(base_image(), task.setup))
+        client = connect()
+        try:
+            return build_image(client, Path(context) / "Dockerfile", f"swebench-{task.id}", env=True)
+        finally:
+            client.close()
 
 
 def _graded_tests(task: Task, config: RunConfig) -> tuple[str, list[str], list[str]]:

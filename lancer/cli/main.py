@@ -137,7 +137,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Task, RunConfig]:
     from lancer.agent.preflight import check_runnable
 
-    config = load_config(args.config, {"sandbox.kind": args.sandbox, "sandbox.image": args.image, **overrides})
+    pull = {"sandbox.pull": True} if args.pull else {}
+    config = load_config(args.config, {"sandbox.kind": args.sandbox, "sandbox.image": args.image, **pull, **overrides})
     task = load_task_arg(args.task, args)
     check_runnable(task, config.sandbox)
     return task, config
@@ -203,7 +204,8 @@ def _grade(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from lancer.agent.check import all_task_folders, check_folder, render_check
 
-    config = load_config(args.config, {"sandbox.kind": args.sandbox, "grader.attempts": args.attempts})
+    pull = {"sandbox.pull": True} if args.pull else {}
+    config = load_config(args.config, {"sandbox.kind": args.sandbox, "grader.attempts": args.attempts, **pull})
     folders = all_task_folders(args.tasks) if args.tasks or args.dataset is None else []
     if args.dataset is not None:
         from lancer.formats.datasets import select_dataset_tasks

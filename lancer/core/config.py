@@ -124,6 +124,8 @@ class SandboxConfig(StrictModel):
     # auto: a non-root user made in the container (root if the image cannot have one);
     # root; or a user name or uid[:gid] the image has.
     user: str = Field("auto", min_length=1)
+    # Pull a SWE-bench instance's image when this machine lacks it (--pull); never without.
+    pull: bool = False
 
 
 class GraderConfig(StrictModel):

@@ -87,10 +87,16 @@ class SandboxSpec:
     remove_paths: list[str] = field(default_factory=list)
     # Docker: how long building ``dockerfile``'s image may take (None: no limit).
     build_timeout_s: float | None = None
+    # Docker: ``dockerfile``'s image is kept as a task environment (lancer-env-*, removed by
+    # ``prune --envs``), not as a built image (a SWE-bench task repo's instance image).
+    dockerfile_env: bool = False
     # Docker: what runs instead when ``image`` is not on this machine (never pulled for
     # it): a SWE-bench instance without its own image gets lancer's base image and an
     # environment built there (lancer.sandbox.docker.engine.resolve_image).
     without_image: SandboxSpec | None = None
+    # Docker, a tree that came with the image: keep its git history instead of a fresh
+    # baseline (the grader of a SWE-bench instance whose eval_script checks out base_commit).
+    keep_history: bool = False
 
 
 class Closeable(Protocol):

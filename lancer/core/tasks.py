@@ -100,6 +100,12 @@ class SWEBenchSpec(StrictModel):
     test_patch: str = "test.patch"
     version: str | None = None
     environment_setup_commit: str | None = None
+    # The current datasets' (swebench 5.x): the script the official harness runs in the
+    # instance's image (a file in the task folder), the log parser that reads its output
+    # between the Start/End Test Output markers, and pass_and_fail or fail_only.
+    eval_script: str | None = None
+    log_parser: str | None = None
+    eval_type: str | None = None
 
 
 # Where a SWE-bench image's conda env "testbed" is: first on PATH for every command.
@@ -207,6 +213,12 @@ class Task(StrictModel):
         the task's image and dockerfile, its network (when set) the task's.
         """
         config = config or SandboxConfig()
+        if self.runs_eval_script and config.kind == "docker":
+            # Only in its own image (docs/swebench.md): its eval_script checks files out of
+            # base_commit, so the grader's container keeps the image's history.
+            spec = self._spec(for_agent, config, in_image=True)
+            spec.keep_history = not for_agent
+            return spec
         if not self._in_swebench_image(config):
             return self._spec(for_agent, config, in_image=False)
         # A SWE-bench instance in docker runs on its own image's tree (/testbed), built and
@@ -252,6 +264,7 @@ class Task(StrictModel):
             prepare=list(container.prepare),
             remove_paths=list(container.hide) if for_agent else [],
             build_timeout_s=self.limits.build_timeout_s,
+            dockerfile_env=self.runs_eval_script,
         )
 
     def phase_network(self, for_agent: bool, config: SandboxConfig) -> bool:
@@ -288,6 +301,12 @@ class Task(StrictModel):
             for section, fields in changes.items()
         }
         return config.model_copy(update=updated)
+
+    @property
+    def runs_eval_script(self) -> bool:
+        """A SWE-bench instance of the current datasets: its eval_script runs in its image."""
+        in_image = self.image is not None or self.dockerfile is not None
+        return self.swebench is not None and self.swebench.eval_script is not None and in_image
 
     def default_test_command(self) -> str:
         """pytest on the hidden test files alone (not on tests the repo itself carries); its

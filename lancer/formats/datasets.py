@@ -1,10 +1,11 @@
 """A ``--dataset`` file, whatever its format: the one place that tells them apart.
 
-``--dataset`` is a file or a dataset's name (lancer.formats.catalog: ``swelancer-lite``,
-``swelancer``, ``swe-bench-verified``, ...), resolved to a file first. ``.jsonl``, ``.json``
-and ``.parquet`` files hold SWE-bench instances (lancer.formats.swebench); anything else is
-a SWE-Lancer task CSV (lancer.formats.swelancer); with ``--registry``, the dataset is a
-Harbor registry's NAME@VERSION (lancer.formats.harbor_registry).
+``--dataset`` is a file, a folder or a dataset's name (lancer.formats.catalog:
+``swelancer-lite``, ``swelancer``, ``swe-bench-verified``, ...), resolved to a file first.
+``.jsonl``, ``.json`` and ``.parquet`` files and swebench task repos (a folder with ``tasks/``)
+hold SWE-bench instances (lancer.formats.swebench); anything else is a SWE-Lancer task CSV
+(lancer.formats.swelancer); with ``--registry``, the dataset is a Harbor registry's
+NAME@VERSION (lancer.formats.harbor_registry).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lancer.core.errors import TaskError
 from lancer.core.tasks import Task
 from lancer.formats import swebench, swelancer
 from lancer.formats.catalog import dataset_file
+from lancer.formats.swebench_tasks import is_task_repo
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def select_dataset_tasks(
     set_name: str | None = None,
     ids: Iterable[str] | None = None,
 ) -> list[Task]:
-    """The tasks of ``path`` (a file or a dataset's name) matching the filters; TaskError
+    """The tasks of ``path`` (a file, a folder or a dataset's name) matching the filters; TaskError
     (one line) when none can be."""
     if options.registry is not None:
         from lancer.formats.harbor_registry import select_registry_tasks
@@ -48,7 +50,7 @@ def select_dataset_tasks(
         cache = options.registry_cache or options.workspace.parent / "harbor-registry"
         return select_registry_tasks(str(path), options.registry, ids, cache)
     path = dataset_file(path)
-    if not swebench.is_instances_file(path):
+    if not swebench.is_instances_file(path) and not is_task_repo(path):
         return swelancer.select_tasks(path, variant, set_name, ids)
     if variant not in (None, "ic_swe") or set_name is not None:
         raise TaskError(f"{path} holds SWE-bench instances: --variant and --set do not apply (use --ids)")
@@ -56,9 +58,9 @@ def select_dataset_tasks(
 
 
 def dataset_task(task_id: str, path: Path, options: DatasetOptions) -> Task:
-    """One task of ``path`` (a file or a dataset's name) by its id."""
+    """One task of ``path`` (a file, a folder or a dataset's name) by its id."""
     if options.registry is None:
         path = dataset_file(path)
-    if options.registry is None and not swebench.is_instances_file(path):
+    if options.registry is None and not swebench.is_instances_file(path) and not is_task_repo(path):
         return swelancer.load_swelancer_task(task_id, path)
     return select_dataset_tasks(path, options, ids=[task_id])[0]

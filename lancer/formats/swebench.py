@@ -27,6 +27,7 @@ from pydantic import Field, ValidationError, field_validator
 from lancer.core.config import StrictModel, describe_validation_error
 from lancer.core.errors import TaskError
 from lancer.core.tasks import Task, load_task
+from lancer.formats import swebench_export
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 # The instance's own image (SWE-bench's naming), used by --sandbox docker when this machine
@@ -36,6 +37,9 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 IMAGE = "swebench/sweb.eval.x86_64.{id}:latest"
 IMAGE_CONTAINER = {"workdir": "/testbed", "user": "root"}
 SETUP = ["if [ -f pyproject.toml ] || [ -f setup.py ]; then python3 -m pip install -q -e .; fi"]
+# An instance's eval_script, in its task folder; a task repo's task folder, its image's build context.
+EVAL_SCRIPT = "eval.sh"
+IMAGE_CONTEXT = "image"
 # `lancer export --format swebench`: each task's repository is lancer/<task id>.
 EXPORT_OWNER = "lancer"
 
@@ -53,6 +57,14 @@ class Instance(StrictModel, extra="ignore"):
     PASS_TO_PASS: list[str]
     version: str | None = None
     environment_setup_commit: str | None = None
+    # The current datasets' (swebench 5.x): with both, the instance runs as the official
+    # harness runs it (docker only, in ``image``: lancer.grader.swebench_eval).
+    image: str | None = None
+    eval_script: str | None = None
+    log_parser: str | None = None
+    eval_type: str | None = None
+    # A task repo's: the folder whose Dockerfile builds its image (not a dataset column).
+    dockerfile: Path | None = Field(None, exclude=True)
 
     @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
     @classmethod
@@ -63,6 +75,11 @@ class Instance(StrictModel, extra="ignore"):
     @property
     def owner_name(self) -> str:
         return self.repo.replace("/", "__")
+
+    @property
+    def current(self) -> bool:
+        """Whether it carries its image and eval_script: its tree is the image's, no --repos."""
+        return bool((self.image or self.dockerfile) and self.eval_script)
 
 
 def is_instances_file(path: Path) -> bool:
@@ -107,7 +124,15 @@ def select_instances(
 ) -> list[Task]:
     """The tasks of ``path``'s instances (those named by ``ids``, else all), their folders
     made in ``workspace`` (kept: a folder is made once per instance). Raises TaskError."""
-    rows = read_rows(path)
+    from lancer.formats.swebench_tasks import is_task_repo, read_task_repo
+
+    contexts: dict[str, Path] = {}
+    if is_task_repo(path):  # each instance's image comes from its folder's Dockerfile
+        read = read_task_repo(path)
+        rows = [{**row, "image": None} for row, _ in read]
+        contexts = {str(row["instance_id"]): folder for row, folder in read}
+    else:
+        rows = read_rows(path)
     wanted = list(dict.fromkeys(ids)) if ids is not None else None
     if wanted is not None:
         known = {r.get("instance_id") for r in rows}
@@ -118,7 +143,12 @@ def select_instances(
     if not rows:
         raise TaskError(f"{path} holds no instances")
     instances = [(parse_instance(row, path), row) for row in rows]  # every row checked before any work
-    if repos is None:
+    for instance, _ in instances:
+        instance.dockerfile = contexts.get(instance.instance_id)
+        if instance.current and not (instance.log_parser and instance.eval_type):
+            why = "an eval_script needs its log_parser and eval_type"
+            raise TaskError(f"{path} instance {instance.instance_id}: {why}")
+    if repos is None and not all(instance.current for instance, _ in instances):
         raise TaskError("SWE-bench instances need their repositories: give --repos DIR (owner__name git repositories)")
     return [_task(instance, row, repos, price_from, workspace) for instance, row in instances]
 
@@ -139,18 +169,24 @@ def _price(row: dict[str, Any], price_from: str, instance_id: str) -> float | No
     )
 
 
-def _task(instance: Instance, row: dict[str, Any], repos: str, price_from: str, workspace: Path) -> Task:
+def _task(instance: Instance, row: dict[str, Any], repos: str | None, price_from: str, workspace: Path) -> Task:
     price = _price(row, price_from, instance.instance_id)
     fields = task_fields(instance, price)
     # Made again when the instance or what lancer makes of it changes.
-    made_of = [instance.model_dump(), fields]
+    made_of = [instance.model_dump(), fields, _context_digest(instance.dockerfile)]
     digest = hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:12]
     folder = workspace / f"{instance.instance_id}-{digest}"
     if not (folder / ".complete").exists():
         staging = folder.with_name(folder.name + ".making")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        _checkout(instance, _mirror(instance, repos, workspace), staging / "repo")
+        if instance.current:  # its tree is the image's
+            (staging / EVAL_SCRIPT).write_text(instance.eval_script or "")
+            if instance.dockerfile is not None:  # the build context, as swebench builds it
+                shutil.copytree(instance.dockerfile, staging / IMAGE_CONTEXT, symlinks=True)
+        else:
+            assert repos is not None
+            _checkout(instance, _mirror(instance, repos, workspace), staging / "repo")
         (staging / "test.patch").write_text(instance.test_patch)
         (staging / "solution.patch").write_text(instance.patch)
         (staging / "task.yaml").write_text(yaml.safe_dump(fields, sort_keys=False))
@@ -160,11 +196,26 @@ def _task(instance: Instance, row: dict[str, Any], repos: str, price_from: str, 
     return load_task(folder)
 
 
+def _context_digest(folder: Path | None) -> str:
+    """What a task repo's folder holds, so a changed Dockerfile or file beside it makes the task anew."""
+    if folder is None:
+        return ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
     """The task.yaml of an instance."""
     statement = instance.problem_statement.strip()
     title = statement.splitlines()[0][:120] if statement else instance.instance_id
     env_of = instance.environment_setup_commit or instance.version or instance.base_commit
+    current = (
+        {"eval_script": EVAL_SCRIPT, "log_parser": instance.log_parser, "eval_type": instance.eval_type}
+        if instance.current
+        else {}
+    )
     return {
         "id": instance.instance_id,
         "variant": "ic_swe",
@@ -172,7 +223,8 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
         "title": title,
         "description": statement,
         "set": instance.repo,
-        "image": image_name(instance.instance_id),
+        "image": instance.image if instance.current else image_name(instance.instance_id),
+        **({"image": None, "dockerfile": f"{IMAGE_CONTEXT}/Dockerfile"} if instance.dockerfile else {}),
         "container": dict(IMAGE_CONTAINER),
         "setup": list(SETUP),
         "env_key": f"swebench-{instance.owner_name}-{env_of}"[:120],
@@ -184,6 +236,7 @@ def task_fields(instance: Instance, price: float | None) -> dict[str, Any]:
             "pass_to_pass": instance.PASS_TO_PASS,
             "version": instance.version,
             "environment_setup_commit": instance.environment_setup_commit,
+            **current,
         },
     }
 
@@ -268,6 +321,7 @@ def export_row(task: Task, repos: Path, patch: str, fail_to_pass: list[str], pas
     _checked_git(repo, "add", "-A")
     test_patch = _checked_git(repo, "diff", "--cached", "--binary")
     _checked_git(repo, "reset", "-q", "--hard")
+    test_files = sorted(f"tests/{p.relative_to(task.tests_dir).as_posix()}" for p in task.tests_dir.rglob("test_*.py"))
     return {
         "instance_id": task.id,
         "repo": f"{EXPORT_OWNER}/{task.id}",
@@ -281,6 +335,9 @@ def export_row(task: Task, repos: Path, patch: str, fail_to_pass: list[str], pas
         "version": "1",
         "environment_setup_commit": base,
         "price": task.price,
+        "eval_script": swebench_export.eval_script(base, test_patch, test_files),
+        "log_parser": swebench_export.LOG_PARSER,
+        "eval_type": swebench_export.EVAL_TYPE,
     }
 
 

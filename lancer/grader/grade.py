@@ -126,6 +126,10 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig, logs_dir: Path | None
         detail = f"task setup command {e.command!r} {e.why}"
         return Grade("error", False, detail=detail, output_tail=e.output[-_TAIL_CHARS:])
     try:
+        if task.runs_eval_script:  # the current SWE-bench datasets: as the official harness runs them
+            from lancer.grader.swebench_eval import grade_by_eval_script
+
+            return grade_by_eval_script(task, sandbox, patch, config)
         try:
             apply_patch(sandbox, patch)
         except PatchError as e:

@@ -20,7 +20,7 @@ Outcome = Literal["passed", "failed", "error", "skipped"]
 Status = Literal["passed", "failed", "error"]
 # What a verdict rests on: per-test outcomes from a JUnit XML report or from ``go test
 # -json``, the test command's exit code alone, or the chosen proposal (manager tasks).
-Basis = Literal["junit", "go test -json", "exit code", "proposal", "reward file"]
+Basis = Literal["junit", "go test -json", "exit code", "proposal", "reward file", "swebench log"]
 # pytest's junitxml marks a module it could not import or collect with this message.
 _COLLECTION_FAILURE = "collection failure"
 _NAMES_SHOWN = 5

@@ -180,7 +180,7 @@ class ContainerSetup:
             self._root(["rm", "-rf", "--", path], f"removing {path}")
         # A committed setup image's baseline holds the setup already, and nothing of the history
         # can give a fix away; removed paths must be part of a baseline, never of the patch.
-        if spec.repo_dir is None and (not self._from_env_image or spec.remove_paths):
+        if spec.repo_dir is None and not spec.keep_history and (not self._from_env_image or spec.remove_paths):
             self._baseline_in_place()
 
     def _ensure_workdir(self) -> None:

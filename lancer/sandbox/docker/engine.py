@@ -21,6 +21,9 @@ from lancer.core.sandbox import SandboxSpec
 # with the value "built" (and the base image from scripts/docker-up.sh "base").
 MANAGED_LABEL = "lancer.managed"
 ENV_IMAGE_LABEL = "env"  # MANAGED_LABEL's value on images holding a task's setup done (envimage)
+# ... and on a task's environment built from its dockerfile (a SWE-bench task repo's image,
+# its tree and history its own): pruned with --envs too, but no setup image (boot.py).
+ENV_BUILT_LABEL = "env-built"
 DEFAULT_BASE_IMAGE = "lancer-base:bookworm"
 
 _API_TIMEOUT_S = 120  # one Docker API call (not a command: those stream without a timeout)
@@ -48,7 +51,7 @@ def ensure_image(client: docker.DockerClient, spec: SandboxSpec) -> str:
     if spec.image:
         return _present_or_pulled(client, spec.image)
     if spec.dockerfile is not None:
-        return build_image(client, spec.dockerfile, spec.label, spec.build_timeout_s)
+        return build_image(client, spec.dockerfile, spec.label, spec.build_timeout_s, spec.dockerfile_env)
     image = base_image()
     if not has_image(client, image):
         raise SandboxError(f"lancer's base image {image} is missing: build it with `bash scripts/docker-up.sh`")
@@ -80,31 +83,38 @@ def require_image(image: str, how_to_get: str | None = None) -> None:
 def _present_or_pulled(client: docker.DockerClient, image: str, how_to_get: str | None = None) -> str:
     if has_image(client, image):
         return image
+    how_to_get = how_to_get or (
+        f"build it (`docker build -t {image} DIR`), pull or load it (`docker pull {image}`, `docker load -i FILE`)"
+    )
+    pull_image(client, image, f"; {how_to_get}, or name another with --image")
+    return image
+
+
+def pull_image(client: docker.DockerClient, image: str, how_to_get: str = "") -> None:
+    """Pull ``image``, saying so; SandboxError (one line) if it cannot be."""
     print(f"lancer: image {image} is not here; pulling it", file=sys.stderr)
     try:
         client.images.pull(image)
     except docker.errors.APIError as e:
-        how_to_get = how_to_get or (
-            f"build it (`docker build -t {image} DIR`), pull or load it (`docker pull {image}`, `docker load -i FILE`)"
-        )
-        raise SandboxError(
-            f"image {image} is not on this machine and could not be pulled ({api_reason(e)}); "
-            f"{how_to_get}, or name another with --image"
-        ) from None
-    return image
+        why = f"image {image} is not on this machine and could not be pulled ({api_reason(e)})"
+        raise SandboxError(why + how_to_get) from None
 
 
-def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeout_s: float | None = None) -> str:
+def build_image(
+    client: docker.DockerClient, dockerfile: Path, label: str, timeout_s: float | None = None, env: bool = False
+) -> str:
     """Build (or reuse) the image of ``dockerfile``; its build context is the file's folder.
 
     The tag holds a hash of the context, so an unchanged task reuses its image and a
-    changed one gets a new one. Images lancer builds are labelled for ``prune --images``.
+    changed one gets a new one. Images lancer builds are labelled for ``prune --images``;
+    with ``env``, as task environments (``lancer-env-*``, ``prune --envs``).
     """
     dockerfile = Path(dockerfile)
     if not dockerfile.is_file():
         raise SandboxError(f"the task's dockerfile {dockerfile} does not exist")
     context = dockerfile.parent
-    tag = f"lancer-task-{slug(label or context.name)}:{_context_hash(context)}"
+    kind = ENV_BUILT_LABEL if env else "built"
+    tag = f"lancer-{'env' if env else 'task'}-{slug(label or context.name)}:{_context_hash(context)}"
     if has_image(client, tag):
         return tag
     who = f"task {label}: " if label else ""
@@ -123,7 +133,7 @@ def build_image(client: docker.DockerClient, dockerfile: Path, label: str, timeo
             path=str(context),
             dockerfile=dockerfile.name,
             tag=tag,
-            labels={MANAGED_LABEL: "built", "lancer.task": label},
+            labels={MANAGED_LABEL: kind, "lancer.task": label},
             rm=True,
             forcerm=True,  # no intermediate container is left, even after a failed step
             decode=True,

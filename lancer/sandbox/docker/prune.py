@@ -11,7 +11,7 @@ import docker.errors
 
 from lancer.core.errors import SandboxError
 from lancer.core.sandbox import pid_alive
-from lancer.sandbox.docker.engine import MANAGED_LABEL, api_reason, connect
+from lancer.sandbox.docker.engine import ENV_BUILT_LABEL, ENV_IMAGE_LABEL, MANAGED_LABEL, api_reason, connect
 
 
 def prune(everything: bool = False, images: bool = False, envs: bool = False) -> int:
@@ -33,7 +33,8 @@ def prune(everything: bool = False, images: bool = False, envs: bool = False) ->
             foreign = labels.get("lancer.host") != here
             if everything or not (alive or foreign):
                 removed += remove_container(client.api, str(info["Id"]))
-        kinds = [kind for kind, wanted in (("built", images), ("env", envs)) if wanted]
+        wanted = (("built", images), (ENV_IMAGE_LABEL, envs), (ENV_BUILT_LABEL, envs))
+        kinds = [kind for kind, asked in wanted if asked]
         for kind in kinds:
             for image in client.api.images(filters={"label": f"{MANAGED_LABEL}={kind}"}):
                 with contextlib.suppress(docker.errors.NotFound):
