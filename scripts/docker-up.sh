@@ -80,6 +80,29 @@ if ! engine_up; then
   log "dockerd is up ($(($(date +%s) - started)) s)"
 fi
 
+# Compose environments (Harbor tasks with sidecars) run through the `docker compose` plugin.
+# Bookworm packages only Compose v1, so the plugin comes from trixie's docker-compose
+# package (a static Go binary; needs only libc6), found through trixie's package index.
+install_compose() {
+  local mirror arch index deb
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  arch=$(dpkg --print-architecture)
+  deb=$(mktemp /tmp/docker-compose.XXXXXX.deb)
+  # Read whole (no early exit in the pipe: pipefail would call that a failure).
+  index=$(curl -fsSL "$mirror/dists/trixie/main/binary-$arch/Packages.xz" | xz -dc \
+    | awk '/^Package: docker-compose$/ {p=1} p && /^Filename:/ && !f {print $2; f=1}')
+  [ -n "$index" ] || { log "warning: no docker-compose package in trixie's index; compose tasks will be refused"; return 0; }
+  curl -fsSL -o "$deb" "$mirror/$index"
+  dpkg -i "$deb" >/dev/null
+  rm -f "$deb"
+  log "installed $(docker compose version 2>&1 | head -n 1)"
+}
+if ! docker compose version >/dev/null 2>&1; then
+  command -v curl >/dev/null && command -v xz >/dev/null || apt-get install -y -q --no-install-recommends curl xz-utils >/dev/null
+  install_compose
+fi
+
 have_image() {
   [ "$(docker image inspect -f '{{index .Config.Labels "lancer.base-version"}}' "$IMAGE" 2>/dev/null)" = "$BASE_VERSION" ]
 }
