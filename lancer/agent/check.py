@@ -23,6 +23,8 @@ EXIT_CODE_WARNING = (
     "run the tests with pytest, print go test -json, or name a JUnit XML report with test_report:"
 )
 SOLVE_SCRIPT = "solution/solve.sh"  # a Harbor task's
+# The lines of a grading error's output that `lancer check` shows (a failed setup's, pip's reason last).
+_ERROR_TAIL_LINES = 12
 
 
 @dataclass
@@ -132,6 +134,10 @@ def render_check(check: Check, every_test: bool = False) -> str:
     for label, verdict in check.gradings:
         lines.append(f"  {label}: {verdict['status']} ({verdict['detail']})")
         tests = verdict.get("tests", [])
+        if verdict["status"] == "error" and not tests and verdict.get("output_tail"):
+            # Why it could not run (a failed setup: pip says why last), not only that it exited 1.
+            tail = verdict["output_tail"].rstrip().splitlines()[-_ERROR_TAIL_LINES:]
+            lines.extend(f"    | {line}" for line in tail)
         shown = [t for t in tests if every_test or t["name"] in notable]
         lines.extend(f"    {t['outcome']:<8} {t['name']}" for t in shown)
         if not shown and tests:

@@ -232,9 +232,12 @@ class Task(StrictModel):
         container = self.container or ContainerSpec()
         hidden = [self.source] if for_agent and self.source is not None else []
         dockerfile = (self.folder / self.dockerfile) if self.dockerfile and self.folder else None
-        # A SWE-bench instance in docker but not in its own image: lancer's user, and the
-        # network to install its dependencies while its environment image is built.
+        # A SWE-bench instance in docker but not in its own image: lancer's user.
         built_env = self.swebench is not None and config.kind == "docker" and not in_image
+        # A SWE-bench instance's environment is built (setup only) with the network, in
+        # either sandbox, so pip resolves the repository's own build requirements and
+        # dependencies; the agent's and the grader's commands stay offline.
+        swebench_setup = self.swebench is not None and not in_image
         # Tasks sharing an env_key share one cached environment (the venv, or in docker an
         # image, without the tree: each keeps its own working tree); docker's other cached
         # images hold the tree, so they are keyed by it.
@@ -260,7 +263,7 @@ class Task(StrictModel):
             image_command=container.image_command,
             ready_file=container.ready_file,
             ready_timeout_s=container.ready_timeout_s,
-            setup_network=built_env or container.setup_network,
+            setup_network=swebench_setup or container.setup_network,
             prepare=list(container.prepare),
             remove_paths=list(container.hide) if for_agent else [],
             build_timeout_s=self.limits.build_timeout_s,
@@ -310,11 +313,8 @@ class Task(StrictModel):
 
     def default_test_command(self) -> str:
         """pytest on the hidden test files alone (not on tests the repo itself carries); its
-        report comes from lancer's pytest plugin, as any pytest run's does. A SWE-bench
-        instance's: its listed tests."""
-        if self.swebench is not None:
-            ids = [*self.swebench.fail_to_pass, *self.swebench.pass_to_pass]
-            return f"python3 -m pytest -q -p no:cacheprovider -rA --rootdir=. {' '.join(shlex.quote(i) for i in ids)}"
+        report comes from lancer's pytest plugin, as any pytest run's does. (A SWE-bench
+        instance's tests run as SWE-bench runs them: lancer.grader.swebench_eval.)"""
         tests = self.tests_dir
         files = sorted(p.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")) if tests else []
         targets = " ".join(shlex.quote(f"tests/{f}") for f in files) or "tests"

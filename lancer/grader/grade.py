@@ -33,7 +33,6 @@ from lancer.grader.report import (
     Status,
     TestOutcome,
     decide,
-    decide_listed,
     parse_go_test_json,
     parse_junit,
     parse_junit_reports,
@@ -65,6 +64,7 @@ class Grade:
     reward: float | None = None
     reward_metrics: dict[str, float] = field(default_factory=dict)
     reward_source: str | None = None  # which reward file (and metric) the verdict rests on
+    swebench_version: str | None = None  # the swebench package that decided it (a SWE-bench instance)
 
     def to_dict(self) -> dict[str, Any]:
         rewarded = (
@@ -80,6 +80,7 @@ class Grade:
             "tests": [t.to_dict() for t in self.tests],
             "output_tail": self.output_tail,
             **rewarded,
+            **({"swebench_version": self.swebench_version} if self.swebench_version else {}),
         }
 
 
@@ -100,7 +101,8 @@ def grade(
     task: Task, patch: bytes, config: RunConfig, answer: dict[str, Any] | None = None, logs_dir: Path | None = None
 ) -> Grade:
     """The verdict on ``patch``. A task graded by a reward file leaves what its verifier
-    wrote (Harbor's /logs/verifier and /logs/artifacts) in ``logs_dir`` when given."""
+    wrote (Harbor's /logs/verifier and /logs/artifacts) in ``logs_dir`` when given, a
+    SWE-bench instance the test log swebench read (test_output.txt)."""
     config = task.limited(config)
     if task.variant == "swe_manager":
         return _grade_manager(task, answer)
@@ -129,7 +131,7 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig, logs_dir: Path | None
         if task.runs_eval_script:  # the current SWE-bench datasets: as the official harness runs them
             from lancer.grader.swebench_eval import grade_by_eval_script
 
-            return grade_by_eval_script(task, sandbox, patch, config)
+            return grade_by_eval_script(task, sandbox, patch, config, logs_dir)
         try:
             apply_patch(sandbox, patch)
         except PatchError as e:
@@ -139,11 +141,14 @@ def _grade_ic(task: Task, patch: bytes, config: RunConfig, logs_dir: Path | None
             sandbox.copy_in(task.tests_dir, task.tests_at or f"{sandbox.workdir}/tests")
         if task.app is not None and task.tests_dir is not None:
             return _grade_web(task, sandbox, config)
-        if task.swebench is not None:
+        if task.swebench is not None:  # an older SWE-bench row: pytest on its test files, as SWE-bench runs it
             try:
                 apply_test_patch(sandbox, task)
             except PatchError as e:
                 return Grade("error", False, detail=f"the test patch of {task.id} does not apply: {e}")
+            from lancer.grader.swebench_eval import grade_by_test_files
+
+            return grade_by_test_files(task, sandbox, config, logs_dir)
         command = task.test_command or task.default_test_command()
         if task.reward_dir is not None:
             verdict, output = _grade_by_reward(task, sandbox, command, task.reward_dir, config)
@@ -310,10 +315,7 @@ def _verdict(run: _TestRun, attempt: int, task: Task, config: RunConfig) -> Grad
             return _exit_code_verdict(run, attempt)
     except ReportError as e:
         return Grade("error", False, attempt, str(e), tail, basis=basis)
-    if task.swebench is not None:  # SWE-bench's verdict: its listed tests alone
-        decision, tests = decide_listed(tests, task.swebench.fail_to_pass, task.swebench.pass_to_pass)
-    else:
-        decision = decide(tests)
+    decision = decide(tests)
     status, detail = decision.status, decision.detail
     if status == "error" and run.exit_code not in _EXITS_THE_REPORT_EXPLAINS:
         detail += f" (the test runner exited {run.exit_code})"  # e.g. 3: a fixture's harness fault

@@ -38,9 +38,15 @@ class TestOutcome:
     name: str  # "tests.test_discount::test_discount_comes_off_before_tax"
     outcome: Outcome
     message: str = ""
+    # A SWE-bench listed test's: FAIL_TO_PASS or PASS_TO_PASS, its status in the log as
+    # swebench's parser wrote it (None: not in the log), and swebench's "success" or "failure".
+    kind: str | None = None
+    status: str | None = None
+    graded: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "outcome": self.outcome}
+    def to_dict(self) -> dict[str, str | None]:
+        listed = {"kind": self.kind, "status": self.status, "graded": self.graded} if self.kind else {}
+        return {"name": self.name, "outcome": self.outcome, **listed}
 
 
 @dataclass(frozen=True)
@@ -120,21 +126,10 @@ def _names(tests: list[TestOutcome]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def junit_name(test_id: str) -> str:
-    """The name a JUnit report gives the pytest test ``test_id``
-    ("tests/test_x.py::TestA::test_b[1]" is reported as "tests.test_x.TestA::test_b[1]")."""
-    path, sep, rest = test_id.partition("::")
-    if not sep:
-        return test_id
-    head, bracket, params = rest.partition("[")  # parameters may hold "::" or "/"
-    parts = head.split("::")
-    module = (path[:-3] if path.endswith(".py") else path).replace("/", ".")
-    return f"{'.'.join([module, *parts[:-1]])}::{parts[-1]}{bracket}{params}"
-
-
 def node_id(junit: str, test_files: list[str]) -> str:
     """pytest's id of the test a JUnit report names ``junit``, given the test files (paths
-    relative to where pytest ran): the inverse of ``junit_name``."""
+    relative to where pytest ran): "tests.test_x.TestA::test_b[1]" is
+    "tests/test_x.py::TestA::test_b[1]"."""
     classname, sep, name = junit.partition("::")
     if not sep:
         return junit
@@ -145,34 +140,3 @@ def node_id(junit: str, test_files: list[str]) -> str:
         if module in modules:
             return "::".join([modules[module], *parts[cut:], name])
     return junit
-
-
-def decide_listed(
-    tests: list[TestOutcome], fail_to_pass: list[str], pass_to_pass: list[str]
-) -> tuple[Decision, list[TestOutcome]]:
-    """SWE-bench's verdict: resolved iff every FAIL_TO_PASS and PASS_TO_PASS test passed.
-    Also the listed tests' outcomes, named by their ids. A listed test missing from the
-    report is a harness fault (a wrong id, a module that did not load), never a failed fix."""
-    uncollected = [t for t in tests if t.outcome == "error" and t.message == _COLLECTION_FAILURE]
-    if uncollected:
-        return Decision("error", f"the tests could not be collected: {_names(uncollected)}"), []
-    reported = {t.name: t for t in tests}
-    listed = [(test_id, reported.get(junit_name(test_id))) for test_id in [*fail_to_pass, *pass_to_pass]]
-    missing = [test_id for test_id, found in listed if found is None]
-    if missing:
-        shown = ", ".join(missing[:_NAMES_SHOWN]) + (
-            f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else ""
-        )
-        return Decision("error", f"{len(missing)} listed test(s) not found in the test report: {shown}"), []
-    outcomes = [TestOutcome(test_id, found.outcome, found.message) for test_id, found in listed if found is not None]
-    # A skipped listed test did not pass (as in SWE-bench).
-    f2p_bad = [t for t in outcomes[: len(fail_to_pass)] if t.outcome != "passed"]
-    p2p_bad = [t for t in outcomes[len(fail_to_pass) :] if t.outcome != "passed"]
-    if not f2p_bad and not p2p_bad:
-        counts = f"{len(fail_to_pass)} FAIL_TO_PASS and {len(pass_to_pass)} PASS_TO_PASS"
-        return Decision("passed", f"the listed tests passed: {counts}"), outcomes
-    parts = (
-        [f"{len(f2p_bad)} of {len(fail_to_pass)} FAIL_TO_PASS tests did not pass: {_names(f2p_bad)}"] if f2p_bad else []
-    )
-    parts += [f"{len(p2p_bad)} of {len(pass_to_pass)} PASS_TO_PASS tests broke: {_names(p2p_bad)}"] if p2p_bad else []
-    return Decision("failed", "; ".join(parts)), outcomes

@@ -68,7 +68,7 @@ def spec_key_parts(spec: SandboxSpec) -> list[str]:
     """What every backend's key holds of a sandbox spec: the setup, the task's variables and
     network, and the working tree (its content, or what the caller says defines it)."""
     tree = spec.env_key_parts or [tree_hash(spec.repo_dir) if spec.repo_dir is not None else "no repo"]
-    held = ["venv only"] if spec.env_venv_only else []
+    held = (["venv only"] if spec.env_venv_only else []) + (["setup network"] if spec.setup_network else [])
     return [json.dumps(spec.setup), json.dumps(sorted(spec.env.items())), f"network {spec.network}", *tree, *held]
 
 

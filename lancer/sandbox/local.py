@@ -342,7 +342,10 @@ def _build_env(spec: SandboxSpec, staging: Path) -> str:
     """Run the task's setup in a fresh sandbox and move what it left into ``staging``."""
     from lancer.sandbox import run_setup
 
-    sandbox = LocalSandbox(dataclasses.replace(spec, setup=[]))
+    # With setup_network the setup alone has the network (pip reaching the index); the
+    # sandboxes made from this environment have the spec's own.
+    network = spec.network or spec.setup_network
+    sandbox = LocalSandbox(dataclasses.replace(spec, setup=[], network=network, setup_network=False))
     try:
         run_setup(sandbox, spec.setup, spec.setup_timeout_s)
         return sandbox.take_files(staging, ("venv",) if spec.env_venv_only else ("repo", "venv"))
