@@ -1,6 +1,7 @@
 """Old-format SWE-bench instances (no eval_script) made from real upstream fixes in tests/fixtures/swebench.
 
-Each fixture folder holds ``base/`` (the upstream tree at the fix's parent, trimmed), ``fix.patch`` (the code
+Each fixture folder holds ``base/`` (the upstream tree at the fix's parent, trimmed; for a later fix of the
+same repository, ``base.patch`` from the earlier fixture's base to it), ``fix.patch`` (the code
 part of the upstream diff), ``test.patch`` (its test part), ``wrong.patch`` (a plausible wrong fix made here),
 and ``instance.json`` (FAIL_TO_PASS / PASS_TO_PASS as swebench's ``parse_log_pytest`` gives them, so ids with a
 space are cut at it, e.g. ``test_usage_show_choices[text``). See each folder's README.md for its source.
@@ -36,15 +37,19 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout
 
 
-def _commit_tree(repo: Path, base: Path, message: str) -> str:
-    """Make ``repo``'s work tree exactly ``base`` and commit it; the new commit's id."""
+def _commit_base(repo: Path, folder: Path, message: str) -> str:
+    """Commit the fixture's base on ``repo``: its ``base/`` tree, or its ``base.patch`` on
+    the tree of the fixture before it (a later fix of the same repository); the commit's id."""
     if not repo.exists():
         repo.mkdir(parents=True)
         _git(repo, "init", "-q", "-b", "main")
-    for entry in repo.iterdir():
-        if entry.name != ".git":
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    shutil.copytree(base, repo, dirs_exist_ok=True)
+    if (folder / "base.patch").is_file():
+        _git(repo, "apply", "--whitespace=nowarn", str(folder / "base.patch"))
+    else:
+        for entry in repo.iterdir():
+            if entry.name != ".git":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        shutil.copytree(folder / "base", repo, dirs_exist_ok=True)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return _git(repo, "rev-parse", "HEAD").strip()
@@ -60,7 +65,7 @@ def make_real_dataset(tmp_path: Path) -> tuple[Path, Path]:
         meta = _instance(folder)
         name = str(meta["repo"])
         repo = repos / name.replace("/", "__")
-        commit = _commit_tree(repo, FIXTURES / folder / "base", f"{name} at {meta['upstream_base_commit']}")
+        commit = _commit_base(repo, FIXTURES / folder, f"{name} at {meta['upstream_base_commit']}")
         rows.append(
             {
                 "instance_id": meta["instance_id"],

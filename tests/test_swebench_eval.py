@@ -192,6 +192,28 @@ def test_per_test_statuses_equal_the_official_harness_on_the_same_instance(
         failed = set(status["FAIL_TO_PASS"]["failure"] + status["PASS_TO_PASS"]["failure"])
         assert failed == {t for t, outcome in ours.items() if outcome != "PASSED"}
 
+    # The empty patch: the harness skips an empty prediction, so swebench's grader is given
+    # the log lancer's run kept (logs/test_output.txt) and must agree with lancer's verdict.
+    from swebench.harness.constants import EvalType, ResolvedStatus
+    from swebench.harness.grading import get_eval_tests_report, get_resolution_status
+
+    turns = tmp_path / "submit.yaml"
+    turns.write_text("turns:\n  - tool_calls: [{name: submit, arguments: {}}]\n")
+    out = tmp_path / "empty-run"
+    done = run_lancer("run", INSTANCE_ID, "--dataset", str(dataset), "--sandbox", "docker", "--model",
+                      f"scripted:{turns}", "--out", str(out), timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    grade = json.loads((out / "result.json").read_text())["grade"]
+    row = {k: v for k, v in instance.items() if k != CONTEXT}
+    status_map, found = get_logs_eval(make_test_spec(row), str(out / "logs" / "test_output.txt"))
+    assert found
+    report = get_eval_tests_report(
+        status_map, {"FAIL_TO_PASS": F2P, "PASS_TO_PASS": P2P}, eval_type=EvalType.PASS_AND_FAIL
+    )
+    assert grade["status"] == "failed" and get_resolution_status(report) != ResolvedStatus.FULL.value
+    assert {t["name"]: t["status"] for t in grade["tests"]} == {t: status_map.get(t) for t in [*F2P, *P2P]}
+    assert {t["name"] for t in grade["tests"] if t["graded"] == "failure"} == set(report["FAIL_TO_PASS"]["failure"])
+
 
 def test_a_missing_image_is_one_line_naming_the_pull_and_the_local_sandbox_refuses(
     tmp_path: Path, instance: dict[str, Any]
