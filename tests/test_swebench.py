@@ -308,6 +308,9 @@ def test_docker_without_the_instances_images_builds_each_environment_once(tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     assert all(r["resolved"] and r["grade_status"] == "passed" for r in _results(out)), _results(out)
     _assert_each_environment_built_once(out, done.stdout + done.stderr)
+    # lancer check with the default config: each instance fails untouched and passes with its gold patch.
+    checked = run_lancer("check", *common[:-2], timeout=1800)
+    assert checked.returncode == 0 and checked.stdout.count(": valid") == len(INSTANCES), checked.stdout
 
     # A wrong fix, the environments' images there already: all reused, none resolved.
     out = tmp_path / "wrong"

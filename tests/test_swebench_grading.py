@@ -144,6 +144,8 @@ def test_release_fixtures_gold_empty_and_wrong_equal_swebench(tmp_path: Path) ->
     """pathspec's and toml's fixes (tests/test_swebench.py): the same parity, local sandbox."""
     repos, dataset = make_release_dataset(tmp_path)
     rows = _rows(dataset)
+    checked = run_lancer("check", "--dataset", str(dataset), "--repos", str(repos), timeout=1800)
+    assert checked.returncode == 0 and checked.stdout.count(": valid") == len(rows), checked.stdout + checked.stderr
     for name, command in (("gold", None), ("empty", "true"), ("wrong", "echo '# a wrong fix' >> setup.cfg")):
         commands = {row["instance_id"]: command for row in rows} if command else None
         model = "oracle" if commands is None else f"scripted:{_scripts(tmp_path, name + '-scripts', commands)}"

@@ -57,10 +57,9 @@ def _check_instance_image(task: Task, sandbox: SandboxConfig) -> None:
         )
     if sandbox.image:
         raise TaskError(f"task {task.id} runs in its own image {image}: drop --image (sandbox.image)")
-    try:
-        import swebench  # noqa: F401  (its parsers and rules grade it)
-    except ImportError:
-        raise TaskError(f"task {task.id} is graded by swebench: pip install 'lancer-bench[swebench]'") from None
+    from lancer.formats.swebench_package import require_swebench
+
+    require_swebench()  # its parsers and rules grade it
     from lancer.sandbox.docker import connect
     from lancer.sandbox.docker.engine import ensure_image, has_image, pull_image
 

@@ -11,7 +11,6 @@ from ``--repos``: a folder of ``owner__name`` git repositories, or a git URL or 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import json
 import shutil
@@ -29,6 +28,7 @@ from lancer.core.config import StrictModel, describe_validation_error
 from lancer.core.errors import TaskError
 from lancer.core.tasks import Task, load_task
 from lancer.formats import swebench_export
+from lancer.formats.swebench_package import refuse_other_runner, require_swebench
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 # The instance's own image (SWE-bench's naming), used by --sandbox docker when this machine
@@ -43,56 +43,6 @@ EVAL_SCRIPT = "eval.sh"
 IMAGE_CONTEXT = "image"
 # `lancer export --format swebench`: each task's repository is lancer/<task id>.
 EXPORT_OWNER = "lancer"
-INSTALL_HINT = "pip install 'lancer-bench[swebench]'"
-# The runner a repository's tests need where it is not pytest, by the log parser swebench
-# maps it to: an older row (no eval_script) of such a repository cannot be graded.
-OTHER_RUNNERS = {"parse_log_django": "Django's tests/runtests.py", "parse_log_sympy": "sympy's bin/test"}
-CURRENT_DATASETS = "--dataset swe-bench-verified (or swe-bench-multilingual)"
-
-
-def require_swebench() -> str:
-    """The installed swebench version (its parsers and rules grade every SWE-bench
-    instance); TaskError in one line naming the install when it is missing."""
-    try:
-        import swebench.harness.grading  # noqa: F401
-    except ImportError:
-        raise TaskError(f"SWE-bench instances are graded by the official swebench package: {INSTALL_HINT}") from None
-    return importlib.metadata.version("swebench")
-
-
-def instance_parser(repo: str) -> tuple[str, str]:
-    """The log parser (a PARSER_REGISTRY name) and eval_type swebench gives an older row of
-    ``repo``: the parser it maps the repository to, else pytest's."""
-    from swebench.harness.constants import FAIL_ONLY_REPOS
-    from swebench.harness.log_parsers import c, go, java, javascript, php, python, ruby, rust
-
-    maps = (python.MAP_REPO_TO_PARSER_PY, javascript.MAP_REPO_TO_PARSER_JS, c.MAP_REPO_TO_PARSER_C,
-            go.MAP_REPO_TO_PARSER_GO, java.MAP_REPO_TO_PARSER_JAVA, php.MAP_REPO_TO_PARSER_PHP,
-            ruby.MAP_REPO_TO_PARSER_RUBY, rust.MAP_REPO_TO_PARSER_RUST)  # fmt: skip
-    from swebench.harness.log_parsers import PARSER_REGISTRY
-
-    mapped = next((m[repo] for m in maps if repo in m), PARSER_REGISTRY["parse_log_pytest"])
-    # The registry's name for it (an alias such as parse_log_flask is the same function).
-    parser = next(name for name, function in PARSER_REGISTRY.items() if function is mapped)
-    return parser, "fail_only" if repo in FAIL_ONLY_REPOS else "pass_and_fail"
-
-
-def _needs_other_runner(instance: Instance, path: Path) -> None:
-    """An older row is graded by pytest on its test files: refuse one whose repository's
-    tests run otherwise (Django, sympy, every non-Python repository)."""
-    from swebench.harness.log_parsers.python import MAP_REPO_TO_PARSER_PY
-
-    parser, _ = instance_parser(instance.repo)
-    if parser in OTHER_RUNNERS:
-        runner = OTHER_RUNNERS[parser]
-    elif parser != "parse_log_pytest" and instance.repo not in MAP_REPO_TO_PARSER_PY:
-        runner = f"its own runner (swebench reads it with {parser})"
-    else:
-        return
-    raise TaskError(
-        f"{path} instance {instance.instance_id}: {instance.repo} runs its tests with {runner}, not pytest, "
-        f"and this row has no eval_script to run them: use the current dataset, {CURRENT_DATASETS}"
-    )
 
 
 class Instance(StrictModel, extra="ignore"):
@@ -179,6 +129,7 @@ def select_instances(
 
     contexts: dict[str, Path] = {}
     if is_task_repo(path):  # each instance's image comes from its folder's Dockerfile
+        require_swebench()  # its reader is swebench's own
         read = read_task_repo(path)
         rows = [{**row, "image": None} for row, _ in read]
         contexts = {str(row["instance_id"]): folder for row, folder in read}
@@ -202,7 +153,7 @@ def select_instances(
     require_swebench()
     for instance, _ in instances:
         if not instance.current:
-            _needs_other_runner(instance, path)
+            refuse_other_runner(instance.instance_id, instance.repo, path)
     if repos is None and not all(instance.current for instance, _ in instances):
         raise TaskError("SWE-bench instances need their repositories: give --repos DIR (owner__name git repositories)")
     return [_task(instance, row, repos, price_from, workspace) for instance, row in instances]

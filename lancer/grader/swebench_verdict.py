@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lancer.core.tasks import Task
-from lancer.formats.swebench import instance_parser, require_swebench
+from lancer.formats.swebench_package import instance_parser, require_swebench
 from lancer.grader.report import Outcome, TestOutcome
 
 if TYPE_CHECKING:
