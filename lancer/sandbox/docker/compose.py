@@ -75,7 +75,8 @@ class ComposeSandbox(DockerSandbox):
             stopped = self._api.containers(all=True, filters={"label": labels})
             logs = self._api.logs(stopped[0]["Id"], tail=5).decode(errors="replace").strip() if stopped else ""
             raise SandboxError(
-                f"task {self._spec.label}: the compose environment's {MAIN_SERVICE} service is not running: {logs[-300:]!r}"
+                f"task {self._spec.label}: the compose environment's {MAIN_SERVICE} service is not running: "
+                f"{logs[-300:]!r}"
             )
         return str(running[0]["Id"])
 

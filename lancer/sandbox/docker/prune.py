@@ -1,4 +1,4 @@
-"""``lancer sandbox prune``: containers (and compose projects) whose lancer process ended, and optionally built images."""
+"""``lancer sandbox prune``: containers and compose projects whose lancer process ended, and built images."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from lancer.core.errors import SandboxError
 from lancer.core.sandbox import pid_alive
 from lancer.sandbox.docker.composefile import COMPOSE_LABEL
 from lancer.sandbox.docker.engine import ENV_BUILT_LABEL, ENV_IMAGE_LABEL, MANAGED_LABEL, api_reason, connect
-
 
 # What docker compose labels every container, network and volume of a project with.
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
