@@ -68,16 +68,9 @@ def mapped_parser(repo: str) -> Callable[..., dict[str, str]] | None:
     """The parser swebench maps `repo` to (across its per-language maps), if any."""
     from swebench.harness.log_parsers import c, go, java, javascript, php, python, ruby, rust
 
-    maps = (
-        python.MAP_REPO_TO_PARSER_PY,
-        javascript.MAP_REPO_TO_PARSER_JS,
-        c.MAP_REPO_TO_PARSER_C,
-        go.MAP_REPO_TO_PARSER_GO,
-        java.MAP_REPO_TO_PARSER_JAVA,
-        php.MAP_REPO_TO_PARSER_PHP,
-        ruby.MAP_REPO_TO_PARSER_RUBY,
-        rust.MAP_REPO_TO_PARSER_RUST,
-    )
+    maps = (python.MAP_REPO_TO_PARSER_PY, javascript.MAP_REPO_TO_PARSER_JS, c.MAP_REPO_TO_PARSER_C,
+            go.MAP_REPO_TO_PARSER_GO, java.MAP_REPO_TO_PARSER_JAVA, php.MAP_REPO_TO_PARSER_PHP,
+            ruby.MAP_REPO_TO_PARSER_RUBY, rust.MAP_REPO_TO_PARSER_RUST)
     return next((m[repo] for m in maps if repo in m), None)
 
 
@@ -98,15 +91,9 @@ def swebench_verdict(
     from swebench.types import TestSpec
 
     spec = TestSpec(
-        instance_id=instance_id,
-        image="",
-        eval_script_list=[],
-        repo=repo,
-        version=version,
-        FAIL_TO_PASS=list(fail_to_pass),
-        PASS_TO_PASS=list(pass_to_pass),
-        log_parser=log_parser,
-        eval_type=eval_type,
+        instance_id=instance_id, image="", eval_script_list=[], repo=repo, version=version,
+        FAIL_TO_PASS=list(fail_to_pass), PASS_TO_PASS=list(pass_to_pass),
+        log_parser=log_parser, eval_type=eval_type,
     )
     status_map = parser_for(repo, log_parser)(log, spec)
     kind = EvalType(eval_type) if eval_type else EvalType.PASS_AND_FAIL
@@ -120,14 +107,10 @@ def swebench_verdict(
         for name in gold[key]:
             matched = grading._resolve_case(name, status_map)  # the prefix match of cut ids
             ok = name in good
-            tests.append(
-                {
-                    "name": name,
-                    "kind": key,
-                    "outcome": "passed" if ok else "failed",
-                    "status": status_map.get(matched) if matched else None,
-                }
-            )
+            tests.append({
+                "name": name, "kind": key, "outcome": "passed" if ok else "failed",
+                "status": status_map.get(matched) if matched else None,
+            })
             if not ok:
                 failed.append(name)
     return SwebenchVerdict(resolved, tests, failed, status_map, version_used)
