@@ -52,7 +52,8 @@ class ComposeSandbox(DockerSandbox):
     def _create(self, image: str) -> None:
         spec = self._spec
         assert spec.compose_file is not None
-        prune_projects(self._api)  # what a killed lancer left (kill -9: no close ran)
+        with contextlib.suppress(docker.errors.APIError, SandboxError):  # others' leftovers: not this run's fault
+            prune_projects(self._api)  # what a killed lancer left (kill -9: no close ran)
         self._from_env_image = False
         self._project = project = project_name(spec.label)  # set first: close() removes whatever up made
         self._project_file = write_project(self._client, spec, image, project, self._tmp)
