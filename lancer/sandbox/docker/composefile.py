@@ -121,9 +121,11 @@ def write_project(client: docker.DockerClient, spec: SandboxSpec, image: str, pr
     who = f"task {spec.label}: " if spec.label else ""
     if merged.exit_code != 0:
         raise SandboxError(f"{who}{compose_file} is not a compose file docker compose reads: {last_line(merged)}")
-    try:
-        model = json.loads(merged.output[merged.output.index("{") :])
-    except ValueError:
+    lines = merged.output.splitlines()
+    try:  # stdout and stderr are merged: warnings may come before the project
+        start = next(i for i, line in enumerate(lines) if line.startswith("{"))
+        model = json.loads("\n".join(lines[start:]))
+    except (StopIteration, ValueError):
         raise SandboxError(f"{who}`docker compose config` printed no project for {compose_file}") from None
     _add_lancer(client, model, spec, project)
     path = tmp / "project.json"
