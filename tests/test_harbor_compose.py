@@ -211,3 +211,37 @@ def test_a_compose_task_is_refused_in_one_line_without_the_compose_plugin_or_in_
         "lancer: error: task multi-container's environment is a docker-compose file (environment/docker-compose.yaml), "
         "which the local sandbox cannot run: run it with --sandbox docker"
     ]
+
+
+@pytest.mark.timeout(600)
+def test_a_sidecar_that_fails_its_healthcheck_or_lacks_its_base_image_is_one_line_and_nothing_is_left(
+    tmp_path: Path,
+) -> None:
+    unhealthy = tmp_path / "compose-sick"
+    shutil.copytree(TASK, unhealthy)
+    compose_file = unhealthy / "environment" / "docker-compose.yaml"
+    compose = yaml.safe_load(compose_file.read_text())
+    compose["services"]["api-server"]["healthcheck"] = {"test": ["CMD", "false"], "interval": "1s", "retries": 1}
+    compose_file.write_text(yaml.safe_dump(compose))
+    out = tmp_path / "sick"
+    proc = run_lancer("run", str(unhealthy), "--model", "oracle", "--sandbox", "docker", "--out", str(out), timeout=500)
+    assert proc.returncode == 1 and "exit: error" in proc.stderr, proc.stdout + proc.stderr
+    why = result_of(out)["detail"]
+    assert isinstance(why, str) and "\n" not in why
+    assert why.startswith(f"SandboxError: task compose-sick: the compose environment {compose_file} did not start"), why
+    assert why.endswith("-api-server-1 is unhealthy"), why
+    assert leftovers("lancer.task=compose-sick") == NOTHING
+
+    orphan = tmp_path / "compose-orphan"
+    shutil.copytree(TASK, orphan)
+    sidecar = orphan / "environment" / "api-server" / "Dockerfile"
+    sidecar.write_text(sidecar.read_text().replace("FROM lancer-base:bookworm", "FROM python:3.12-slim"))
+    out = tmp_path / "orphan"
+    proc = run_lancer("run", str(orphan), "--model", "oracle", "--sandbox", "docker", "--out", str(out), timeout=500)
+    assert proc.returncode == 1 and "exit: error" in proc.stderr, proc.stdout + proc.stderr
+    assert result_of(out)["detail"] == (
+        "SandboxError: task compose-orphan: the base image python:3.12-slim of service api-server "
+        f"({sidecar}) is not on this machine: build or load it first (`docker build -t python:3.12-slim DIR`, "
+        "`docker load -i FILE`), or build FROM lancer-base:bookworm"
+    )
+    assert leftovers("lancer.task=compose-orphan") == NOTHING
