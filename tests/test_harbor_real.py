@@ -47,7 +47,7 @@ def test_the_real_tasks_are_valid_under_the_default_config_and_the_oracle_resolv
     oracle eval, with the default configuration: their verifiers reach PyPI (public, Harbor's default)."""
     proc = run_lancer("check", str(COOKBOOK), str(TB2), "--sandbox", "docker", timeout=1200)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count(": valid\n") == 5 and "all tasks valid" in proc.stdout, proc.stdout
+    assert proc.stdout.count(": valid\n") == 6 and "all tasks valid" in proc.stdout, proc.stdout
     # CTRF: the verifier's per-test outcomes, before and after the reference solution.
     assert "    failed   test_state.py::test_hello_file_exists\n" in proc.stdout
     assert "  reference solution (solution/solve.sh): passed (reward 1 (correctness 1, performance 1))" in proc.stdout
@@ -59,7 +59,7 @@ def test_the_real_tasks_are_valid_under_the_default_config_and_the_oracle_resolv
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = {json.loads(line)["task_id"]: json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()}
-    assert sorted(rows) == sorted(["multi-reward", "simple-task", *TB2_TASKS])
+    assert sorted(rows) == sorted(["multi-container", "multi-reward", "simple-task", *TB2_TASKS])
     for task_id, row in rows.items():
         assert (row["resolved"], row["grade_status"], row["reward"]) == (True, "passed", 1.0), (task_id, row)
     summary = json.loads((out / "summary.json").read_text())

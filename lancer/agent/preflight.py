@@ -14,6 +14,8 @@ def check_runnable(task: Task, sandbox: SandboxConfig) -> None:
     if task.runs_eval_script:
         _check_instance_image(task, sandbox)
         return
+    if task.compose is not None:
+        _check_compose(task, sandbox)
     if task.swebench is not None and sandbox.kind == "docker":
         # Its own image when this machine has it, else (None) lancer's, its environment built there.
         from lancer.sandbox.docker import resolve_image
@@ -36,6 +38,21 @@ def check_runnable(task: Task, sandbox: SandboxConfig) -> None:
 
     try:
         require_image(image, _how_to_get(task, image))
+    except SandboxError as e:
+        raise TaskError(f"task {task.id}: {e}") from None
+
+
+def _check_compose(task: Task, sandbox: SandboxConfig) -> None:
+    """A compose environment runs in docker only, through the docker compose v2 plugin."""
+    if sandbox.kind != "docker":
+        raise TaskError(
+            f"task {task.id}'s environment is a docker-compose file ({task.compose}), "
+            "which the local sandbox cannot run: run it with --sandbox docker"
+        )
+    from lancer.sandbox.docker.composefile import require_compose
+
+    try:
+        require_compose()
     except SandboxError as e:
         raise TaskError(f"task {task.id}: {e}") from None
 

@@ -97,6 +97,10 @@ class SandboxSpec:
     # Docker, a tree that came with the image: keep its git history instead of a fresh
     # baseline (the grader of a SWE-bench instance whose eval_script checks out base_commit).
     keep_history: bool = False
+    # Docker: a docker-compose file (Harbor's environment/docker-compose.yaml): the sandbox is
+    # its ``main`` service, built from ``dockerfile`` (or ``image``), its sidecars beside it
+    # (lancer.sandbox.docker.compose).
+    compose_file: Path | None = None
 
 
 class Closeable(Protocol):

@@ -131,6 +131,10 @@ class Task(StrictModel):
     set: str | None = None
     image: str | None = None
     dockerfile: str | None = None
+    # A docker-compose file (relative to the folder) whose ``main`` service, built from the
+    # image or dockerfile, is the sandbox, with the file's other services beside it
+    # (Harbor's environment/docker-compose.yaml; docker only: docs/harbor.md).
+    compose: str | None = None
     setup: list[str] = Field(default_factory=list)
     app: AppSpec | None = None
     # Run from the working tree root; None: pytest on the hidden test files alone.
@@ -187,6 +191,8 @@ class Task(StrictModel):
                 raise ValueError(f"correct_proposal {self.correct_proposal} is not one of the proposal ids")
         if self.image and self.dockerfile:
             raise ValueError("give image or dockerfile, not both")
+        if self.compose and not (self.image or self.dockerfile):
+            raise ValueError("compose needs the task's image or dockerfile (its main service's)")
         if self.container and self.container.image_command and not (self.image or self.dockerfile):
             raise ValueError("container.image_command needs the task's image or dockerfile")
         return self
@@ -268,6 +274,7 @@ class Task(StrictModel):
             remove_paths=list(container.hide) if for_agent else [],
             build_timeout_s=self.limits.build_timeout_s,
             dockerfile_env=self.runs_eval_script,
+            compose_file=self.folder / self.compose if self.compose and self.folder else None,
         )
 
     def phase_network(self, for_agent: bool, config: SandboxConfig) -> bool:

@@ -36,6 +36,8 @@ VERIFIER_DIR = "/logs/verifier"
 TEST_SCRIPT = "test.sh"
 SOLVE_SCRIPT = "solve.sh"
 DOCKERFILE = "environment/Dockerfile"
+# Its sidecars: the agent and the verifier run in its ``main`` service (lancer.sandbox.docker.compose).
+COMPOSE_FILE = "environment/docker-compose.yaml"
 # The agent's workdir when the Dockerfile sets none (Terminal-Bench's convention).
 DEFAULT_WORKDIR = "/app"
 # An exported manager task: the agent writes the number of the proposal it picks here.
@@ -59,9 +61,10 @@ def load_harbor_task(folder: Path) -> Task:
     # A prebuilt docker_image is its Dockerfile's build: with the Dockerfile beside it,
     # lancer builds that (no registry to pull from); without one, the image must be here.
     image = None if dockerfile.is_file() else env.docker_image
+    compose = (folder / COMPOSE_FILE).is_file()
     if image is None and not dockerfile.is_file():
-        compose = " (a docker-compose file is not supported)" if any(folder.glob("environment/*compose*")) else ""
-        raise TaskError(f"task {name}: no {DOCKERFILE} and no environment.docker_image in task.toml{compose}")
+        main = " (the image of its docker-compose file's main service)" if compose else ""
+        raise TaskError(f"task {name}: no {DOCKERFILE} and no environment.docker_image in task.toml{main}")
     dockerfile_text = dockerfile.read_text(errors="replace") if dockerfile.is_file() else ""
     exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in spec.verifier.env.items())
     metadata = _metadata(spec, name)
@@ -74,6 +77,7 @@ def load_harbor_task(folder: Path) -> Task:
         "description": instruction,
         "image": image,
         "dockerfile": None if image else DOCKERFILE,
+        "compose": COMPOSE_FILE if compose else None,
         "network": public["agent"],
         "grader_network": public["verifier"],
         "env": host_env(env.env, name),

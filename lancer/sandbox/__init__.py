@@ -12,6 +12,16 @@ def create_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
         from lancer.sandbox.local import LocalSandbox
 
         return LocalSandbox(spec)  # the setup's result comes from its environment cache
+    if kind == "docker" and spec.compose_file is not None:
+        from lancer.sandbox.docker.compose import ComposeSandbox  # type: ignore[import-not-found,unused-ignore]
+
+        compose = ComposeSandbox(spec)
+        try:
+            run_setup(compose, spec.setup, spec.setup_timeout_s)  # in the main service, every time
+        except BaseException:
+            close_even_if_interrupted(compose)
+            raise
+        return compose  # type: ignore[no-any-return,unused-ignore]
     if kind == "docker":
         from lancer.sandbox.docker import (  # type: ignore[import-not-found,unused-ignore]
             DockerSandbox,

@@ -114,7 +114,7 @@ def build_image(
         raise SandboxError(f"the task's dockerfile {dockerfile} does not exist")
     context = dockerfile.parent
     kind = ENV_BUILT_LABEL if env else "built"
-    tag = f"lancer-{'env' if env else 'task'}-{slug(label or context.name)}:{_context_hash(context)}"
+    tag = f"lancer-{'env' if env else 'task'}-{slug(label or context.name)}:{context_hash(context)}"
     if has_image(client, tag):
         return tag
     who = f"task {label}: " if label else ""
@@ -182,7 +182,7 @@ def has_image(client: docker.DockerClient, name: str) -> bool:
     return True
 
 
-def _context_hash(context: Path) -> str:
+def context_hash(context: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in context.rglob("*") if p.is_file() and not p.is_symlink()):
         digest.update(path.relative_to(context).as_posix().encode() + b"\0")
