@@ -240,9 +240,7 @@ class Task(StrictModel):
         dockerfile = (self.folder / self.dockerfile) if self.dockerfile and self.folder else None
         # A SWE-bench instance in docker but not in its own image: lancer's user.
         built_env = self.swebench is not None and config.kind == "docker" and not in_image
-        # A SWE-bench instance's environment is built (setup only) with the network, in
-        # either sandbox, so pip resolves the repository's own build requirements and
-        # dependencies; the agent's and the grader's commands stay offline.
+        # Its setup alone (either sandbox) has the network: pip resolves the repo's build requirements.
         swebench_setup = self.swebench is not None and not in_image
         # Tasks sharing an env_key share one cached environment (the venv, or in docker an
         # image, without the tree: each keeps its own working tree); docker's other cached
