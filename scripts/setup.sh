@@ -4,7 +4,8 @@
 #   - Python deps in .venv (lancer installed editable, with the dev tools, Ray, the study and swebench extras)
 #   - Debian packages: git, bubblewrap (the local sandbox), Chromium (for the browser tools),
 #     Node.js (the tests grade a `node --test` task), Docker engine, debootstrap
-#   - a running Docker engine and the base image lancer's docker sandbox uses by default
+#   - a running Docker engine, the docker compose v2 plugin (Harbor's compose environments)
+#     and the base image lancer's docker sandbox uses by default
 # Set LANCER_SETUP_SKIP_DOCKER=1 to skip the Docker engine and image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
