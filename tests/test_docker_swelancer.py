@@ -6,6 +6,8 @@ tests in /app/tests, and an entrypoint that sets up (with network) and then writ
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from lancer.core.errors import LancerError, SandboxError
 from lancer.core.tasks import load_task
 from lancer.sandbox import create_sandbox
 from lancer.sandbox.docker import MANAGED_LABEL, base_image, connect
-from tests.conftest import run_lancer
+from tests.conftest import ROOT, lancer_argv, run_lancer
 
 pytestmark = pytest.mark.docker
 
@@ -160,3 +162,33 @@ def test_their_setup_failing_is_one_clear_line_and_leaves_nothing(fake_image: st
     assert "their setup broke" in str(info.value) and "\n" not in str(info.value)
     client = docker.from_env()
     assert client.api.containers(all=True, filters={"label": f"lancer.task={task.id}"}) == []
+
+
+def test_kill_9_of_lancer_mid_run_leaves_no_container_of_their_image(fake_image: str, tmp_path: Path) -> None:
+    # Their image runs its own command, so no init loop of lancer's ends the container with
+    # lancer: the watcher lancer starts for it (lancer.sandbox.docker.lifeline) removes it.
+    folder = task_folder(tmp_path, fake_image)
+    task = load_task(folder)
+    turns = {"turns": [{"tool_calls": [{"name": "bash", "arguments": {"command": "touch /tmp/in-bash; sleep 300"}}]}]}
+    (tmp_path / "turns.yaml").write_text(yaml.safe_dump(turns))
+    argv = lancer_argv("run", str(folder), "--model", f"scripted:{tmp_path / 'turns.yaml'}", "--sandbox", "docker")
+    proc = subprocess.Popen([*argv, "--out", str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    client = docker.from_env()
+    where = {"label": f"lancer.task={task.id}"}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = client.api.containers(filters=where)
+        in_bash = ["docker", "exec", running[0]["Id"], "test", "-e", "/tmp/in-bash"] if running else ["false"]
+        if subprocess.run(in_bash).returncode == 0:
+            break
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        raise AssertionError("the agent's command never started")
+    proc.kill()  # SIGKILL: no close runs
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while (left := client.api.containers(all=True, filters=where)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == []

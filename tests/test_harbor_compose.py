@@ -1,7 +1,8 @@
 """Harbor's compose environments (the cookbook's recipes/multi-container: a main service and
 an API sidecar) run through the real `docker compose` plugin, and leave nothing behind:
-after a run, after Ctrl-C, after `kill -9` of lancer (then `lancer sandbox prune` or the
-next compose sandbox's start removes the project). Never skipped."""
+after a run, after Ctrl-C, after `kill -9` of lancer (its watcher removes the project; with
+the watcher killed too, `lancer sandbox prune` or the next compose sandbox's start does).
+Never skipped."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def leftovers(label: str) -> dict[str, list[str]]:
     return {kind: docker_names(kind, label) for kind in KINDS}
 
 
-NOTHING = {"containers": [], "networks": [], "volumes": []}
+NOTHING: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
 
 
 def slow_copy(tmp: Path, name: str) -> Path:
@@ -155,21 +156,58 @@ def test_ctrl_c_mid_run_leaves_no_container_network_or_volume(tmp_path: Path) ->
     assert leftovers(f"lancer.compose={project}") == NOTHING
 
 
-@pytest.mark.timeout(1200)
-def test_kill_9_mid_run_leaves_a_project_that_prune_or_the_next_start_removes(tmp_path: Path) -> None:
+def watcher_of(project: str) -> int:
+    """The pid of the project's lifeline watcher (lancer.sandbox.docker.lifeline)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"lancer.sandbox.docker.lifeline" in argv and project.encode() in argv:
+                return int(entry.name)
+    raise AssertionError(f"no watcher for {project}")
+
+
+def gone_within(project: str, seconds: float) -> dict[str, list[str]]:
+    """What is left of the project once it is gone, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (left := leftovers(f"com.docker.compose.project={project}")) != NOTHING and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+@pytest.mark.timeout(900)
+def test_kill_9_mid_run_leaves_no_container_network_or_volume(tmp_path: Path) -> None:
     task = slow_copy(tmp_path, "compose-kill")
-    proc, project = start_mid_run(task, tmp_path / "run1")
-    proc.kill()  # SIGKILL: no close runs
+    proc, project = start_mid_run(task, tmp_path / "run")
+    assert_running(project)
+    proc.kill()  # SIGKILL: no close runs; the watcher sees lancer's end of its pipe close
     proc.communicate(timeout=60)
+    assert gone_within(project, 60) == NOTHING
+    assert leftovers("lancer.task=compose-kill") == NOTHING
+    assert "trajectory.jsonl" in os.listdir(tmp_path / "run")
+
+
+@pytest.mark.timeout(1200)
+def test_a_project_whose_watcher_was_killed_too_is_removed_by_prune_or_the_next_start(tmp_path: Path) -> None:
+    task = slow_copy(tmp_path, "compose-orphan")
+    proc, project = start_mid_run(task, tmp_path / "run1")
+    os.kill(watcher_of(project), signal.SIGKILL)
+    proc.kill()
+    proc.communicate(timeout=60)
+    time.sleep(2)
     assert_running(project)
     pruned = run_lancer("sandbox", "prune")
     assert pruned.returncode == 0, pruned.stderr
     assert leftovers(f"com.docker.compose.project={project}") == NOTHING
 
-    # Killed again; this time the next compose sandbox's start removes what it left.
+    # Both killed again; this time the next compose sandbox's start removes what they left.
     proc, project = start_mid_run(task, tmp_path / "run2")
+    os.kill(watcher_of(project), signal.SIGKILL)
     proc.kill()
     proc.communicate(timeout=60)
+    time.sleep(2)
     assert_running(project)
     (task / "solution" / "solve.sh").write_text((TASK / "solution" / "solve.sh").read_text())
     out = tmp_path / "run3"
@@ -177,7 +215,7 @@ def test_kill_9_mid_run_leaves_a_project_that_prune_or_the_next_start_removes(tm
     assert done.returncode == 0, done.stdout + done.stderr
     assert result_of(out)["resolved"] is True
     assert leftovers(f"com.docker.compose.project={project}") == NOTHING
-    assert leftovers("lancer.task=compose-kill") == NOTHING
+    assert leftovers("lancer.task=compose-orphan") == NOTHING
 
 
 def test_a_compose_task_is_refused_in_one_line_without_the_compose_plugin_or_in_the_local_sandbox(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -24,6 +24,7 @@ import docker.errors
 from lancer.core.errors import SandboxError
 from lancer.core.sandbox import ExecResult, SandboxSpec
 from lancer.sandbox.docker.engine import ENV_IMAGE_LABEL, MANAGED_LABEL, api_reason, slug
+from lancer.sandbox.docker.lifeline import start as start_watcher
 from lancer.sandbox.docker.streams import ExecStream, read_boot_line
 from lancer.sandbox.git import EXCLUDED, make_baseline
 
@@ -81,6 +82,7 @@ class ContainerSetup:
     _api: Any
     _id: str | None
     _lifeline: Any
+    _watcher: IO[bytes] | None
     _user: str
     _env: dict[str, str]
     _booted: str | None
@@ -142,6 +144,8 @@ class ContainerSetup:
                 name=_container_name(spec.label),
             )
             self._id = str(created["Id"])
+            if not own_init:  # no init loop to end it: a watcher removes it if lancer dies
+                self._watcher = start_watcher("container", self._id)
             if own_init:
                 params = {"stdin": 1, "stream": 1, **({"stdout": 1, "stderr": 1} if boot else {})}
                 self._lifeline = self._api.attach_socket(self._id, params=params)

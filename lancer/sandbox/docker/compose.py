@@ -9,8 +9,9 @@ their service names.
 
 Nothing is left behind: :meth:`close` runs ``docker compose down`` (containers, networks,
 volumes), then removes whatever still carries the project's label. After a ``kill -9`` of
-lancer, the next compose sandbox to start, or ``lancer sandbox prune``, removes every
-project whose lancer process has ended (their labels name it: lancer.sandbox.docker.prune).
+lancer, the project's watcher removes it (lancer.sandbox.docker.lifeline); should that fail
+too, the next compose sandbox to start, or ``lancer sandbox prune``, removes every project
+whose lancer process has ended (their labels name it: lancer.sandbox.docker.prune).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lancer.sandbox.docker.composefile import (
 )
 from lancer.sandbox.docker.container import DockerSandbox
 from lancer.sandbox.docker.engine import api_reason
+from lancer.sandbox.docker.lifeline import release, start
 from lancer.sandbox.docker.prune import COMPOSE_PROJECT_LABEL, prune_projects, remove_project
 
 _UP_SLACK_S = 600  # past the build timeout: pulling, starting, waiting for healthy sidecars
@@ -56,6 +58,7 @@ class ComposeSandbox(DockerSandbox):
             prune_projects(self._api)  # what a killed lancer left (kill -9: no close ran)
         self._from_env_image = False
         self._project = project = project_name(spec.label)  # set first: close() removes whatever up made
+        self._watcher = start("project", project)  # before up: a lancer killed while up runs leaves nothing either
         self._project_file = write_project(self._client, spec, image, project, self._tmp)
         timeout = (spec.build_timeout_s or 1800) + _UP_SLACK_S
         started = run_compose(
@@ -94,6 +97,9 @@ class ComposeSandbox(DockerSandbox):
             if project is not None:
                 self._down(project)
                 self._project = None  # only once gone: an interrupted close runs again (close_even_if_interrupted)
+            if self._watcher is not None:
+                release(self._watcher)
+                self._watcher = None
         finally:
             self._id = None  # removed with its project
             super().close()

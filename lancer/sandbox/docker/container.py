@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import docker.errors
 
@@ -21,6 +21,7 @@ from lancer.core.errors import SandboxError
 from lancer.core.sandbox import ExecResult, SandboxSpec, owned_temp_dir
 from lancer.sandbox.docker.boot import ContainerSetup
 from lancer.sandbox.docker.engine import api_reason, connect, ensure_image
+from lancer.sandbox.docker.lifeline import release
 from lancer.sandbox.docker.prune import remove_container
 from lancer.sandbox.docker.streams import DockerShell, ExecStream, raw_socket
 from lancer.sandbox.shell import KILL_SESSION_SCRIPT
@@ -51,6 +52,7 @@ class DockerSandbox(ContainerSetup):
         self._api = self._client.api
         self._id: str | None = None
         self._lifeline: Any = None  # the attach connection whose end ends the container
+        self._watcher: IO[bytes] | None = None  # else the process that removes it (lancer.sandbox.docker.lifeline)
         self._shells: list[DockerShell] = []
         self._user = "0:0"
         self._env: dict[str, str] = {}
@@ -154,6 +156,9 @@ class DockerSandbox(ContainerSetup):
         if self._id is not None:
             remove_container(self._api, self._id)
             self._id = None
+            if self._watcher is not None:
+                release(self._watcher)
+                self._watcher = None
         if self._lifeline is not None:
             with contextlib.suppress(OSError):
                 raw_socket(self._lifeline).close()
