@@ -164,7 +164,7 @@ def watcher_of(project: str) -> int:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"lancer.sandbox.docker.lifeline" in argv and project.encode() in argv:
+            if any(arg.endswith(b"/lifeline.py") for arg in argv) and project.encode() in argv:
                 return int(entry.name)
     raise AssertionError(f"no watcher for {project}")
 
