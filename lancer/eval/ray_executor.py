@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import time
 from collections import Counter
@@ -41,6 +42,8 @@ _CONNECT_TIMEOUT_S = 5.0
 _BOARD_TIMEOUT_S = 10.0
 HEAD_RESOURCE = "node:__internal_head__"  # the resource Ray gives its head node alone
 # The failures that mean the attempt's node (or its Ray worker) is gone, not that lancer failed.
+# How Ray's NodeDiedError names the node (its message is its only field).
+_NODE_IP = re.compile(r"Node IP: ([0-9A-Fa-f.:]+[0-9A-Fa-f])")
 _LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
 
 
@@ -109,14 +112,7 @@ class RayExecutor:
 
     def _lost(self, job: AttemptJob, error: ray.exceptions.RayError) -> dict[str, Any] | None:
         key = (job.task_id, job.attempt)
-        # A question already pending may have been asked before this attempt said where it
-        # started: its answer lacks the attempt, so ask again until the board knows it.
-        deadline = time.monotonic() + _BOARD_TIMEOUT_S
-        while key not in self._nodes and (left := deadline - time.monotonic()) > 0:
-            self._ask_where(wait_s=left)
-            if key not in self._nodes and self._asking is None:
-                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))  # answered without it
-        node = self._nodes.pop(key, "its node")
+        node = self._lost_on(key, error)
         reason = f"{type(error).__name__}: {next(iter(str(error).strip().splitlines()), '')}"
         if isinstance(error, _LOST) and self._reruns[key] < MAX_RERUNS and not self._interrupted:
             self._reruns[key] += 1
@@ -127,6 +123,22 @@ class RayExecutor:
         # After Ctrl-C a lost attempt is an interrupted one: a resumed eval runs it again.
         status = "interrupted" if self._interrupted else "error"
         return error_row(job, f"the attempt's Ray task failed on {node}: {reason}", exit_status=status)
+
+    def _lost_on(self, key: AttemptKey, error: ray.exceptions.RayError) -> str:
+        """The node an attempt was lost with: the one Ray's error names, else where the board
+        heard it started."""
+        said = _NODE_IP.search(str(error))
+        if said:  # a node's death names its IP: no need to wait on a board busy with that death
+            self._nodes.pop(key, None)
+            return said.group(1)
+        # A question already pending may have been asked before this attempt said where it
+        # started: its answer lacks the attempt, so ask again until the board knows it.
+        deadline = time.monotonic() + _BOARD_TIMEOUT_S
+        while key not in self._nodes and (left := deadline - time.monotonic()) > 0:
+            self._ask_where(wait_s=left)
+            if key not in self._nodes and self._asking is None:
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))  # answered without it
+        return self._nodes.pop(key, "its node")
 
     def placement(self) -> dict[AttemptKey, str]:
         self._ask_where()

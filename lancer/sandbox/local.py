@@ -36,6 +36,7 @@ from lancer.core.sandbox import (
     SandboxSpec,
     owned_temp_dir,
     remove_abandoned,
+    remove_owned_dir,
 )
 from lancer.core.tarballs import pack, unpack
 from lancer.sandbox.bwrap import Binds, BwrapBox, bwrap_path
@@ -119,7 +120,7 @@ class LocalSandbox:
                 )
         except BaseException:  # also Ctrl-C or an eval worker's SIGTERM mid-copy: no temp tree left
             self._stop_processes()
-            shutil.rmtree(self._root, ignore_errors=True)  # now: the process may be ending
+            remove_owned_dir(self._root)  # now: the process may be ending; its owner file last
             raise
 
     # --- processes ----------------------------------------------------------------------
@@ -293,8 +294,9 @@ class LocalSandbox:
         self._stop_processes()
         # Nothing runs in it any more, and no one waits on thousands of files going: a thread
         # removes them. Not a daemon, so the process waits for it before it exits; a folder a
-        # killed process left is owned (owned_temp_dir), and the next run prunes it.
-        threading.Thread(target=shutil.rmtree, args=(self._root, True), name="sandbox-remove").start()
+        # killed process left, even half removed, is owned (its owner file goes last), and the
+        # next run prunes it.
+        threading.Thread(target=remove_owned_dir, args=(self._root,), name="sandbox-remove").start()
 
     def _stop_processes(self) -> None:
         self._stop_watch.set()

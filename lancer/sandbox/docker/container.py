@@ -18,7 +18,7 @@ from typing import IO, Any
 import docker.errors
 
 from lancer.core.errors import SandboxError
-from lancer.core.sandbox import ExecResult, SandboxSpec, owned_temp_dir
+from lancer.core.sandbox import ExecResult, SandboxSpec, owned_temp_dir, remove_owned_dir
 from lancer.sandbox.docker.boot import ContainerSetup
 from lancer.sandbox.docker.engine import api_reason, connect, ensure_image
 from lancer.sandbox.docker.lifeline import release
@@ -152,7 +152,7 @@ class DockerSandbox(ContainerSetup):
         for shell in self._shells:
             shell.close(kill=False)  # removing the container ends every process at once
         self._shells.clear()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        remove_owned_dir(self._tmp)  # its owner file last: a kill meanwhile leaves it to prune (soak)
         if self._id is not None:
             remove_container(self._api, self._id)
             self._id = None
