@@ -41,9 +41,9 @@ MAX_RERUNS = 3
 _CONNECT_TIMEOUT_S = 5.0
 _BOARD_TIMEOUT_S = 10.0
 HEAD_RESOURCE = "node:__internal_head__"  # the resource Ray gives its head node alone
-# The failures that mean the attempt's node (or its Ray worker) is gone, not that lancer failed.
 # How Ray's NodeDiedError names the node (its message is its only field).
 _NODE_IP = re.compile(r"Node IP: ([0-9A-Fa-f.:]+[0-9A-Fa-f])")
+# The failures that mean the attempt's node (or its Ray worker) is gone, not that lancer failed.
 _LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
 
 
